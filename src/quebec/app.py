@@ -1,0 +1,207 @@
+"""Quebec: settings, Database, registry and hooks, wired together. It delegates; it does not decide."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from quebec import ops
+from quebec.arguments import encode_envelope, new_active_job_id
+from quebec.config import Settings, load_settings
+from quebec.engine.supervisor import ThreadSupervisor
+from quebec.errors import ConfigError, EnqueueError
+from quebec.hooks import Hooks
+from quebec.identifiers import queue_name as valid_queue
+from quebec.job import ActiveJob, BaseClass
+from quebec.registry import Registry
+from quebec.store import Database, jobs
+from quebec.types import NewJob
+
+log = logging.getLogger("quebec")
+J = TypeVar("J", bound=type[BaseClass])
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Quebec:
+    """One per process. `Quebec(url, **options)`; options as in spec/configuration.md."""
+
+    def __init__(self, database_url: str | None = None, /, **options: Any) -> None:
+        if "database_url" in options and database_url is not None:
+            raise ConfigError("pass the database URL once: either positionally or as database_url=")
+        if database_url is not None:
+            options["database_url"] = database_url
+        self.settings: Settings = load_settings(options)
+        url = self.settings.database_url
+        if not url:
+            raise ConfigError("no database URL; pass Quebec('sqlite:///app.db?mode=rwc') or set DATABASE_URL")
+        self.db = Database(url, prefix=self.settings.table_name_prefix,
+                           use_skip_locked=self.settings.use_skip_locked,
+                           pool_size=self.settings.db_max_connections,
+                           connect_timeout=self.settings.db_connect_timeout)
+        jobs.NOTIFY_CHANNEL[0] = self.settings.name
+        self.db.connect()
+        self.registry = Registry()
+        self.hooks = Hooks()
+        self._supervisor: ThreadSupervisor | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Quebec<{self.db.display_url}>"
+
+    # -- registration ---------------------------------------------------------------------
+    def register_job(self, cls: J) -> J:
+        """Decorator: register a job class and bind `Cls.perform_later(...)` to this instance."""
+        self.registry.add(cls)
+        cls._quebec = self
+        return cls
+
+    def register_job_class(self, cls: J) -> J:
+        return self.register_job(cls)
+
+    def discover_jobs(self, *packages: str, recursive: bool = True, on_error: str = "raise") -> list[type[BaseClass]]:
+        found = self.registry.discover(*packages, recursive=recursive, on_error=on_error)
+        for cls in found:
+            cls._quebec = self
+        return found
+
+    # -- enqueue --------------------------------------------------------------------------
+    def enqueue_jobs(self, batch: Sequence[ActiveJob]) -> list[ActiveJob]:
+        """Insert jobs in one transaction; returns them with ids, in input order."""
+        if not batch:
+            return []
+        now = self.db.clock.now()
+        forced = self.settings.force_override_queue
+        resolved: list[ActiveJob] = []
+        rows: list[NewJob] = []
+        for job in batch:
+            if not isinstance(job, ActiveJob):
+                raise EnqueueError(f"perform_all_later takes jobs made with Job.build(...), got {job!r}")
+            job = job.resolve(now=now, forced_queue=forced)
+            assert job.queue_name is not None and job.priority is not None and job.scheduled_at is not None
+            valid_queue(job.queue_name)
+            active_job_id = new_active_job_id()
+            arguments = encode_envelope(
+                class_name=job.class_name, active_job_id=active_job_id, queue_name=job.queue_name,
+                priority=job.priority, args=job.args, kwargs=job.kwargs, enqueued_at=now)
+            rows.append(NewJob(queue_name=job.queue_name, class_name=job.class_name, arguments=arguments,
+                               priority=job.priority, active_job_id=active_job_id, scheduled_at=job.scheduled_at))
+            job.active_job_id = active_job_id
+            resolved.append(job)
+        enqueued = self.db.transact(jobs.enqueue_many, rows)
+        for job, row in zip(resolved, enqueued, strict=True):
+            job.id = row.id
+            job.state = row.state.value
+        if self._supervisor is not None:
+            self._supervisor.wake_workers({j.queue_name for j in resolved if j.queue_name})
+        return resolved
+
+    def perform_all_later(self, batch: Iterable[ActiveJob]) -> list[ActiveJob]:
+        """Bulk enqueue: `qc.perform_all_later([Job.build(1), Job.build(2), ...])`."""
+        return self.enqueue_jobs(list(batch))
+
+    # -- schema ---------------------------------------------------------------------------
+    def create_tables(self) -> bool:
+        return self.db.create_tables()
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, create_tables: bool = False, control_plane: str | None = None,
+            spawn: Iterable[str] | None = None, threads: int | None = None) -> int:
+        """Run worker, dispatcher and maintenance in this process until TERM/INT (blocking)."""
+        if control_plane:
+            log.warning("control_plane=%r: the dashboard is not built yet; running without it", control_plane)
+        if create_tables:
+            self.create_tables()
+        self._supervisor = ThreadSupervisor(self.db, self.settings, self.registry, self.hooks,
+                                            spawn=spawn, threads=threads)
+        try:
+            return self._supervisor.run()
+        finally:
+            self._supervisor = None
+
+    def start(self, create_tables: bool = False, spawn: Iterable[str] | None = None,
+              threads: int | None = None) -> None:
+        """Run in a background thread (no signal handlers); stop with `qc.stop()`."""
+        if create_tables:
+            self.create_tables()
+        ready = threading.Event()
+        self._supervisor = ThreadSupervisor(self.db, self.settings, self.registry, self.hooks,
+                                            spawn=spawn, threads=threads)
+        supervisor = self._supervisor
+
+        def main() -> None:
+            supervisor.start()
+            ready.set()
+            supervisor._wait()
+
+        self._thread = threading.Thread(target=main, name="quebec-supervisor", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Graceful shutdown of a runtime started with start() (or run() in another thread)."""
+        if self._supervisor is not None:
+            self._supervisor.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._supervisor = None
+
+    graceful_shutdown = stop
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        self.db.dispose()
+
+    # -- hooks ----------------------------------------------------------------------------
+    def on_start(self, fn: F) -> F:
+        return self.hooks.add("start", fn)
+
+    def on_stop(self, fn: F) -> F:
+        return self.hooks.add("stop", fn)
+
+    def on_worker_start(self, fn: F) -> F:
+        return self.hooks.add("worker_start", fn)
+
+    def on_worker_stop(self, fn: F) -> F:
+        return self.hooks.add("worker_stop", fn)
+
+    def on_shutdown(self, fn: F) -> F:
+        return self.hooks.add("shutdown", fn)
+
+    def invoke_start_handlers(self) -> None:
+        self.hooks.run("start")
+
+    def invoke_stop_handlers(self) -> None:
+        self.hooks.run("stop")
+
+    # -- operations (delegated to ops, shared with the CLI) ---------------------------------
+    def get_job(self, job_id: int) -> Any:
+        return ops.get_job(self.db, job_id)
+
+    def retry_failed(self, job_id: int) -> bool:
+        return ops.retry_failed(self.db, [job_id]) > 0
+
+    def discard_failed(self, job_id: int) -> bool:
+        return ops.discard_failed(self.db, [job_id]) > 0
+
+    def cancel_scheduled(self, job_id: int) -> bool:
+        return ops.cancel_scheduled(self.db, [job_id]) > 0
+
+    def pause_queue(self, name: str) -> bool:
+        return ops.pause_queue(self.db, name)
+
+    def resume_queue(self, name: str) -> bool:
+        return ops.resume_queue(self.db, name)
+
+    def paused_queues(self) -> list[str]:
+        return ops.paused_queues(self.db)
+
+    def clear_finished_jobs(self, batch_size: int = 500, finished_before: Any = None) -> int:
+        return ops.clear_finished_jobs(self.db, self.settings, batch_size=batch_size,
+                                       finished_before=finished_before)

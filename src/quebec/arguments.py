@@ -1,0 +1,358 @@
+"""The `jobs.arguments` envelope, byte-compatible with the Rust wheel 0.4.2, and its value codecs.
+
+Arguments are JSON, never pickle. Plain JSON values round-trip as themselves; datetime, date,
+time, timedelta, UUID and Decimal travel as tagged dicts `{"_quebec_type": kind, "value": ...}`
+(docs/arguments.md says why). Anything else raises SerializationError at enqueue time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from quebec.errors import SerializationError
+
+KWARGS_TAG = "_quebec_kwargs"
+TYPE_TAG = "_quebec_type"
+
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+_CONTAINERS = (dict, list, tuple)
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def new_active_job_id() -> str:
+    """12 random lowercase alphanumerics, the shape of the wheel's `active_job_id`."""
+    n = secrets.randbelow(36**12)  # one draw, then base 36: 5 µs against 23 for 12 secrets.choice()
+    digits = []
+    for _ in range(12):
+        n, digit = divmod(n, 36)
+        digits.append(_ALPHABET[digit])
+    return "".join(digits)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    executions: int
+    exception_executions: dict[str, int]
+    active_job_id: str | None
+    raw: dict[str, Any]  # the parsed top-level dict, plain JSON (tagged values not revived); read-only
+
+
+def encode_envelope(
+    *,
+    class_name: str,
+    active_job_id: str,
+    queue_name: str,
+    priority: int,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    enqueued_at: datetime,
+    executions: int = 0,
+    exception_executions: Mapping[str, int] | None = None,
+    class_queue_name: str | None = None,
+    class_priority: int | None = None,
+) -> str:
+    """The envelope as compact JSON with sorted keys, exactly the key set the wheel writes.
+
+    The wheel puts the class's own `queue_as`/`priority` in the inner dict and the effective
+    ones (after `.set(queue=..., priority=...)`) in the outer; pass `class_queue_name` and
+    `class_priority` when they differ.
+    """
+    arguments = [*args, {**kwargs, KWARGS_TAG: True}] if kwargs else list(args)
+    envelope = {
+        "arguments": {
+            "arguments": arguments,
+            "continuation": {},
+            "job_class": class_name,
+            "job_id": active_job_id,
+            "priority": priority if class_priority is None else class_priority,
+            "queue_name": queue_name if class_queue_name is None else class_queue_name,
+            "resumptions": 0,
+        },
+        "enqueued_at": format_naive_utc(enqueued_at),
+        "exception_executions": dict(exception_executions or {}),
+        "executions": executions,
+        "job_class": class_name,
+        "job_id": active_job_id,
+        "locale": "en",
+        "priority": priority,
+        "provider_job_id": active_job_id,
+        "queue_name": queue_name,
+        "scheduled_at": None,
+        "timezone": "UTC",
+    }
+    _refuse_reserved(class_name, args, kwargs)
+    try:
+        text = json.dumps(
+            envelope,
+            default=_encode_value,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+        _check_keys(arguments)  # after dumps, which has refused cycles, so the walk ends
+        if not text.isascii():
+            text.encode("utf-8")  # a lone surrogate (os.fsdecode of a bad file name) has no UTF-8 form
+    except (TypeError, ValueError) as exc:
+        raise _explain(class_name, args, kwargs, exc) from exc
+    return text
+
+
+def decode_envelope(text: str | None) -> Envelope:
+    """Read an envelope written by Quebec or the wheel; a missing or empty one means no arguments.
+
+    Raises ValueError when the text is not JSON or a tagged value is malformed: the job cannot run.
+    """
+    if not text or not text.strip():
+        return Envelope(args=(), kwargs={}, executions=0, exception_executions={}, active_job_id=None, raw={})
+    raw = _normalise(json.loads(text))
+    arguments = _argument_list(raw)
+    if TYPE_TAG in text:
+        arguments = _argument_list(_normalise(json.loads(text, object_hook=_revive)))
+    kwargs: dict[str, Any] = {}
+    if arguments and isinstance(arguments[-1], dict) and arguments[-1].get(KWARGS_TAG) is True:
+        kwargs = {k: v for k, v in arguments[-1].items() if k != KWARGS_TAG}
+        arguments = arguments[:-1]
+    inner = raw.get("arguments")
+    job_id = (
+        raw.get("job_id")
+        or raw.get("provider_job_id")
+        or (inner.get("job_id") if isinstance(inner, dict) else None)
+    )
+    return Envelope(
+        args=tuple(arguments),
+        kwargs=kwargs,
+        executions=_count(raw.get("executions")),
+        exception_executions=_counters(raw.get("exception_executions")),
+        active_job_id=str(job_id) if job_id else None,
+        raw=raw,
+    )
+
+
+def with_counters(
+    raw_text: str | None,
+    *,
+    executions: int,
+    exception_executions: Mapping[str, int],
+    continuation: Mapping[str, Any] | None = None,
+    resumptions: int | None = None,
+) -> str:
+    """The same envelope with new counters, for a retry row or a failed job; all else kept as is.
+
+    `continuation`/`resumptions`, when given, are written at the top level, where the wheel
+    puts them when it resumes an interrupted `Continuable` job (the inner ones stay untouched).
+    """
+    raw = _normalise(json.loads(raw_text)) if raw_text and raw_text.strip() else {}
+    raw["executions"] = executions
+    raw["exception_executions"] = dict(exception_executions)
+    if continuation is not None:
+        raw["continuation"] = dict(continuation)
+    if resumptions is not None:
+        raw["resumptions"] = resumptions
+    # allow_nan: keep whatever a foreign writer stored; we only touch the counters.
+    return json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def format_naive_utc(value: datetime) -> str:
+    """ISO 8601 without offset, with 0, 3 or 6 fraction digits, as chrono prints the same instant."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    micros = value.microsecond
+    if micros == 0:
+        fraction = ""
+    elif micros % 1000 == 0:
+        fraction = f".{micros // 1000:03d}"
+    else:
+        fraction = f".{micros:06d}"
+    return value.replace(microsecond=0).isoformat() + fraction
+
+
+def _seconds(value: timedelta) -> int | float:
+    micros = value // timedelta(microseconds=1)
+    return micros // 1_000_000 if micros % 1_000_000 == 0 else micros / 1_000_000
+
+
+def _timedelta(value: int | float) -> timedelta:
+    # Exact to the microsecond within ±2**33 s (272 years); whole seconds are exact at any size.
+    return timedelta(seconds=value)
+
+
+# kind, Python type, encode, revive. datetime precedes date: a datetime is a date.
+_CODECS: tuple[tuple[str, type, Callable[[Any], Any], Callable[[Any], Any]], ...] = (
+    ("datetime", datetime, datetime.isoformat, datetime.fromisoformat),
+    ("date", date, date.isoformat, date.fromisoformat),
+    ("time", time, time.isoformat, time.fromisoformat),
+    ("timedelta", timedelta, _seconds, _timedelta),
+    ("uuid", UUID, str, UUID),
+    ("decimal", Decimal, str, Decimal),
+)
+_REVIVERS = {kind: revive for kind, _, _, revive in _CODECS}
+
+
+def _encodes(value: Any) -> bool:
+    return any(isinstance(value, python_type) for _, python_type, _, _ in _CODECS)
+
+
+def _encode_value(value: Any) -> dict[str, Any]:
+    """json.dumps' `default=`: called only for values JSON has no type for."""
+    for kind, python_type, encode, _ in _CODECS:
+        if isinstance(value, python_type):
+            return {TYPE_TAG: kind, "value": encode(value)}
+    raise TypeError(f"{type(value).__qualname__} is not JSON serialisable")
+
+
+def _revive(obj: dict[str, Any]) -> Any:
+    """json.loads' `object_hook`. Unknown kinds stay dicts, so a newer writer's tags survive."""
+    if len(obj) != 2 or TYPE_TAG not in obj or "value" not in obj:
+        return obj
+    kind, value = obj[TYPE_TAG], obj["value"]
+    revive = _REVIVERS.get(kind)
+    if revive is None:
+        return obj
+    wanted = (int, float) if kind == "timedelta" else (str,)
+    if not isinstance(value, wanted) or isinstance(value, bool):
+        raise ValueError(f"tagged argument {obj!r} is malformed; the job cannot be performed")
+    try:
+        return revive(value)
+    except (ValueError, ArithmeticError) as exc:  # decimal.InvalidOperation is arithmetic
+        raise ValueError(
+            f"tagged argument {obj!r} is malformed ({exc}); the job cannot be performed"
+        ) from exc
+
+
+def _normalise(parsed: Any) -> dict[str, Any]:
+    if isinstance(parsed, dict):
+        return parsed
+    if isinstance(parsed, list):  # a bare argument list (recurring_tasks.arguments style)
+        return {"arguments": {"arguments": parsed}}
+    raise ValueError(f"jobs.arguments must be a JSON object or array, got {type(parsed).__name__}")
+
+
+def _argument_list(raw: dict[str, Any]) -> list[Any]:
+    inner = raw.get("arguments")
+    found = inner.get("arguments", []) if isinstance(inner, dict) else inner
+    if found is None:
+        return []
+    if not isinstance(found, list):
+        raise ValueError(f"jobs.arguments holds no argument list (found {type(found).__name__})")
+    return found
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _counters(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): _count(v) for k, v in value.items()}
+
+
+def _refuse_reserved(class_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    if KWARGS_TAG in kwargs:
+        raise SerializationError(
+            f"keyword argument {KWARGS_TAG!r} of {class_name} is reserved for Quebec's envelope; rename it"
+        )
+    if not kwargs and args and isinstance(args[-1], dict) and KWARGS_TAG in args[-1]:
+        raise SerializationError(
+            f"args[{len(args) - 1}] of {class_name} (a dict with the reserved key {KWARGS_TAG!r}) would be "
+            f"read back as keyword arguments; rename that key"
+        )
+
+
+def _check_keys(arguments: list[Any]) -> None:
+    """json.dumps turns int/float/bool/None keys into strings silently; refuse them instead.
+
+    The only walk on the enqueue path: it visits containers, never scalars (docs/arguments.md).
+    """
+    stack: list[Any] = [arguments]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if TYPE_TAG in node:
+                raise ValueError("reserved key")
+            for key in node:
+                if not isinstance(key, str):
+                    raise TypeError("non-str key")
+            stack.extend([v for v in node.values() if isinstance(v, _CONTAINERS)])
+        else:
+            stack.extend([v for v in node if isinstance(v, _CONTAINERS)])
+
+
+def _explain(
+    class_name: str, args: Sequence[Any], kwargs: Mapping[str, Any], exc: Exception
+) -> SerializationError:
+    for key in kwargs:
+        if not isinstance(key, str):
+            return SerializationError(
+                f"keyword argument {key!r} of {class_name} is {_a(key)}; keyword names must be str"
+            )
+    roots = [(f"args[{i}]", v) for i, v in enumerate(args)]
+    roots += [(f"kwargs[{k!r}]", v) for k, v in kwargs.items()]
+    for path, what, fix in _problems(roots):
+        return SerializationError(f"{path} of {class_name} ({what}) cannot be stored as JSON; {fix}")
+    return SerializationError(f"the arguments of {class_name} cannot be stored as JSON: {exc}")
+
+
+def _problems(
+    roots: list[tuple[str, Any]], within: frozenset[int] = frozenset()
+) -> Iterator[tuple[str, str, str]]:
+    """Depth-first (path, description, fix) for every value that cannot be stored."""
+    for path, value in roots:
+        if id(value) in within:
+            yield path, f"{_a(value)} that contains itself", "pass a copy without the cycle"
+        elif isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str):
+                    yield path, f"a dict with {_a(key)} key {key!r}", "convert its keys to str"
+                elif key == TYPE_TAG:
+                    yield path, f"a dict with the reserved key {TYPE_TAG!r}", "rename that key"
+            yield from _problems([(f"{path}[{k!r}]", v) for k, v in value.items()], within | {id(value)})
+        elif isinstance(value, list | tuple):
+            yield from _problems([(f"{path}[{i}]", v) for i, v in enumerate(value)], within | {id(value)})
+        elif (fix := _fix_for(value)) is not None:
+            what = f"a float {value!r}" if isinstance(value, float) else _a(value)
+            yield path, "a str with an unpaired surrogate" if isinstance(value, str) else what, fix
+
+
+def _fix_for(value: Any) -> str | None:
+    """None when `value` stores fine, else how to make it storable."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "pass None or a string instead (JSON has no NaN or infinity)"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "clean it first, e.g. value.encode('utf-8', 'replace').decode()"
+        return None
+    if isinstance(value, _PLAIN) or _encodes(value):
+        return None
+    if isinstance(value, set | frozenset):
+        return "pass a list instead"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "decode it to a str (or base64-encode it) first"
+    if isinstance(value, Enum):
+        return "pass its .value instead"
+    if callable(value):
+        return "jobs cannot carry code; pass the data it needs, or a name to look it up by"
+    return (
+        "pass plain JSON values (str, int, float, bool, None, list, dict) or a datetime, date, time, "
+        "timedelta, UUID or Decimal instead, e.g. the object's id"
+    )
+
+
+def _a(value: Any) -> str:
+    kind = type(value)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"

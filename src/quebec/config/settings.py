@@ -1,0 +1,211 @@
+"""Immutable settings: what load_settings resolves and the runtime reads.
+
+Each dataclass validates and normalises its fields on construction with the rules in
+`quebec.config.rules`, so a Settings built by hand is as sound as one from load_settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from quebec import identifiers
+from quebec.config.rules import (
+    QueueLimits,
+    Rule,
+    boolean,
+    confirmations,
+    duration,
+    forced_queue,
+    integer,
+    optional,
+    queue_limits,
+    queues,
+    redact,
+    sslmode,
+    table_prefix,
+    text,
+)
+from quebec.errors import ConfigError
+
+DEFAULT_ENV = "development"
+
+
+def _tuple_of(kind: type[Any]) -> Rule:
+    def rule(value: object, label: str) -> tuple[Any, ...]:
+        if isinstance(value, list | tuple) and all(isinstance(item, kind) for item in value):
+            return tuple(value)
+        raise ConfigError(f"{label} must be a tuple of {kind.__name__}, got {value!r}")
+
+    return rule
+
+
+def _normalise(obj: object, rules: Mapping[str, Rule], owner: str) -> None:
+    for name, rule in rules.items():
+        object.__setattr__(obj, name, rule(getattr(obj, name), f"{owner}.{name}"))
+
+
+WORKER_RULES: dict[str, Rule] = {
+    "queues": queues,
+    "threads": integer(1),
+    "polling_interval": duration(positive=True),
+    "processes": integer(1),
+}
+DISPATCHER_RULES: dict[str, Rule] = {
+    "polling_interval": duration(positive=True),
+    "batch_size": integer(1),
+    "concurrency_maintenance": boolean,
+    "concurrency_maintenance_interval": duration(positive=True),
+    "processes": integer(1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """One `workers:` entry of queue.yml: threads taking jobs from queues, in `processes` copies."""
+
+    queues: tuple[str, ...] = ("*",)
+    threads: int = 3
+    polling_interval: float = 0.1
+    processes: int = 1
+
+    def __post_init__(self) -> None:
+        _normalise(self, WORKER_RULES, "WorkerConfig")
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    """One `dispatchers:` entry of queue.yml."""
+
+    polling_interval: float = 1.0
+    batch_size: int = 500
+    concurrency_maintenance: bool = True
+    concurrency_maintenance_interval: float = 600.0
+    processes: int = 1
+
+    def __post_init__(self) -> None:
+        _normalise(self, DISPATCHER_RULES, "DispatcherConfig")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, resolved and validated; build it with `load_settings`.
+
+    `worker_*` and `dispatcher_*` drive the in-process worker and dispatcher; `workers` and
+    `dispatchers` are the fork supervisor's plan. load_settings keeps `workers[0]` and
+    `dispatchers[0]` equal to the resolved `worker_*` / `dispatcher_*` values.
+    """
+
+    database_url: str | None = None
+    table_name_prefix: str = identifiers.DEFAULT_PREFIX
+    worker_threads: int = 3
+    worker_polling_interval: float = 0.1
+    worker_queues: tuple[str, ...] = ("*",)
+    dispatcher_polling_interval: float = 1.0
+    dispatcher_batch_size: int = 500
+    dispatcher_concurrency_maintenance_interval: float = 600.0
+    default_concurrency_control_period: float = 60.0
+    use_skip_locked: bool = True
+    use_listen_notify: bool = True
+    notify_throttle_interval: float = 1.0
+    # Rust uses 60 s / 300 s; a crashed worker's jobs would sit claimed for five minutes.
+    process_heartbeat_interval: float = 5.0
+    process_alive_threshold: float = 30.0
+    shutdown_timeout: float = 5.0
+    quiet_then_exit: bool = False
+    silence_polling: bool = True
+    preserve_finished_jobs: bool = True
+    clear_finished_jobs_after: float = 14 * 86400.0
+    cleanup_batch_size: int = 500
+    cleanup_interval: float = 0.0
+    control_plane_sse_interval: float = 5.0
+    worker_max_rss_mb: int = 0
+    worker_memory_check_interval: float = 5.0
+    worker_memory_recycle_confirmations: int = 3
+    worker_memory_graceful_timeout: float = 300.0
+    experimental_queue_concurrency: Mapping[str, int] = field(default_factory=QueueLimits)
+    force_override_queue: str | None = None
+    name: str = "quebec"
+    env: str = DEFAULT_ENV
+    sslmode: str | None = None
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
+    db_max_connections: int | None = None
+    db_connect_timeout: float | None = None
+    workers: tuple[WorkerConfig, ...] = (WorkerConfig(),)
+    dispatchers: tuple[DispatcherConfig, ...] = (DispatcherConfig(),)
+    config_path: str | None = None
+
+    def __post_init__(self) -> None:
+        _normalise(self, SETTINGS_RULES, "Settings")
+        _check_combinations(self)
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks; the database password must not.
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.database_url is not None:
+            shown["database_url"] = redact(self.database_url)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
+
+SSL_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+
+SETTINGS_RULES: dict[str, Rule] = {
+    "database_url": optional(text),
+    "table_name_prefix": table_prefix,
+    "worker_threads": integer(1),
+    "worker_polling_interval": duration(positive=True),
+    "worker_queues": queues,
+    "dispatcher_polling_interval": duration(positive=True),
+    "dispatcher_batch_size": integer(1),
+    "dispatcher_concurrency_maintenance_interval": duration(positive=True),
+    "default_concurrency_control_period": duration(positive=True),
+    "use_skip_locked": boolean,
+    "use_listen_notify": boolean,
+    "notify_throttle_interval": duration(positive=False),
+    "process_heartbeat_interval": duration(positive=True),
+    "process_alive_threshold": duration(positive=True),
+    "shutdown_timeout": duration(positive=False),
+    "quiet_then_exit": boolean,
+    "silence_polling": boolean,
+    "preserve_finished_jobs": boolean,
+    "clear_finished_jobs_after": duration(positive=False),
+    "cleanup_batch_size": integer(1),
+    "cleanup_interval": duration(positive=False),
+    "control_plane_sse_interval": duration(positive=True),
+    "worker_max_rss_mb": integer(0),
+    "worker_memory_check_interval": duration(positive=True),
+    "worker_memory_recycle_confirmations": confirmations,
+    "worker_memory_graceful_timeout": duration(positive=False),
+    "experimental_queue_concurrency": queue_limits,
+    "force_override_queue": forced_queue,
+    "name": text,
+    "env": text,
+    "sslmode": optional(sslmode),
+    "sslrootcert": optional(text),
+    "sslcert": optional(text),
+    "sslkey": optional(text),
+    "db_max_connections": optional(integer(1)),
+    "db_connect_timeout": optional(duration(positive=True)),
+    "workers": _tuple_of(WorkerConfig),
+    "dispatchers": _tuple_of(DispatcherConfig),
+    "config_path": optional(text),
+}
+
+
+def _check_combinations(settings: Settings) -> None:
+    url = settings.database_url
+    ssl = [name for name in SSL_OPTIONS if getattr(settings, name) is not None]
+    if ssl and url is not None and not url.lower().startswith("postgres"):
+        raise ConfigError(
+            f"{', '.join(ssl)} {'applies' if len(ssl) == 1 else 'apply'} only to PostgreSQL, but the "
+            f"database URL is {redact(url)!r}; remove the ssl options or use a postgresql:// URL"
+        )
+    if settings.process_alive_threshold <= settings.process_heartbeat_interval:
+        raise ConfigError(
+            f"process_alive_threshold ({settings.process_alive_threshold:g}s) must be longer than "
+            f"process_heartbeat_interval ({settings.process_heartbeat_interval:g}s), or live processes "
+            f"are pruned as dead; raise the threshold or shorten the heartbeat"
+        )

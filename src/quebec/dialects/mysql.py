@@ -1,0 +1,101 @@
+"""MySQL 8 / MariaDB 10.6+: SKIP LOCKED, no RETURNING on MySQL, 1062/1213/1205 errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from quebec.errors import ConfigError
+from quebec.dialects.base import Dialect
+
+_CHUNK = 1000
+_TRANSIENT_CODES = {1213, 1205, 2006, 2013, 2003, 2055, 1927, 4031}
+
+
+def _code(exc: BaseException) -> int | None:
+    orig = getattr(exc, "orig", None)
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+class MySQLDialect(Dialect):
+    name = "mysql"
+    supports_skip_locked = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._returning = False
+
+    def engine_options(self) -> dict[str, Any]:
+        opts = super().engine_options()
+        # READ COMMITTED: gap locks under REPEATABLE READ deadlock concurrent claims.
+        opts["isolation_level"] = "READ COMMITTED"
+        opts["pool_recycle"] = 3600
+        return opts
+
+    def check_server(self, conn: Connection) -> None:
+        version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())
+        numbers = tuple(int(x) for x in version.split("-")[0].split(".")[:2] if x.isdigit())
+        mariadb = "mariadb" in version.lower()
+        minimum = (10, 6) if mariadb else (8, 0)
+        if numbers < minimum:
+            kind = "MariaDB" if mariadb else "MySQL"
+            raise ConfigError(
+                f"{kind} {version} lacks FOR UPDATE SKIP LOCKED; Quebec needs {kind} "
+                f"{'.'.join(map(str, minimum))} or newer"
+            )
+        # MariaDB has DELETE ... RETURNING (10.0+); MySQL has no RETURNING at all.
+        self._returning = mariadb
+
+    def delete_returning(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
+        if self._returning:
+            return super().delete_returning(conn, table, where)
+        # No RETURNING: lock the rows so nobody takes them between SELECT and DELETE.
+        ids = self.ids_for_update(conn, table, where)
+        if ids:
+            conn.execute(delete(table).where(table.c.job_id.in_(ids)))
+        return ids
+
+    def insert_returning_ids(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
+                             *, key: str) -> list[int]:
+        # One multi-row INSERT, then read the ids back by the unique key, starting at
+        # LAST_INSERT_ID() (the first id of that statement) so the lookup is a PK range.
+        # Chunks are explicit multi-VALUES statements: the driver's executemany would split
+        # on its own and LAST_INSERT_ID() would then only speak for the last piece.
+        ids: list[int] = []
+        for start in range(0, len(rows), _CHUNK):
+            chunk = list(rows[start:start + _CHUNK])
+            conn.execute(insert(table).values(chunk))
+            first = conn.exec_driver_sql("SELECT LAST_INSERT_ID()").scalar()
+            keys = [r[key] for r in chunk]
+            found = dict(conn.execute(select(table.c[key], table.c.id)
+                                      .where(table.c.id >= first, table.c[key].in_(keys))).all())
+            ids.extend(found[k] for k in keys)
+        return ids
+
+    def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]
+        # Only the statement rolls back on 1062 in MySQL, so catching it is safe;
+        # INSERT IGNORE would also swallow unrelated errors.
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(table).values(**values))
+        except IntegrityError as exc:
+            if self.is_duplicate_key(exc):
+                return False
+            raise
+        return True
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        return _code(exc) in _TRANSIENT_CODES
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        return _code(exc) == 1146
+
+    def is_duplicate_key(self, exc: BaseException) -> bool:
+        return _code(exc) == 1062

@@ -1,0 +1,97 @@
+"""PostgreSQL: SKIP LOCKED, ON CONFLICT, LISTEN/NOTIFY, SQLSTATE classes."""
+
+from __future__ import annotations
+
+import logging
+import select as _select
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Table, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from quebec.dialects.base import Dialect
+
+log = logging.getLogger("quebec.notifier")
+
+# serialization_failure, deadlock_detected, and the connection-exception class 08.
+_TRANSIENT_STATES = {"40001", "40P01", "57P01", "57P02", "57P03"}
+
+
+class PostgreSQLDialect(Dialect):
+    name = "postgresql"
+    supports_skip_locked = True
+    supports_listen = True
+
+    def engine_options(self) -> dict[str, Any]:
+        opts = super().engine_options()
+        opts["connect_args"] = {"application_name": "quebec"}
+        return opts
+
+    def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]
+        # A duplicate key would abort the whole transaction here; ON CONFLICT does not.
+        result = conn.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
+        return bool(result.rowcount)
+
+    def notify(self, conn: Connection, channel: str, payload: str) -> None:
+        conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+
+    def listener(self, channel: str, on_message: Callable[[str], None]) -> PgListener:
+        return PgListener(self.url.render_as_string(hide_password=False), channel, on_message)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, DBAPIError):
+            if exc.connection_invalidated:
+                return True
+            state = getattr(exc.orig, "sqlstate", None) or ""
+            if state in _TRANSIENT_STATES or state.startswith("08"):
+                return True
+            return isinstance(exc, OperationalError)
+        return False
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "42P01"
+
+    def is_duplicate_key(self, exc: BaseException) -> bool:
+        return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "23505"
+
+
+class PgListener:
+    """A dedicated connection that LISTENs and calls `on_message(payload)` per NOTIFY.
+
+    It reconnects on its own; polling remains the safety net while it is down.
+    """
+
+    def __init__(self, sa_url: str, channel: str, on_message: Callable[[str], None]) -> None:
+        self._dsn = sa_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._channel = channel
+        self._on_message = on_message
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="quebec-listener", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    while not self._stop.is_set():
+                        ready, _, _ = _select.select([conn.fileno()], [], [], 0.5)
+                        if not ready:
+                            continue
+                        for note in conn.notifies(timeout=0, stop_after=0):
+                            self._on_message(note.payload)
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect later
+                log.debug("listener.reconnect: %s", exc)
+                self._stop.wait(1.0)

@@ -1,0 +1,76 @@
+"""SQLite: one writer at a time, so claims need no row locks but need the write lock up front."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, event, insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from quebec.dialects.base import Dialect
+
+_BUSY_MS = 5000
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    single_writer = True
+    embedded = True
+
+    @property
+    def in_memory(self) -> bool:
+        return self.url.database in (None, "", ":memory:")
+
+    def engine_options(self) -> dict[str, Any]:
+        if self.in_memory:
+            # One shared connection, or each thread would see its own empty database.
+            return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        return {"pool_size": 12, "max_overflow": 20, "connect_args": {"timeout": _BUSY_MS / 1000}}
+
+    def on_engine(self, engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+            # Take transaction control away from pysqlite (SQLAlchemy's documented recipe),
+            # so that we can say BEGIN IMMEDIATE for writes.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            if not self.in_memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            mode = conn.info.pop("quebec_begin", "")
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    def begin_write(self, conn: Connection) -> None:
+        # A deferred transaction that later writes fails with SQLITE_BUSY at once,
+        # skipping busy_timeout; taking the write lock up front makes it wait instead.
+        conn.info["quebec_begin"] = "IMMEDIATE"
+        conn.begin()
+
+    def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        result = conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+        return bool(result.rowcount)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, OperationalError):
+            text = str(exc.orig).lower()
+            return "locked" in text or "busy" in text
+        return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+    def is_missing_table(self, exc: BaseException) -> bool:
+        return isinstance(exc, DBAPIError) and "no such table" in str(exc.orig)
+
+    def is_duplicate_key(self, exc: BaseException) -> bool:
+        return isinstance(exc, DBAPIError) and "UNIQUE constraint failed" in str(exc.orig)
+
+
+__all__ = ["SQLiteDialect", "insert"]

@@ -1,0 +1,1 @@
+"""The runtime (L4): worker, dispatcher, maintenance, completer, supervisor."""

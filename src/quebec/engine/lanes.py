@@ -1,0 +1,82 @@
+"""ThreadLane: a fixed set of daemon threads that perform jobs.
+
+Not concurrent.futures: its threads are joined at interpreter exit, so one stuck job
+would keep a shut-down worker alive forever; and we must know which claimed jobs
+have not started yet, to hand them back on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from quebec.types import ClaimedJob
+
+log = logging.getLogger("quebec.worker")
+
+
+class ThreadLane:
+    def __init__(self, threads: int, perform: Callable[[ClaimedJob], None], on_free: Callable[[], None],
+                 name: str = "worker") -> None:
+        self.capacity = threads
+        self._perform = perform
+        self._on_free = on_free
+        self._queue: queue.SimpleQueue[ClaimedJob | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pending: dict[int, ClaimedJob] = {}
+        self._running: dict[int, ClaimedJob] = {}
+        self._idle = threading.Condition(self._lock)
+        self._threads = [threading.Thread(target=self._loop, name=f"quebec-{name}-{i}", daemon=True)
+                         for i in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    def free_slots(self) -> int:
+        with self._lock:
+            return self.capacity - len(self._pending) - len(self._running)
+
+    def submit(self, job: ClaimedJob) -> None:
+        with self._lock:
+            self._pending[job.id] = job
+        self._queue.put(job)
+
+    def take_pending(self) -> list[ClaimedJob]:
+        """Claimed jobs that have not started; they will not start now."""
+        with self._lock:
+            jobs = list(self._pending.values())
+            self._pending.clear()
+            self._idle.notify_all()
+        return jobs
+
+    def running(self) -> list[ClaimedJob]:
+        with self._lock:
+            return list(self._running.values())
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._running and not self._pending, timeout)
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                if self._pending.pop(job.id, None) is None:
+                    continue  # taken back by take_pending()
+                self._running[job.id] = job
+            try:
+                self._perform(job)
+            except BaseException:  # the executor catches job errors; this is our own bug
+                log.exception("lane.perform_crashed job_id=%s", job.id)
+            finally:
+                with self._lock:
+                    self._running.pop(job.id, None)
+                    self._idle.notify_all()
+                self._on_free()

@@ -1,0 +1,57 @@
+"""Signals → intents. A handler only records the intent; the supervisor's main loop acts on it."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import threading
+from enum import Enum
+
+
+class Intent(str, Enum):
+    STOP = "stop"      # TERM, INT: graceful
+    QUIT = "quit"      # QUIT: at once
+    QUIET = "quiet"    # USR1, TSTP: stop claiming
+
+
+_SIGNALS = {
+    signal.SIGTERM: Intent.STOP,
+    signal.SIGINT: Intent.STOP,
+    signal.SIGQUIT: Intent.QUIT,
+    signal.SIGUSR1: Intent.QUIET,
+}
+
+
+class Intents:
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Intent] = queue.SimpleQueue()
+        self.arrived = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    def put(self, intent: Intent) -> None:
+        self._queue.put(intent)
+        self.arrived.set()
+
+    def get(self, timeout: float) -> Intent | None:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def install(self) -> bool:
+        """Install handlers when called on the main thread; False elsewhere (then stop through qc.stop())."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        wanted = dict(_SIGNALS)
+        # TSTP means quiet only when nobody is at a terminal to press ^Z.
+        if not sys.stdin or not sys.stdin.isatty():
+            wanted[signal.SIGTSTP] = Intent.QUIET
+        for signum, intent in wanted.items():
+            self._previous[signum] = signal.signal(signum, lambda _s, _f, i=intent: self.put(i))
+        return True
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        self._previous.clear()

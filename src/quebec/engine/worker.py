@@ -1,0 +1,74 @@
+"""Worker: claim as many jobs as the lane has free slots, hand them to the lane."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from quebec.engine.completer import Completer, Completion
+from quebec.engine.executor import Executor
+from quebec.engine.lanes import ThreadLane
+from quebec.engine.runnable import Runnable
+from quebec.store import Database, ready
+from quebec.types import ClaimedJob, QueueSelector
+
+log = logging.getLogger("quebec.worker")
+# With no free slot the worker sleeps until the lane frees one and wakes it; this is
+# only the safety net.
+_FULL_WAIT = 1.0
+
+
+class Worker(Runnable):
+    name = "worker"
+
+    def __init__(self, db: Database, *, queues: QueueSelector, threads: int, polling_interval: float,
+                 executor: Executor, completer: Completer, process_id: Callable[[], int]) -> None:
+        super().__init__()
+        self.queues = queues
+        self.polling_interval = polling_interval
+        self._db = db
+        self._executor = executor
+        self._completer = completer
+        self._process_id = process_id
+        self._quiet = threading.Event()
+        self.lane = ThreadLane(threads, self._perform, self.wake_up)
+
+    @property
+    def quiet(self) -> bool:
+        return self._quiet.is_set()
+
+    def go_quiet(self) -> None:
+        """Stop claiming; jobs already claimed still run."""
+        self._quiet.set()
+        self.wake_up()
+
+    def run_once(self) -> float:
+        if self._quiet.is_set():
+            return 3600.0
+        free = self.lane.free_slots()
+        if free <= 0:
+            return _FULL_WAIT
+        jobs = self._db.transact(ready.claim, queues=self.queues, limit=free, process_id=self._process_id())
+        for job in jobs:
+            self.lane.submit(job)
+        if jobs:
+            log.debug("job.claimed count=%d", len(jobs))
+        return 0.0 if len(jobs) == free else self.polling_interval
+
+    def _perform(self, job: ClaimedJob) -> None:
+        self._completer.submit(self._executor.perform(job))
+
+    def release_unstarted(self) -> list[int]:
+        """Give back claimed jobs that have not started (shutdown)."""
+        pending = self.lane.take_pending()
+        for job in pending:
+            self._completer.submit(Completion("release", job.id, job.class_name))
+        return [j.id for j in pending]
+
+    def release_running(self) -> list[int]:
+        """Give back jobs still running past the shutdown timeout: they will run again."""
+        running = self.lane.running()
+        for job in running:
+            self._completer.submit(Completion("release", job.id, job.class_name))
+        return [j.id for j in running]

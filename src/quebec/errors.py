@@ -1,0 +1,47 @@
+"""The QuebecError tree. Every message names the thing, the value and the fix."""
+
+from __future__ import annotations
+
+
+class QuebecError(Exception):
+    """Base class of every error Quebec raises on purpose."""
+
+
+class ConfigError(QuebecError, ValueError):
+    """A setting, URL, queue.yml entry or environment variable is invalid."""
+
+
+class DriverMissing(ConfigError):
+    """The database driver for a URL is not installed."""
+
+
+class InvalidIdentifier(ConfigError):
+    """A table prefix or queue name is not a safe identifier."""
+
+
+class EnqueueError(QuebecError, TypeError):
+    """A job could not be enqueued (unserialisable argument, unregistered class...)."""
+
+
+class SerializationError(EnqueueError):
+    """An argument cannot be stored as JSON."""
+
+
+class UnknownJobClass(QuebecError):
+    """A job row names a class that is not registered in this process."""
+
+
+class MissingTables(ConfigError):
+    """The Quebec tables for this prefix have not been created."""
+
+
+class DatabaseUnavailable(QuebecError, ConnectionError):
+    """The database could not be reached, or an operation's outcome is unknown."""
+
+
+class ProcessPrunedError(QuebecError):
+    """The process holding a job's claim died before the job completed."""
+
+
+class JobTimeoutError(QuebecError, TimeoutError):
+    """A job ran longer than its class's `timeout`."""

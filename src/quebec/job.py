@@ -1,0 +1,213 @@
+"""BaseClass: what a user subclasses. Options are checked when the class is defined."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from quebec.clock import to_naive_utc, utcnow
+from quebec.errors import ConfigError, EnqueueError
+from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
+
+# keyword arguments the wheel strips from perform_later: they are options, not arguments
+_RESERVED = ("_scheduled_at", "_queue", "_priority")
+
+
+@runtime_checkable
+class Enqueuer(Protocol):
+    """What a job class needs from Quebec to enqueue (bound at registration)."""
+
+    def enqueue_jobs(self, jobs: Sequence[ActiveJob]) -> list[ActiveJob]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    wait: float | timedelta | None = None
+    wait_until: datetime | None = None
+    queue: str | None = None
+    priority: int | None = None
+
+
+@dataclass(slots=True)
+class ActiveJob:
+    """A job as enqueued (id set) or built for `perform_all_later` (id None)."""
+
+    job_class: type[BaseClass]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: JobOptions = field(default_factory=JobOptions)
+    id: int | None = None
+    active_job_id: str | None = None
+    queue_name: str | None = None
+    priority: int | None = None
+    scheduled_at: datetime | None = None
+    state: str | None = None
+
+    @property
+    def class_name(self) -> str:
+        return self.job_class.__qualname__
+
+    def __repr__(self) -> str:
+        return (f"ActiveJob(id={self.id}, class_name={self.class_name}, queue_name={self.queue_name}, "
+                f"priority={self.priority}, active_job_id={self.active_job_id}, scheduled_at={self.scheduled_at})")
+
+    def resolve(self, *, now: datetime, forced_queue: str | None = None) -> ActiveJob:
+        """Fill in queue, priority and scheduled_at from the options and the class."""
+        cls, opts = self.job_class, self.options
+        queue = forced_queue or opts.queue or cls.resolve_queue(*self.args, **self.kwargs)
+        priority = opts.priority if opts.priority is not None else cls.resolve_priority()
+        if opts.wait_until is not None:
+            if not isinstance(opts.wait_until, datetime):
+                raise EnqueueError(f"{cls.__qualname__}.set(wait_until=…) needs a datetime, got {opts.wait_until!r}")
+            at = to_naive_utc(opts.wait_until)
+        elif opts.wait is not None:
+            at = now + _as_timedelta(opts.wait, cls.__qualname__)
+        else:
+            at = now
+        return replace(self, queue_name=queue, priority=priority, scheduled_at=at)
+
+
+def _as_timedelta(wait: object, owner: str) -> timedelta:
+    if isinstance(wait, timedelta):
+        return wait
+    if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
+        return timedelta(seconds=wait)
+    raise EnqueueError(f"{owner}.set(wait=…) needs seconds ≥ 0 or a timedelta, got {wait!r}")
+
+
+def _split(cls: type[BaseClass], args: tuple[Any, ...]) -> tuple[Enqueuer, tuple[Any, ...]]:
+    if args and isinstance(args[0], Enqueuer):
+        return args[0], args[1:]
+    if cls._quebec is None:
+        raise EnqueueError(
+            f"{cls.__qualname__} is not registered with a Quebec instance; decorate it with "
+            f"@qc.register_job or pass qc as the first argument of perform_later"
+        )
+    return cls._quebec, args
+
+
+def _options_from_kwargs(kwargs: dict[str, Any], base: JobOptions) -> JobOptions:
+    at = kwargs.pop("_scheduled_at", None)
+    queue = kwargs.pop("_queue", None)
+    priority = kwargs.pop("_priority", None)
+    if at is None and queue is None and priority is None:
+        return base
+    return replace(base, wait_until=at or base.wait_until, queue=queue or base.queue,
+                   priority=priority if priority is not None else base.priority)
+
+
+class ConfiguredJob:
+    """`Job.set(...)`: the same class with enqueue options bound."""
+
+    def __init__(self, job_class: type[BaseClass], options: JobOptions) -> None:
+        self.job_class = job_class
+        self.options = options
+
+    def set(self, **options: Any) -> ConfiguredJob:
+        return self.job_class.set(**{**_options_dict(self.options), **options})
+
+    def build(self, *args: Any, **kwargs: Any) -> ActiveJob:
+        opts = _options_from_kwargs(kwargs, self.options)
+        return ActiveJob(self.job_class, tuple(args), kwargs, opts)
+
+    def perform_later(self, *args: Any, **kwargs: Any) -> ActiveJob:
+        qc, rest = _split(self.job_class, args)
+        return qc.enqueue_jobs([self.build(*rest, **kwargs)])[0]
+
+
+def _options_dict(options: JobOptions) -> dict[str, Any]:
+    return {k: getattr(options, k) for k in ("wait", "wait_until", "queue", "priority")
+            if getattr(options, k) is not None}
+
+
+class BaseClass:
+    """Subclass it and define `perform`. Inside perform: self.id, self.logger, self.queue_name…"""
+
+    queue_as: ClassVar[str | Callable[..., str]] = "default"
+    priority: ClassVar[int] = 0
+    queue_with_priority: ClassVar[int | None] = None
+    retry_on: ClassVar[Sequence[RetryStrategy]] = ()
+    discard_on: ClassVar[Sequence[DiscardStrategy] | Sequence[type[BaseException]]] = ()
+    rescue_from: ClassVar[Sequence[RescueStrategy]] = ()
+    timeout: ClassVar[float | timedelta | None] = None
+    # True: a job whose process died is failed (ProcessPrunedError) instead of run again.
+    at_most_once: ClassVar[bool] = False
+
+    _quebec: ClassVar[Enqueuer | None] = None
+
+    # set on the instance before perform
+    id: int
+    active_job_id: str | None
+    queue_name: str
+    executions: int
+    scheduled_at: datetime | None
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__qualname__
+        for special in ("__init__", "__new__"):
+            if special in cls.__dict__:
+                raise TypeError(
+                    f"{name} defines {special}, which Quebec calls itself; move set-up into perform "
+                    f"or a before_perform hook"
+                )
+        _check_class_options(cls, name)
+
+    def perform(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__qualname__} must define perform(self, ...)")
+
+    @classmethod
+    def set(cls, *, wait: float | timedelta | None = None, wait_until: datetime | None = None,
+            queue: str | None = None, priority: int | None = None) -> ConfiguredJob:
+        return ConfiguredJob(cls, JobOptions(wait=wait, wait_until=wait_until, queue=queue, priority=priority))
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> ActiveJob:
+        return ConfiguredJob(cls, JobOptions()).build(*args, **kwargs)
+
+    @classmethod
+    def perform_later(cls, *args: Any, **kwargs: Any) -> ActiveJob:
+        return ConfiguredJob(cls, JobOptions()).perform_later(*args, **kwargs)
+
+    @classmethod
+    def resolve_queue(cls, *args: Any, **kwargs: Any) -> str:
+        queue = cls.queue_as
+        if callable(queue):
+            queue = queue(*args, **kwargs)
+        if not isinstance(queue, str):
+            raise EnqueueError(f"{cls.__qualname__}.queue_as must give a queue name (str), got {queue!r}")
+        return queue
+
+    @classmethod
+    def resolve_priority(cls) -> int:
+        return cls.queue_with_priority if cls.queue_with_priority is not None else cls.priority
+
+
+def _check_class_options(cls: type[BaseClass], name: str) -> None:
+    if not (isinstance(cls.queue_as, str) or callable(cls.queue_as)):
+        raise ConfigError(f"{name}.queue_as must be a queue name or a callable, got {cls.queue_as!r}")
+    for attr in ("priority", "queue_with_priority"):
+        value = getattr(cls, attr)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{name}.{attr} must be an integer (lower runs first), got {value!r}")
+    for entry in cls.retry_on:
+        if not isinstance(entry, RetryStrategy):
+            raise ConfigError(f"{name}.retry_on entries must be quebec.RetryStrategy(...), got {entry!r}")
+    for entry in cls.rescue_from:
+        if not isinstance(entry, RescueStrategy):
+            raise ConfigError(f"{name}.rescue_from entries must be quebec.RescueStrategy(...), got {entry!r}")
+    for entry in cls.discard_on:
+        if not isinstance(entry, DiscardStrategy) and not (isinstance(entry, type) and issubclass(entry, BaseException)):
+            raise ConfigError(f"{name}.discard_on entries must be exception classes or quebec.DiscardStrategy(...), "
+                              f"got {entry!r}")
+    timeout = cls.timeout
+    if timeout is not None:
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise ConfigError(f"{name}.timeout must be seconds > 0 or a timedelta, got {timeout!r}")
+
+

@@ -1,0 +1,55 @@
+"""Operator actions, one transaction each. The CLI, the dashboard and `qc.*` call these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from quebec.clock import to_naive_utc
+from quebec.identifiers import queue_name
+from quebec.store import Database, cleanup, failed, pauses, queries, scheduled
+from quebec.store.queries import JobRow
+
+if TYPE_CHECKING:
+    from quebec.config import Settings
+
+
+def get_job(db: Database, job_id: int) -> JobRow | None:
+    return db.read(queries.get_job, job_id=job_id)
+
+
+def retry_failed(db: Database, job_ids: Sequence[int]) -> int:
+    return db.transact(failed.retry_failed, job_ids=job_ids)
+
+
+def discard_failed(db: Database, job_ids: Sequence[int]) -> int:
+    return db.transact(failed.discard_failed, job_ids=job_ids)
+
+
+def cancel_scheduled(db: Database, job_ids: Sequence[int]) -> int:
+    return db.transact(scheduled.cancel_scheduled, job_ids=job_ids)
+
+
+def pause_queue(db: Database, name: str) -> bool:
+    return db.transact(pauses.pause, queue_name=queue_name(name))
+
+
+def resume_queue(db: Database, name: str) -> bool:
+    return db.transact(pauses.resume, queue_name=queue_name(name))
+
+
+def paused_queues(db: Database) -> list[str]:
+    return db.read(pauses.paused_queues)
+
+
+def clear_finished_jobs(db: Database, settings: Settings, *, batch_size: int = 500,
+                        finished_before: datetime | None = None) -> int:
+    before = (to_naive_utc(finished_before) if finished_before is not None
+              else db.clock.now() - timedelta(seconds=settings.clear_finished_jobs_after))
+    total = 0
+    while True:
+        n = db.transact(cleanup.clear_finished, finished_before=before, limit=batch_size)
+        total += n
+        if n < batch_size:
+            return total

@@ -1,0 +1,75 @@
+"""decide(): what happens to a job after perform raised. Pure; no database, no user code.
+
+Order, as ActiveJob: retry_on (first matching strategy) → discard_on → rescue_from →
+failure. A matching retry strategy with attempts left schedules the next run; once
+exhausted it calls its handler if it has one (the job is then done), otherwise the
+error falls through to discard_on, rescue_from and finally failure.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
+from quebec.types import ErrorInfo
+
+Handler = Callable[[Any, BaseException], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAt:
+    delay: float
+    strategy_key: str
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    """Done without running again; `handler` (if any) is called by the executor, outside any transaction."""
+
+    handler: Handler | None
+    reason: str  # "retry_exhausted" | "discard_on" | "rescue_from"
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: ErrorInfo
+
+
+Outcome = Succeeded | RetryAt | Discarded | Failed
+
+
+def error_info(error: BaseException) -> ErrorInfo:
+    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    return ErrorInfo(type(error).__name__, str(error), tuple(line.rstrip("\n") for line in lines))
+
+
+def decide(job_class: Any, error: BaseException, exception_executions: dict[str, int]) -> Outcome:
+    info = error_info(error)
+    retry_on: list[RetryStrategy] = list(getattr(job_class, "retry_on", ()))
+    for strategy in retry_on:
+        if strategy.matches(error):
+            count = exception_executions.get(strategy.key, 0)
+            if count + 1 < strategy.attempts:
+                return RetryAt(strategy.delay(count + 1), strategy.key, info)
+            if strategy.handler is not None:
+                return Discarded(strategy.handler, "retry_exhausted", info)
+            break
+    for entry in getattr(job_class, "discard_on", ()):
+        strategy = entry if isinstance(entry, DiscardStrategy) else DiscardStrategy(entry)
+        if strategy.matches(error):
+            return Discarded(strategy.handler, "discard_on", info)
+    rescue_from: list[RescueStrategy] = list(getattr(job_class, "rescue_from", ()))
+    for rescue in rescue_from:
+        if rescue.matches(error):
+            return Discarded(rescue.handler, "rescue_from", info)
+    return Failed(info)

@@ -1,0 +1,56 @@
+"""create_tables() and a small versioned upgrade path.
+
+Version 1 is the wheel's layout. A database the Rust Quebec created has no
+`<prefix>_schema_migrations` table; it is recognised as version 1 and adopted, so
+pointing our worker at it needs no migration. Later versions append a function
+to `_UPGRADES`; each runs in its own transaction and records itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, insert, inspect, select
+from sqlalchemy import func as sa_func
+
+from quebec.clock import utcnow
+from quebec.schema.tables import Tables
+
+SCHEMA_VERSION = 1
+
+# version -> function(conn, tables) bringing version-1 → version. Empty while we are at 1.
+_UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {}
+
+
+def current_version(conn: Connection, tables: Tables) -> int:
+    """0 = no Quebec tables at all; otherwise the recorded (or adopted) version."""
+    names = set(inspect(conn).get_table_names())
+    if tables.jobs.name not in names:
+        return 0
+    if tables.schema_migrations.name not in names:
+        return 1
+    version = conn.execute(select(sa_func.max(tables.schema_migrations.c.version))).scalar()
+    return int(version or 1)
+
+
+def create_tables(engine: Engine, tables: Tables) -> bool:
+    """Create every table and index that is missing, then upgrade. Idempotent."""
+    with engine.begin() as conn:
+        tables.metadata.create_all(conn, checkfirst=True)
+        recorded = conn.execute(select(sa_func.max(tables.schema_migrations.c.version))).scalar()
+        if recorded is None:
+            conn.execute(insert(tables.schema_migrations).values(version=1, applied_at=utcnow()))
+    upgrade(engine, tables)
+    return True
+
+
+def upgrade(engine: Engine, tables: Tables) -> int:
+    """Apply every version above the database's; returns the version reached."""
+    with engine.connect() as conn:
+        version = current_version(conn, tables)
+    for target in sorted(v for v in _UPGRADES if v > version):
+        with engine.begin() as conn:
+            _UPGRADES[target](conn, tables)
+            conn.execute(insert(tables.schema_migrations).values(version=target, applied_at=utcnow()))
+        version = target
+    return version

@@ -1,0 +1,108 @@
+"""claimed → finished | failed | ready, and the retry that finishes one row and schedules another."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import delete, insert, literal, select, update
+
+from quebec.schema.tables import UTCDateTime
+from quebec.store.database import Tx
+from quebec.store.jobs import announce, enqueue_many
+from quebec.types import ErrorInfo, Finished, NewJob
+
+
+def _held(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
+    claims = tx.tables.claimed_executions
+    return tx.dialect.delete_returning(
+        tx.conn, claims, claims.c.job_id.in_(list(job_ids)) & (claims.c.process_id == process_id))
+
+
+def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bool = True) -> Finished:
+    """claimed → finished, for the jobs this process still holds.
+
+    A claim can vanish under us (we were pruned during an outage): those jobs belong
+    to someone else now and come back in `lost`.
+    """
+    if not job_ids:
+        return Finished(job_ids=())
+    held = _held(tx, process_id=process_id, job_ids=job_ids)
+    jobs = tx.tables.jobs
+    if held:
+        if preserve:
+            tx.conn.execute(update(jobs).where(jobs.c.id.in_(held)).values(finished_at=tx.now, updated_at=tx.now))
+        else:
+            tx.conn.execute(delete(jobs).where(jobs.c.id.in_(held)))
+    return Finished(job_ids=tuple(sorted(held)), lost=tuple(sorted(set(job_ids) - set(held))))
+
+
+def error_json(error: ErrorInfo) -> str:
+    return json.dumps({"exception_class": error.exception_class, "message": error.message,
+                       "backtrace": list(error.backtrace)})
+
+
+def fail(tx: Tx, *, process_id: int, job_id: int, error: ErrorInfo, arguments: str | None = None) -> bool:
+    """claimed → failed: the error is kept in failed_executions; finished_at stays NULL."""
+    if not _held(tx, process_id=process_id, job_ids=[job_id]):
+        return False
+    values: dict[str, object] = {"updated_at": tx.now}
+    if arguments is not None:
+        values["arguments"] = arguments
+    jobs = tx.tables.jobs
+    tx.conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+    tx.conn.execute(insert(tx.tables.failed_executions).values(job_id=job_id, error=error_json(error),
+                                                               created_at=tx.now))
+    return True
+
+
+def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob) -> int | None:
+    """claimed → finished, plus a new job row (same active_job_id) scheduled for the next attempt."""
+    if not _held(tx, process_id=process_id, job_ids=[job_id]):
+        return None
+    jobs = tx.tables.jobs
+    tx.conn.execute(update(jobs).where(jobs.c.id == job_id).values(finished_at=tx.now, updated_at=tx.now))
+    return enqueue_many(tx, [next_run])[0].id
+
+
+def discard(tx: Tx, *, process_id: int, job_id: int) -> bool:
+    """claimed → finished, without running again (discard_on, rescue_from, exhausted with handler)."""
+    if not _held(tx, process_id=process_id, job_ids=[job_id]):
+        return False
+    jobs = tx.tables.jobs
+    tx.conn.execute(update(jobs).where(jobs.c.id == job_id).values(finished_at=tx.now, updated_at=tx.now))
+    return True
+
+
+def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: object) -> bool:
+    """claimed → scheduled (a rate-limited job tries again later)."""
+    if not _held(tx, process_id=process_id, job_ids=[job_id]):
+        return False
+    t = tx.tables
+    tx.conn.execute(insert(t.scheduled_executions).from_select(
+        ["job_id", "queue_name", "priority", "scheduled_at", "created_at"],
+        select(t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, literal(run_at, UTCDateTime()),
+               literal(tx.now, UTCDateTime())).where(t.jobs.c.id == job_id)))
+    return True
+
+
+def release_many(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
+    """claimed → ready: jobs this process holds but will not finish (shutdown); they run again."""
+    if not job_ids:
+        return []
+    held = _held(tx, process_id=process_id, job_ids=job_ids)
+    to_ready(tx, held)
+    return held
+
+
+def to_ready(tx: Tx, job_ids: Sequence[int]) -> None:
+    """Insert ready rows for jobs that currently have no execution row."""
+    if not job_ids:
+        return
+    t = tx.tables
+    tx.conn.execute(insert(t.ready_executions).from_select(
+        ["job_id", "queue_name", "priority", "created_at"],
+        select(t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, literal(tx.now, UTCDateTime()))
+        .where(t.jobs.c.id.in_(list(job_ids)))))
+    queues = set(tx.conn.scalars(select(t.jobs.c.queue_name).where(t.jobs.c.id.in_(list(job_ids))).distinct()))
+    announce(tx, queues)

@@ -1,0 +1,125 @@
+"""Frozen values passed between the store and the layers above it.
+
+Nothing here touches a database or a thread: the store takes these in and hands
+these back, so the runtime never sees a SQLAlchemy row.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+class JobState(str, Enum):
+    SCHEDULED = "scheduled"
+    READY = "ready"
+    BLOCKED = "blocked"
+    CLAIMED = "claimed"
+    FAILED = "failed"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job about to be inserted. `arguments` is the serialised envelope (JSON text)."""
+
+    queue_name: str
+    class_name: str
+    arguments: str
+    priority: int
+    active_job_id: str
+    scheduled_at: datetime
+    concurrency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    id: int
+    active_job_id: str
+    state: JobState
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job this process holds a claim on (a row in claimed_executions)."""
+
+    id: int
+    queue_name: str
+    class_name: str
+    arguments: str | None
+    priority: int
+    active_job_id: str | None
+    scheduled_at: datetime | None
+    concurrency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    exception_class: str
+    message: str
+    backtrace: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What finish_many did: the jobs it finished and the claims it no longer held."""
+
+    job_ids: tuple[int, ...]
+    lost: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What prune_dead did: processes removed, claims put back to ready, claims failed."""
+
+    process_ids: tuple[int, ...] = ()
+    released: tuple[int, ...] = ()
+    failed: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    kind: str
+    name: str
+    pid: int
+    hostname: str
+    metadata: str | None = None
+    supervisor_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSelector:
+    """The queues a worker takes jobs from, in priority order.
+
+    Each entry is an exact queue name, a `prefix*` (a literal prefix, not a LIKE
+    pattern) or `*` for every queue. Order matters: earlier entries are drained first.
+    """
+
+    patterns: tuple[str, ...] = ("*",)
+    _exact: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.patterns:
+            object.__setattr__(self, "patterns", ("*",))
+        object.__setattr__(self, "_exact", frozenset(p for p in self.patterns if not p.endswith("*")))
+
+    @classmethod
+    def parse(cls, value: str | list[str] | tuple[str, ...] | None) -> QueueSelector:
+        if value is None:
+            return cls()
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return cls(tuple(s.strip() for s in items if s and s.strip()))
+
+    @property
+    def is_all(self) -> bool:
+        return "*" in self.patterns
+
+    def matches(self, queue_name: str) -> bool:
+        if self.is_all or queue_name in self._exact:
+            return True
+        return any(p.endswith("*") and queue_name.startswith(p[:-1]) for p in self.patterns)
+
+    def fnmatch(self, queue_name: str) -> bool:  # pragma: no cover - convenience for users
+        return any(fnmatch.fnmatchcase(queue_name, p) for p in self.patterns)

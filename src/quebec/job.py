@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from quebec.clock import to_naive_utc, utcnow
+from quebec.clock import to_naive_utc
 from quebec.errors import ConfigError, EnqueueError
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
 
@@ -197,13 +197,14 @@ def _check_class_options(cls: type[BaseClass], name: str) -> None:
     for entry in cls.retry_on:
         if not isinstance(entry, RetryStrategy):
             raise ConfigError(f"{name}.retry_on entries must be quebec.RetryStrategy(...), got {entry!r}")
-    for entry in cls.rescue_from:
-        if not isinstance(entry, RescueStrategy):
-            raise ConfigError(f"{name}.rescue_from entries must be quebec.RescueStrategy(...), got {entry!r}")
-    for entry in cls.discard_on:
-        if not isinstance(entry, DiscardStrategy) and not (isinstance(entry, type) and issubclass(entry, BaseException)):
+    for rescue in cls.rescue_from:
+        if not isinstance(rescue, RescueStrategy):
+            raise ConfigError(f"{name}.rescue_from entries must be quebec.RescueStrategy(...), got {rescue!r}")
+    for discard in cls.discard_on:
+        if not isinstance(discard, DiscardStrategy) and not (
+                isinstance(discard, type) and issubclass(discard, BaseException)):
             raise ConfigError(f"{name}.discard_on entries must be exception classes or quebec.DiscardStrategy(...), "
-                              f"got {entry!r}")
+                              f"got {discard!r}")
     timeout = cls.timeout
     if timeout is not None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout

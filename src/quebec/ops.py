@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -10,6 +10,7 @@ from quebec.clock import to_naive_utc
 from quebec.identifiers import queue_name
 from quebec.store import Database, cleanup, failed, pauses, queries, scheduled
 from quebec.store.queries import JobRow
+from quebec.types import JobState
 
 if TYPE_CHECKING:
     from quebec.config import Settings
@@ -52,4 +53,34 @@ def clear_finished_jobs(db: Database, settings: Settings, *, batch_size: int = 5
         n = db.transact(cleanup.clear_finished, finished_before=before, limit=batch_size)
         total += n
         if n < batch_size:
+            return total
+
+
+def failed_jobs(db: Database, *, class_name: str | None = None, queue_name: str | None = None,
+                limit: int = 1000) -> list[JobRow]:
+    return db.read(queries.list_jobs, state=JobState.FAILED, class_name=class_name, queue_name=queue_name,
+                   limit=limit)
+
+
+def retry_all_failed(db: Database, *, class_name: str | None = None, queue_name: str | None = None,
+                     batch_size: int = 500) -> int:
+    """failed → ready for every failed job (optionally of one class or queue), in batches."""
+    return _all_failed(db, retry_failed, class_name=class_name, queue_name=queue_name, batch_size=batch_size)
+
+
+def discard_all_failed(db: Database, *, class_name: str | None = None, queue_name: str | None = None,
+                       batch_size: int = 500) -> int:
+    return _all_failed(db, discard_failed, class_name=class_name, queue_name=queue_name, batch_size=batch_size)
+
+
+def _all_failed(db: Database, action: Callable[[Database, Sequence[int]], int], *, class_name: str | None,
+                queue_name: str | None, batch_size: int) -> int:
+    total = 0
+    while True:
+        rows = failed_jobs(db, class_name=class_name, queue_name=queue_name, limit=batch_size)
+        if not rows:
+            return total
+        done = action(db, [r.id for r in rows])
+        total += done
+        if done == 0:
             return total

@@ -65,9 +65,9 @@ def decide(job_class: Any, error: BaseException, exception_executions: dict[str,
                 return Discarded(strategy.handler, "retry_exhausted", info)
             break
     for entry in getattr(job_class, "discard_on", ()):
-        strategy = entry if isinstance(entry, DiscardStrategy) else DiscardStrategy(entry)
-        if strategy.matches(error):
-            return Discarded(strategy.handler, "discard_on", info)
+        discard = entry if isinstance(entry, DiscardStrategy) else DiscardStrategy(entry)
+        if discard.matches(error):
+            return Discarded(discard.handler, "discard_on", info)
     rescue_from: list[RescueStrategy] = list(getattr(job_class, "rescue_from", ()))
     for rescue in rescue_from:
         if rescue.matches(error):

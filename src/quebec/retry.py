@@ -60,7 +60,8 @@ class RetryStrategy:
             raise ConfigError(f"RetryStrategy attempts must be an integer ≥ 1, got {self.attempts!r}")
         if isinstance(self.wait, str):
             if self.wait not in BACKOFFS:
-                raise ConfigError(f"RetryStrategy wait {self.wait!r} is not a backoff; use one of {', '.join(BACKOFFS)}")
+                raise ConfigError(
+                    f"RetryStrategy wait {self.wait!r} is not a backoff; use one of {', '.join(BACKOFFS)}")
         elif not callable(self.wait):
             _seconds(self.wait, what="RetryStrategy wait")
         if not 0 <= self.jitter <= 1:
@@ -77,7 +78,7 @@ class RetryStrategy:
         """Seconds to wait before retry number `attempt` (1-based)."""
         wait = self.wait
         if isinstance(wait, str):
-            seconds = {
+            seconds: float = {
                 "fixed": self.base,
                 "linear": self.base * attempt,
                 "exponential": self.base * 2 ** (attempt - 1),

@@ -9,10 +9,10 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     SCHEDULED = "scheduled"
     READY = "ready"
     BLOCKED = "blocked"

@@ -9,8 +9,8 @@ from sqlalchemy import Connection, Table, delete, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from quebec.errors import ConfigError
 from quebec.dialects.base import Dialect
+from quebec.errors import ConfigError
 
 _CHUNK = 1000
 _TRANSIENT_CODES = {1213, 1205, 2006, 2013, 2003, 2055, 1927, 4031}

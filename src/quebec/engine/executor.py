@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-
 from quebec.arguments import Envelope, decode_envelope, with_counters
 from quebec.clock import Clock
+from quebec.engine.completer import Completion
 from quebec.errors import UnknownJobClass
 from quebec.hooks import call_hook
 from quebec.job import BaseClass
@@ -21,8 +21,6 @@ from quebec.logger import job_logger
 from quebec.outcome import Discarded, Failed, RetryAt, decide, error_info
 from quebec.registry import Registry
 from quebec.types import ClaimedJob, NewJob
-
-from quebec.engine.completer import Completion
 
 log = logging.getLogger("quebec.worker")
 

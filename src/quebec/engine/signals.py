@@ -6,10 +6,12 @@ import queue
 import signal
 import sys
 import threading
-from enum import Enum
+from collections.abc import Callable
+from enum import StrEnum
+from types import FrameType
 
 
-class Intent(str, Enum):
+class Intent(StrEnum):
     STOP = "stop"      # TERM, INT: graceful
     QUIT = "quit"      # QUIT: at once
     QUIET = "quiet"    # USR1, TSTP: stop claiming
@@ -48,8 +50,14 @@ class Intents:
         if not sys.stdin or not sys.stdin.isatty():
             wanted[signal.SIGTSTP] = Intent.QUIET
         for signum, intent in wanted.items():
-            self._previous[signum] = signal.signal(signum, lambda _s, _f, i=intent: self.put(i))
+            self._previous[signum] = signal.signal(signum, self._handler(intent))
         return True
+
+    def _handler(self, intent: Intent) -> Callable[[int, FrameType | None], None]:
+        def handle(_signum: int, _frame: FrameType | None) -> None:
+            self.put(intent)
+
+        return handle
 
     def restore(self) -> None:
         for signum, handler in self._previous.items():

@@ -10,6 +10,7 @@ DATETIME would round away the sub-second order of jobs enqueued together.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -95,7 +96,7 @@ def build_tables(prefix: str) -> Tables:
     """Table objects for one (already validated) prefix."""
     md = MetaData()
     p = prefix
-    kw = {"sqlite_autoincrement": True, "mysql_charset": "utf8mb4"}
+    kw: dict[str, Any] = {"sqlite_autoincrement": True, "mysql_charset": "utf8mb4"}
 
     def job_fk() -> Column[int]:
         return Column("job_id", BigInteger, ForeignKey(f"{p}_jobs.id", ondelete="CASCADE"), nullable=False,

@@ -84,7 +84,10 @@ class Quebec:
             active_job_id = new_active_job_id()
             arguments = encode_envelope(
                 class_name=job.class_name, active_job_id=active_job_id, queue_name=job.queue_name,
-                priority=job.priority, args=job.args, kwargs=job.kwargs, enqueued_at=now)
+                priority=job.priority, args=job.args, kwargs=job.kwargs, enqueued_at=now,
+                class_queue_name=forced or (job.queue_name if job.options.queue is None
+                                            else job.job_class.resolve_queue(*job.args, **job.kwargs)),
+                class_priority=job.job_class.resolve_priority())
             rows.append(NewJob(queue_name=job.queue_name, class_name=job.class_name, arguments=arguments,
                                priority=job.priority, active_job_id=active_job_id, scheduled_at=job.scheduled_at))
             job.active_job_id = active_job_id

@@ -24,7 +24,8 @@ KWARGS_TAG = "_quebec_kwargs"
 TYPE_TAG = "_quebec_type"
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-_CONTAINERS = (dict, list, tuple)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_is_str = str.__instancecheck__
 _PLAIN = (str, int, float, bool, type(None))
 
 
@@ -126,9 +127,7 @@ def decode_envelope(text: str | None) -> Envelope:
         arguments = arguments[:-1]
     inner = raw.get("arguments")
     job_id = (
-        raw.get("job_id")
-        or raw.get("provider_job_id")
-        or (inner.get("job_id") if isinstance(inner, dict) else None)
+        raw.get("job_id") or raw.get("provider_job_id") or (inner.get("job_id") if isinstance(inner, dict) else None)
     )
     return Envelope(
         args=tuple(arguments),
@@ -226,9 +225,7 @@ def _revive(obj: dict[str, Any]) -> Any:
     try:
         return revive(value)
     except (ValueError, ArithmeticError) as exc:  # decimal.InvalidOperation is arithmetic
-        raise ValueError(
-            f"tagged argument {obj!r} is malformed ({exc}); the job cannot be performed"
-        ) from exc
+        raise ValueError(f"tagged argument {obj!r} is malformed ({exc}); the job cannot be performed") from exc
 
 
 def _normalise(parsed: Any) -> dict[str, Any]:
@@ -274,25 +271,21 @@ def _refuse_reserved(class_name: str, args: Sequence[Any], kwargs: Mapping[str, 
 def _check_keys(arguments: list[Any]) -> None:
     """json.dumps turns int/float/bool/None keys into strings silently; refuse them instead.
 
-    The only walk on the enqueue path: it visits containers, never scalars (docs/arguments.md).
+    The one walk on the enqueue path (docs/arguments.md has the timings): it skips scalars
+    with a set lookup and checks keys in C through map().
     """
     stack: list[Any] = [arguments]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
-            if TYPE_TAG in node:
-                raise ValueError("reserved key")
-            for key in node:
-                if not isinstance(key, str):
-                    raise TypeError("non-str key")
-            stack.extend([v for v in node.values() if isinstance(v, _CONTAINERS)])
-        else:
-            stack.extend([v for v in node if isinstance(v, _CONTAINERS)])
+            if TYPE_TAG in node or not all(map(_is_str, node)):
+                raise TypeError("non-str or reserved key")
+            stack += [v for v in node.values() if type(v) not in _SCALARS]
+        elif isinstance(node, list | tuple):
+            stack += [v for v in node if type(v) not in _SCALARS]
 
 
-def _explain(
-    class_name: str, args: Sequence[Any], kwargs: Mapping[str, Any], exc: Exception
-) -> SerializationError:
+def _explain(class_name: str, args: Sequence[Any], kwargs: Mapping[str, Any], exc: Exception) -> SerializationError:
     for key in kwargs:
         if not isinstance(key, str):
             return SerializationError(
@@ -305,9 +298,7 @@ def _explain(
     return SerializationError(f"the arguments of {class_name} cannot be stored as JSON: {exc}")
 
 
-def _problems(
-    roots: list[tuple[str, Any]], within: frozenset[int] = frozenset()
-) -> Iterator[tuple[str, str, str]]:
+def _problems(roots: list[tuple[str, Any]], within: frozenset[int] = frozenset()) -> Iterator[tuple[str, str, str]]:
     """Depth-first (path, description, fix) for every value that cannot be stored."""
     for path, value in roots:
         if id(value) in within:

@@ -152,7 +152,10 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in _fields(record).items() if k not in entry)
         if exception := _exception_text(self, record):
             entry["exception"] = exception
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        try:
+            return json.dumps(entry, default=str, ensure_ascii=False)
+        except (TypeError, ValueError):  # e.g. a dict with tuple keys in extra=: keep the line, as text
+            return json.dumps({k: v if isinstance(v, str) else repr(v) for k, v in entry.items()})
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -206,15 +209,11 @@ def _level(level: int | str) -> int:
         return level
     named = logging.getLevelName(level.strip().upper())
     if not isinstance(named, int):
-        raise ConfigError(
-            f"log level {level!r} is not a level name; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
-        )
+        raise ConfigError(f"log level {level!r} is not a level name; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return named
 
 
-def setup_logging(
-    level: int | str = logging.INFO, fmt: str | None = None, *, stream: TextIO | None = None
-) -> None:
+def setup_logging(level: int | str = logging.INFO, fmt: str | None = None, *, stream: TextIO | None = None) -> None:
     """Send all logging to one stream handler in the chosen format, replacing the root's handlers.
 
     Calling it again reconfigures rather than duplicating output. SQLAlchemy's loggers are held

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+from collections import OrderedDict, defaultdict
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -102,9 +103,7 @@ def test_sorts_keys_inside_arguments_like_the_wheel() -> None:
 @pytest.mark.parametrize("row", [WHEEL_ROW, WHEEL_ROW_WITH_SET, WHEEL_FAILED_ROW, WHEEL_RESUMED_ROW])
 def test_counters_rewrite_of_a_wheel_row_changes_nothing_else(row: str) -> None:
     envelope = decode_envelope(row)
-    same = with_counters(
-        row, executions=envelope.executions, exception_executions=envelope.exception_executions
-    )
+    same = with_counters(row, executions=envelope.executions, exception_executions=envelope.exception_executions)
     assert same == row
 
 
@@ -135,9 +134,7 @@ def test_reads_a_resumed_continuable_row() -> None:
 @pytest.mark.parametrize("text", [None, "", "   "])
 def test_a_missing_or_empty_envelope_means_no_arguments(text: str | None) -> None:
     envelope = decode_envelope(text)
-    assert envelope == Envelope(
-        args=(), kwargs={}, executions=0, exception_executions={}, active_job_id=None, raw={}
-    )
+    assert envelope == Envelope(args=(), kwargs={}, executions=0, exception_executions={}, active_job_id=None, raw={})
 
 
 def test_a_minimal_envelope_is_read_with_zero_counters() -> None:
@@ -399,9 +396,7 @@ def test_with_counters_keeps_tagged_values_and_unicode_as_written() -> None:
 
 
 def test_with_counters_on_an_empty_envelope_writes_just_the_counters() -> None:
-    assert with_counters(None, executions=1, exception_executions={}) == (
-        '{"exception_executions":{},"executions":1}'
-    )
+    assert with_counters(None, executions=1, exception_executions={}) == ('{"exception_executions":{},"executions":1}')
 
 
 def test_active_job_ids_look_like_the_wheels() -> None:
@@ -419,7 +414,14 @@ def test_active_job_ids_look_like_the_wheels() -> None:
         (datetime(2026, 11, 23, 2, 0, tzinfo=timezone(timedelta(hours=2))), "2026-11-23T00:00:00"),
     ],
 )
-def test_enqueued_at_is_naive_utc_with_the_fraction_digits_chrono_would_print(
-    moment: datetime, text: str
-) -> None:
+def test_enqueued_at_is_naive_utc_with_the_fraction_digits_chrono_would_print(moment: datetime, text: str) -> None:
     assert format_naive_utc(moment) == text
+
+
+def test_dict_subclasses_are_checked_and_str_enum_keys_accepted() -> None:
+    class Field(enum.StrEnum):
+        NAME = "name"
+
+    assert round_trip(OrderedDict([(Field.NAME, 1)])).args == ({"name": 1},)
+    with pytest.raises(SerializationError, match=r"^args\[0\]\[0\] of J \(a dict with an int key 1\)"):
+        encode((defaultdict(list, {1: []}),))

@@ -130,6 +130,12 @@ def test_json_format_renders_values_json_cannot_hold_as_text() -> None:
     assert (entry["tags"], entry["kind"]) == ("{'a'}", "<class 'set'>")
 
 
+def test_json_format_survives_extra_values_json_cannot_encode() -> None:
+    stream = configured("json")
+    get_logger("x").info("odd", extra={"grid": {(0, 1): "a"}})
+    assert json.loads(lines(stream)[0])["grid"] == "{(0, 1): 'a'}"
+
+
 def test_logfmt_format_quotes_values_with_spaces_quotes_or_newlines() -> None:
     stream = configured("logfmt")
     with job_context("EmailJob", "abc"):

@@ -17,7 +17,7 @@ from quebec.engine.completer import Completion
 from quebec.errors import UnknownJobClass
 from quebec.hooks import call_hook
 from quebec.job import BaseClass
-from quebec.logger import job_logger
+from quebec.logger import job_context, job_logger
 from quebec.outcome import Discarded, Failed, RetryAt, decide, error_info
 from quebec.registry import Registry
 from quebec.types import ClaimedJob, NewJob
@@ -45,10 +45,11 @@ class Executor:
             log.error("job.bad_arguments job_id=%s class=%s: %s", job.id, job.class_name, exc)
             return self._failed(job, exc, None)
         instance = self._instance(cls, job, envelope)
-        try:
-            instance.perform(*envelope.args, **envelope.kwargs)
-        except Exception as exc:
-            return self._after_error(cls, instance, job, envelope, exc)
+        with job_context(job.class_name, job.id, job.queue_name):
+            try:
+                instance.perform(*envelope.args, **envelope.kwargs)
+            except Exception as exc:
+                return self._after_error(cls, instance, job, envelope, exc)
         return Completion("finish", job.id, job.class_name)
 
     def _instance(self, cls: type[BaseClass], job: ClaimedJob, envelope: Envelope) -> BaseClass:

@@ -10,17 +10,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from quebec.types import ClaimedJob
 
 log = logging.getLogger("quebec.worker")
+PREFETCH_SECONDS = 0.05
 
 
 class ThreadLane:
     def __init__(self, threads: int, perform: Callable[[ClaimedJob], None], on_free: Callable[[], None],
-                 name: str = "worker") -> None:
-        self.capacity = threads
+                 name: str = "worker", max_prefetch: int = 0) -> None:
+        self.threads = threads
+        self.max_prefetch = max_prefetch
+        self._avg_seconds: float | None = None
         self._perform = perform
         self._on_free = on_free
         self._queue: queue.SimpleQueue[ClaimedJob | None] = queue.SimpleQueue()
@@ -33,6 +37,22 @@ class ThreadLane:
         for t in self._threads:
             t.start()
 
+    @property
+    def capacity(self) -> int:
+        """Threads plus the claimed jobs allowed to wait for one.
+
+        Waiting jobs keep threads busy while the worker claims the next batch, but they
+        are held away from other processes: so the lane holds about PREFETCH_SECONDS of
+        work, judged by recent job durations. Short jobs get a deep buffer and large
+        claims; jobs of a second or more get none.
+        """
+        avg = self._avg_seconds
+        if self.max_prefetch <= 0:
+            return self.threads
+        if avg is None:
+            return self.threads + min(self.threads, self.max_prefetch)
+        return self.threads + min(self.max_prefetch, int(self.threads * PREFETCH_SECONDS / max(avg, 1e-5)))
+
     def free_slots(self) -> int:
         with self._lock:
             return self.capacity - len(self._pending) - len(self._running)
@@ -41,6 +61,10 @@ class ThreadLane:
         with self._lock:
             self._pending[job.id] = job
         self._queue.put(job)
+
+    def is_idle(self) -> bool:
+        with self._lock:
+            return not self._pending and not self._running
 
     def take_pending(self) -> list[ClaimedJob]:
         """Claimed jobs that have not started; they will not start now."""
@@ -71,12 +95,16 @@ class ThreadLane:
                 if self._pending.pop(job.id, None) is None:
                     continue  # taken back by take_pending()
                 self._running[job.id] = job
+            started = time.perf_counter()
             try:
                 self._perform(job)
             except BaseException:  # the executor catches job errors; this is our own bug
                 log.exception("lane.perform_crashed job_id=%s", job.id)
             finally:
+                took = time.perf_counter() - started
                 with self._lock:
+                    avg = self._avg_seconds
+                    self._avg_seconds = took if avg is None else avg * 0.9 + took * 0.1
                     self._running.pop(job.id, None)
                     self._idle.notify_all()
                 self._on_free()

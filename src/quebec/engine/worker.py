@@ -23,7 +23,8 @@ class Worker(Runnable):
     name = "worker"
 
     def __init__(self, db: Database, *, queues: QueueSelector, threads: int, polling_interval: float,
-                 executor: Executor, completer: Completer, process_id: Callable[[], int]) -> None:
+                 executor: Executor, completer: Completer, process_id: Callable[[], int],
+                 max_prefetch: int = 64) -> None:
         super().__init__()
         self.queues = queues
         self.polling_interval = polling_interval
@@ -32,7 +33,7 @@ class Worker(Runnable):
         self._completer = completer
         self._process_id = process_id
         self._quiet = threading.Event()
-        self.lane = ThreadLane(threads, self._perform, self.wake_up)
+        self.lane = ThreadLane(threads, self._perform, self.wake_up, max_prefetch=max_prefetch)
 
     @property
     def quiet(self) -> bool:
@@ -47,7 +48,9 @@ class Worker(Runnable):
         if self._quiet.is_set():
             return 3600.0
         free = self.lane.free_slots()
-        if free <= 0:
+        # Claim in batches: wait for half the lane to be free rather than claiming one
+        # job per transaction each time a single slot frees up.
+        if free <= 0 or (free < max(1, self.lane.capacity // 2) and not self.lane.is_idle()):
             return _FULL_WAIT
         jobs = self._db.transact(ready.claim, queues=self.queues, limit=free, process_id=self._process_id())
         for job in jobs:

@@ -1,0 +1,92 @@
+"""jobs.enqueue_many (∅ → ready | scheduled) and create_tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from store_support import count_rows, db_fixture, enqueue, job_row, new_job, state_of
+
+from quebec.store import Database, jobs
+from quebec.types import JobState
+
+
+@pytest.fixture
+def db(db_url: str, prefix: str) -> Iterator[Database]:
+    yield from db_fixture(db_url, prefix)
+
+
+def test_enqueue_many_of_nothing_inserts_nothing(db: Database) -> None:
+    assert db.transact(jobs.enqueue_many, []) == []
+    assert count_rows(db, "jobs") == 0
+
+
+def test_enqueue_many_puts_due_jobs_in_ready_and_future_jobs_in_scheduled(db: Database) -> None:
+    batch = [new_job(db, in_seconds=-60), new_job(db, in_seconds=0), new_job(db, in_seconds=60)]
+    enqueued = db.transact(jobs.enqueue_many, batch)
+    assert [e.state for e in enqueued] == [JobState.READY, JobState.READY, JobState.SCHEDULED]
+    assert [state_of(db, e.id) for e in enqueued] == [JobState.READY, JobState.READY, JobState.SCHEDULED]
+    assert count_rows(db, "ready_executions") == 2
+    assert count_rows(db, "scheduled_executions") == 1
+
+
+def test_enqueue_many_returns_ids_in_input_order(db: Database) -> None:
+    batch = [new_job(db, queue=q, priority=p, in_seconds=s, class_name=f"Job{i}")
+             for i, (q, p, s) in enumerate([("b", 5, 0), ("a", 1, 30), ("c", 9, 0), ("a", 0, 90), ("b", 3, 0)])]
+    enqueued = db.transact(jobs.enqueue_many, batch)
+    assert [e.active_job_id for e in enqueued] == [j.active_job_id for j in batch]
+    assert len({e.id for e in enqueued}) == len(batch)
+    for e, j in zip(enqueued, batch, strict=True):
+        row = job_row(db, e.id)
+        assert (row.class_name, row.queue_name, row.priority, row.active_job_id, row.arguments) == (
+            j.class_name, j.queue_name, j.priority, j.active_job_id, j.arguments)
+
+
+def test_enqueue_many_copies_queue_priority_and_time_to_execution_rows(db: Database) -> None:
+    due, later = new_job(db, queue="mail", priority=-3), new_job(db, queue="cron", priority=7, in_seconds=600)
+    ready_id, scheduled_id = enqueue(db, due, later)
+    t = db.tables
+
+    def rows(tx):  # type: ignore[no-untyped-def]
+        r = tx.conn.execute(select(t.ready_executions.c.job_id, t.ready_executions.c.queue_name,
+                                   t.ready_executions.c.priority)).all()
+        s = tx.conn.execute(select(t.scheduled_executions.c.job_id, t.scheduled_executions.c.queue_name,
+                                   t.scheduled_executions.c.priority,
+                                   t.scheduled_executions.c.scheduled_at)).all()
+        return [tuple(x) for x in r], [tuple(x) for x in s]
+
+    ready_rows, scheduled_rows = db.read(rows)
+    assert ready_rows == [(ready_id, "mail", -3)]
+    assert scheduled_rows == [(scheduled_id, "cron", 7, later.scheduled_at)]
+    assert job_row(db, scheduled_id).scheduled_at == later.scheduled_at
+    assert job_row(db, ready_id).finished_at is None
+
+
+def test_enqueue_many_inserts_five_thousand_jobs_in_one_call(db: Database) -> None:
+    batch = [new_job(db, priority=i % 7, in_seconds=0 if i % 5 else 3600) for i in range(5000)]
+    enqueued = db.transact(jobs.enqueue_many, batch)
+    assert len(enqueued) == 5000
+    assert [e.active_job_id for e in enqueued] == [j.active_job_id for j in batch]
+    assert len({e.id for e in enqueued}) == 5000
+    assert count_rows(db, "jobs") == 5000
+    assert count_rows(db, "ready_executions") == 4000
+    assert count_rows(db, "scheduled_executions") == 1000
+    t = db.tables
+    by_id = dict(db.read(lambda tx: tx.conn.execute(select(t.jobs.c.id, t.jobs.c.active_job_id)).all()))
+    assert [by_id[e.id] for e in enqueued] == [j.active_job_id for j in batch]
+
+
+def test_enqueue_many_keeps_the_time_of_scheduled_jobs_to_the_microsecond(db: Database) -> None:
+    at = db.clock.now().replace(microsecond=123456) + timedelta(hours=1)
+    (job_id,) = enqueue(db, new_job(db, at=at))
+    assert job_row(db, job_id).scheduled_at == at
+
+
+def test_create_tables_is_idempotent(db: Database) -> None:
+    (job_id,) = enqueue(db, new_job(db))
+    assert db.create_tables() is True
+    assert db.create_tables() is True
+    assert state_of(db, job_id) == JobState.READY
+    assert count_rows(db, "jobs") == 1

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from quebec.arguments import Envelope, decode_envelope, with_counters
 from quebec.clock import Clock
+from quebec.engine.callbacks import run_perform
 from quebec.engine.completer import Completion
 from quebec.errors import UnknownJobClass
 from quebec.hooks import call_hook
@@ -47,9 +48,15 @@ class Executor:
         instance = self._instance(cls, job, envelope)
         with job_context(job.class_name, job.id, job.queue_name):
             try:
-                instance.perform(*envelope.args, **envelope.kwargs)
+                run_perform(instance, envelope.args, envelope.kwargs, _seconds(cls.timeout))
             except Exception as exc:
-                return self._after_error(cls, instance, job, envelope, exc)
+                try:
+                    return self._after_error(cls, instance, job, envelope, exc)
+                except Exception as decide_error:
+                    # e.g. a retry `wait` callable that returned nonsense: the job must
+                    # still end somewhere visible, never stuck in claimed.
+                    log.exception("job.outcome_failed job_id=%s class=%s", job.id, job.class_name)
+                    return self._failed(job, decide_error, envelope, counted=True)
         return Completion("finish", job.id, job.class_name)
 
     def _instance(self, cls: type[BaseClass], job: ClaimedJob, envelope: Envelope) -> BaseClass:
@@ -108,3 +115,9 @@ class Executor:
         return Completion("fail", job.id, job.class_name, error=error_info(exc), arguments=arguments)
 
 
+
+
+def _seconds(value: float | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

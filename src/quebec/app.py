@@ -193,6 +193,16 @@ class Quebec:
     def discard_failed(self, job_id: int) -> bool:
         return ops.discard_failed(self.db, [job_id]) > 0
 
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a job that has not started; False when it is running, finished or failed."""
+        return bool(ops.cancel(self.db, [job_id]))
+
+    def retry_all_failed(self, class_name: str | None = None, queue_name: str | None = None) -> int:
+        return ops.retry_all_failed(self.db, class_name=class_name, queue_name=queue_name)
+
+    def discard_all_failed(self, class_name: str | None = None, queue_name: str | None = None) -> int:
+        return ops.discard_all_failed(self.db, class_name=class_name, queue_name=queue_name)
+
     def cancel_scheduled(self, job_id: int) -> bool:
         return ops.cancel_scheduled(self.db, [job_id]) > 0
 

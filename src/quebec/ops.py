@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from quebec.clock import to_naive_utc
 from quebec.identifiers import queue_name
-from quebec.store import Database, cleanup, failed, pauses, queries, scheduled
+from quebec.store import Database, cleanup, failed, jobs, pauses, queries, scheduled
 from quebec.store.queries import JobRow
 from quebec.types import JobState
 
@@ -26,6 +26,11 @@ def retry_failed(db: Database, job_ids: Sequence[int]) -> int:
 
 def discard_failed(db: Database, job_ids: Sequence[int]) -> int:
     return db.transact(failed.discard_failed, job_ids=job_ids)
+
+
+def cancel(db: Database, job_ids: Sequence[int]) -> list[int]:
+    """Cancel jobs that have not started (ready, scheduled or blocked); returns those cancelled."""
+    return db.transact(jobs.cancel, job_ids=job_ids)
 
 
 def cancel_scheduled(db: Database, job_ids: Sequence[int]) -> int:

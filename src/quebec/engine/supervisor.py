@@ -189,8 +189,16 @@ class ThreadSupervisor:
             if released:
                 log.info("job.released count=%d (claimed, not started)", len(released))
         deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not all(w.lane.is_idle() for w in self.workers):
+            # A second TERM/INT skips the rest of the grace period; QUIT leaves at once.
+            intent = self.intents.get(timeout=0.05)
+            if intent is Intent.STOP:
+                log.warning("supervisor.stop_again: not waiting for running jobs any longer")
+                break
+            if intent is Intent.QUIT:
+                os._exit(0)
         for worker in self.workers:
-            if not worker.lane.wait_idle(max(0.0, deadline - time.monotonic())):
+            if not worker.lane.is_idle():
                 again = worker.release_running()
                 log.warning("job.released_running count=%d: still running after shutdown_timeout=%.1fs; "
                             "they will run again", len(again), timeout)

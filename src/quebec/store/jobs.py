@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from quebec.store.database import Tx
 from quebec.types import Enqueued, JobState, NewJob
@@ -51,3 +51,18 @@ def announce(tx: Tx, queues: set[str]) -> None:
     if tx.dialect.supports_listen:
         for queue in sorted(queues):
             tx.dialect.notify(tx.conn, NOTIFY_CHANNEL[0], queue)
+
+
+def cancel(tx: Tx, *, job_ids: Sequence[int]) -> list[int]:
+    """ready | scheduled | blocked → finished: jobs that have not started will not run.
+
+    A job already claimed (running) or failed is left alone and not returned.
+    """
+    t = tx.tables
+    ids = list(job_ids)
+    gone: list[int] = []
+    for table in (t.ready_executions, t.scheduled_executions, t.blocked_executions):
+        gone.extend(tx.dialect.delete_returning(tx.conn, table, table.c.job_id.in_(ids)))
+    if gone:
+        tx.conn.execute(update(t.jobs).where(t.jobs.c.id.in_(gone)).values(finished_at=tx.now, updated_at=tx.now))
+    return sorted(gone)

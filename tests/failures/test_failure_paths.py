@@ -8,9 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import eventually
 
 import quebec
+from conftest import eventually
 from quebec.clock import utcnow
 from quebec.types import JobState
 

@@ -39,12 +39,12 @@ def clock_of(db: Database) -> FrozenClock:
 
 
 def new_job(db: Database, *, queue: str = "default", priority: int = 0, class_name: str = "ExampleJob",
-            in_seconds: float = 0.0, at: datetime | None = None) -> NewJob:
+            in_seconds: float = 0.0, at: datetime | None = None, active_job_id: str | None = None) -> NewJob:
     """A NewJob due `in_seconds` from the database clock's now (or at `at`)."""
     n = next(_serial)
     when = at if at is not None else db.clock.now() + timedelta(seconds=in_seconds)
     return NewJob(queue_name=queue, class_name=class_name, arguments=f'{{"n":{n}}}', priority=priority,
-                  active_job_id=f"aj{n:010d}", scheduled_at=when)
+                  active_job_id=active_job_id or f"aj{n:010d}", scheduled_at=when)
 
 
 def enqueue(db: Database, *new_jobs: NewJob) -> list[int]:

@@ -144,9 +144,7 @@ def test_retry_finishes_the_claim_and_schedules_a_new_row_with_the_same_active_j
     first = new_job(db, queue="q", priority=3)
     (job_id,) = enqueue(db, first)
     claimed_ids(db, pid)
-    next_run = new_job(db, queue="q", priority=3, in_seconds=30)
-    next_run = type(next_run)(**{**{f: getattr(next_run, f) for f in next_run.__slots__},
-                                 "active_job_id": first.active_job_id})
+    next_run = new_job(db, queue="q", priority=3, in_seconds=30, active_job_id=first.active_job_id)
     new_id = db.transact(claimed.retry, process_id=pid, job_id=job_id, next_run=next_run)
     assert new_id is not None and new_id != job_id
     assert state_of(db, job_id) == JobState.FINISHED

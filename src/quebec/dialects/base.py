@@ -24,6 +24,9 @@ class Dialect:
     supports_listen = False
     # True when the database allows one writer at a time (claims need no row locks).
     single_writer = False
+    # True when DELETE/INSERT … RETURNING can be chained in one WITH statement, so a
+    # claim is one round trip instead of four.
+    supports_modifying_cte = False
     # True for an embedded database the application owns (a file): its tables are
     # created on first connect, as there is no DBA or DDL permission to respect.
     embedded = False

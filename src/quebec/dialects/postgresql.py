@@ -24,6 +24,7 @@ class PostgreSQLDialect(Dialect):
     name = "postgresql"
     supports_skip_locked = True
     supports_listen = True
+    supports_modifying_cte = True
 
     def engine_options(self) -> dict[str, Any]:
         opts = super().engine_options()
@@ -32,8 +33,9 @@ class PostgreSQLDialect(Dialect):
 
     def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]
         # A duplicate key would abort the whole transaction here; ON CONFLICT does not.
-        result = conn.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
-        return bool(result.rowcount)
+        # RETURNING, not rowcount: with an implicit RETURNING psycopg reports rowcount -1.
+        stmt = pg_insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
+        return conn.execute(stmt).first() is not None
 
     def notify(self, conn: Connection, channel: str, payload: str) -> None:
         conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})

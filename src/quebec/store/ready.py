@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import BigInteger, Select, delete, insert, literal, select
 
+from quebec.schema.tables import UTCDateTime
 from quebec.store.database import Tx
 from quebec.store.rows import claimed_job
 from quebec.types import ClaimedJob, QueueSelector
@@ -17,24 +18,49 @@ def claim(tx: Tx, *, queues: QueueSelector, limit: int, process_id: int) -> list
     """
     if limit <= 0:
         return []
+    out: list[ClaimedJob] = []
+    for pattern in [None] if queues.is_all else list(queues.patterns):
+        if len(out) >= limit:
+            break
+        pick = _pick(tx, pattern, limit - len(out))
+        if tx.dialect.supports_modifying_cte:
+            out.extend(_claim_in_one_statement(tx, pick, process_id))
+        else:
+            out.extend(_claim_in_steps(tx, list(tx.conn.scalars(pick)), process_id))
+    return out
+
+
+def _pick(tx: Tx, pattern: str | None, limit: int) -> Select[tuple[int]]:
+    """The ready rows to take: one queue pattern, paused queues skipped, locked rows skipped."""
     t = tx.tables
     ready = t.ready_executions
     paused = select(t.pauses.c.queue_name).scalar_subquery()
-    picked: list[int] = []
-    groups = [None] if queues.is_all else list(queues.patterns)
-    for pattern in groups:
-        remaining = limit - len(picked)
-        if remaining <= 0:
-            break
-        stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(paused))
-        if pattern is not None and pattern.endswith("*"):
-            stmt = stmt.where(ready.c.queue_name.startswith(pattern[:-1], autoescape=True))
-        elif pattern is not None:
-            stmt = stmt.where(ready.c.queue_name == pattern)
-        if picked:
-            stmt = stmt.where(ready.c.job_id.not_in(picked))
-        stmt = stmt.order_by(ready.c.priority, ready.c.job_id).limit(remaining)
-        picked.extend(tx.conn.scalars(tx.dialect.lock_skip_locked(stmt)))
+    stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(paused))
+    if pattern is not None and pattern.endswith("*"):
+        stmt = stmt.where(ready.c.queue_name.startswith(pattern[:-1], autoescape=True))
+    elif pattern is not None:
+        stmt = stmt.where(ready.c.queue_name == pattern)
+    return tx.dialect.lock_skip_locked(stmt.order_by(ready.c.priority, ready.c.job_id).limit(limit))
+
+
+def _claim_in_one_statement(tx: Tx, pick: Select[tuple[int]], process_id: int) -> list[ClaimedJob]:
+    t = tx.tables
+    ready, claims, jobs = t.ready_executions, t.claimed_executions, t.jobs
+    picked = pick.cte("picked")
+    deleted = delete(ready).where(ready.c.job_id.in_(select(picked.c.job_id))).returning(ready.c.job_id)
+    deleted_cte = deleted.cte("deleted")
+    inserted = (insert(claims).from_select(
+        ["job_id", "process_id", "created_at"],
+        select(deleted_cte.c.job_id, literal(process_id, BigInteger()), literal(tx.now, UTCDateTime())))
+        .returning(claims.c.job_id).cte("inserted"))
+    rows = tx.conn.execute(select(jobs).join(inserted, inserted.c.job_id == jobs.c.id)
+                           .order_by(jobs.c.priority, jobs.c.id))
+    return [claimed_job(r) for r in rows]
+
+
+def _claim_in_steps(tx: Tx, picked: list[int], process_id: int) -> list[ClaimedJob]:
+    t = tx.tables
+    ready = t.ready_executions
     if not picked:
         return []
     held = tx.dialect.delete_returning(tx.conn, ready, ready.c.job_id.in_(picked))

@@ -46,14 +46,21 @@ class Completer:
         self._on_applied = on_applied
         self._queue: queue.SimpleQueue[Completion | None] = queue.SimpleQueue()
         self._unflushed = 0
+        self._pending_ids: set[int] = set()
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._loop, name="quebec-completer", daemon=True)
         self._thread.start()
 
+    def pending_ids(self) -> set[int]:
+        """Jobs whose outcome is submitted but not yet written."""
+        with self._lock:
+            return set(self._pending_ids)
+
     def submit(self, completion: Completion) -> None:
         with self._lock:
             self._unflushed += 1
+            self._pending_ids.add(completion.job_id)
         self._queue.put(completion)
 
     def flush(self, timeout: float) -> bool:
@@ -100,6 +107,7 @@ class Completer:
             self._on_applied(applied)
         with self._drained:
             self._unflushed -= len(applied)
+            self._pending_ids.difference_update(c.job_id for c in applied)
             self._drained.notify_all()
 
     def _apply(self, batch: list[Completion]) -> None:

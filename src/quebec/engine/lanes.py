@@ -74,6 +74,10 @@ class ThreadLane:
             self._idle.notify_all()
         return jobs
 
+    def pending(self) -> list[ClaimedJob]:
+        with self._lock:
+            return list(self._pending.values())
+
     def running(self) -> list[ClaimedJob]:
         with self._lock:
             return list(self._running.values())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from quebec.engine.completer import Completer, Completion
 from quebec.engine.executor import Executor
 from quebec.engine.lanes import ThreadLane
 from quebec.engine.runnable import Runnable
-from quebec.store import Database, ready
+from quebec.store import Database, claimed, ready
 from quebec.types import ClaimedJob, QueueSelector
 
 log = logging.getLogger("quebec.worker")
@@ -33,6 +34,7 @@ class Worker(Runnable):
         self._completer = completer
         self._process_id = process_id
         self._quiet = threading.Event()
+        self._reconcile_at: float | None = None
         self.lane = ThreadLane(threads, self._perform, self.wake_up, max_prefetch=max_prefetch)
 
     @property
@@ -47,17 +49,36 @@ class Worker(Runnable):
     def run_once(self) -> float:
         if self._quiet.is_set():
             return 3600.0
+        if self._reconcile_at is not None and time.monotonic() >= self._reconcile_at:
+            self.reconcile()
         free = self.lane.free_slots()
         # Claim in batches: wait for half the lane to be free rather than claiming one
         # job per transaction each time a single slot frees up.
         if free <= 0 or (free < max(1, self.lane.capacity // 2) and not self.lane.is_idle()):
             return _FULL_WAIT
-        jobs = self._db.transact(ready.claim, queues=self.queues, limit=free, process_id=self._process_id())
+        try:
+            jobs = self._db.transact(ready.claim, queues=self.queues, limit=free, process_id=self._process_id())
+        except Exception:
+            # The claim may have committed before the connection dropped: look for
+            # claims we hold but do not know about, once the database answers again.
+            self._reconcile_at = time.monotonic()
+            raise
         for job in jobs:
             self.lane.submit(job)
         if jobs:
             log.debug("job.claimed count=%d", len(jobs))
         return 0.0 if len(jobs) == free else self.polling_interval
+
+    def reconcile(self) -> list[int]:
+        """Hand back claims this process holds in the database but is not working on."""
+        held = self._db.read(claimed.held_by, process_id=self._process_id())
+        known = {j.id for j in self.lane.pending()} | {j.id for j in self.lane.running()}
+        unknown = sorted(set(held) - known - self._completer.pending_ids())
+        if unknown:
+            self._db.transact(claimed.release_many, process_id=self._process_id(), job_ids=unknown)
+            log.warning("job.reconciled released=%s: claims whose commit outcome was unknown", unknown)
+        self._reconcile_at = None
+        return unknown
 
     def _perform(self, job: ClaimedJob) -> None:
         self._completer.submit(self._executor.perform(job))

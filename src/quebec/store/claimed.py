@@ -106,3 +106,9 @@ def to_ready(tx: Tx, job_ids: Sequence[int]) -> None:
         .where(t.jobs.c.id.in_(list(job_ids)))))
     queues = set(tx.conn.scalars(select(t.jobs.c.queue_name).where(t.jobs.c.id.in_(list(job_ids))).distinct()))
     announce(tx, queues)
+
+
+def held_by(tx: Tx, *, process_id: int) -> list[int]:
+    """The job ids a process holds claims on (to reconcile after an unknown commit outcome)."""
+    claims = tx.tables.claimed_executions
+    return list(tx.conn.scalars(select(claims.c.job_id).where(claims.c.process_id == process_id)))

@@ -49,14 +49,14 @@ class Metric:
     unit: str
     higher_is_better: bool
     threads: int = 0
-    jobs_arg: str = "jobs"  # which CLI count applies: jobs | one_by_one | latency_jobs
+    jobs_arg: str = "jobs"  # which CLI count applies: jobs | drain_jobs | one_by_one | latency_jobs
 
 
 METRICS: list[Metric] = [
     Metric("enqueue_one", "enqueue one-by-one", "enqueue_one", "jobs_per_s", "jobs/s", True, 0, "one_by_one"),
     Metric("enqueue_bulk", "bulk enqueue (perform_all_later)", "enqueue_bulk", "jobs_per_s", "jobs/s", True),
-    Metric("drain_1", "drain, 1 thread", "drain", "jobs_per_s", "jobs/s", True, 1),
-    Metric("drain_8", "drain, 8 threads", "drain", "jobs_per_s", "jobs/s", True, 8),
+    Metric("drain_1", "drain, 1 thread", "drain", "jobs_per_s", "jobs/s", True, 1, "drain_jobs"),
+    Metric("drain_8", "drain, 8 threads", "drain", "jobs_per_s", "jobs/s", True, 8, "drain_jobs"),
     Metric("latency", "pickup latency, same process", "latency", "p50_ms", "ms", False, 0, "latency_jobs"),
     Metric(
         "latency_xproc",
@@ -81,11 +81,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(m.key for m in METRICS),
         help="subset of: " + ",".join(m.key for m in METRICS),
     )
-    p.add_argument("--jobs", type=int, default=None, help="jobs for bulk enqueue and drain (default 10000)")
+    p.add_argument("--jobs", type=int, default=None, help="jobs for bulk enqueue (default 10000)")
+    p.add_argument(
+        "--drain-jobs",
+        type=int,
+        default=None,
+        help="pre-enqueued jobs for each drain run (default 5000: the Rust wheel drains ~100-350 jobs/s here)",
+    )
     p.add_argument("--one-by-one", type=int, default=None, help="jobs for one-by-one enqueue (default 2000)")
     p.add_argument("--latency-jobs", type=int, default=None, help="jobs for pickup latency (default 200)")
     p.add_argument("--spacing", type=float, default=0.02, help="seconds between latency enqueues")
-    p.add_argument("--quick", action="store_true", help="2000 jobs, 500 one-by-one, 100 latency jobs")
+    p.add_argument("--quick", action="store_true", help="2000 bulk/drain jobs, 500 one-by-one, 100 latency jobs")
     p.add_argument("--timeout", type=float, default=300.0, help="per-scenario timeout in seconds")
     p.add_argument("--rust-python", default="/opt/quebec-rs/bin/python")
     p.add_argument("--ours-python", default=sys.executable)
@@ -102,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     quick = args.quick
     args.jobs = args.jobs or (2000 if quick else 10_000)
+    args.drain_jobs = args.drain_jobs or (2000 if quick else 5000)
     args.one_by_one = args.one_by_one or (500 if quick else 2000)
     args.latency_jobs = args.latency_jobs or (100 if quick else 200)
     return args
@@ -119,9 +126,7 @@ def impl_env(impl: str, args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def run_isolated(
-    cmd: list[str], env: dict[str, str], cwd: str, timeout: float
-) -> tuple[str, str, int | None]:
+def run_isolated(cmd: list[str], env: dict[str, str], cwd: str, timeout: float) -> tuple[str, str, int | None]:
     """Run ``cmd`` in its own session; on timeout kill its whole process group (poller, enqueuer included).
 
     Returns (stdout, stderr, returncode), returncode None meaning it was killed after ``timeout`` seconds.
@@ -277,9 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{backend}/{impl}] {metric.key} ...", end=" ", file=sys.stderr, flush=True)
                 res = run_scenario(impl, backend, metric, args)
                 results[backend][impl][metric.key] = res
-                shown = res.get("error") or ", ".join(
-                    f"{f}={fmt_value(res, f)}" for _, f, _, _ in rows_for(metric)
-                )
+                shown = res.get("error") or ", ".join(f"{f}={fmt_value(res, f)}" for _, f, _, _ in rows_for(metric))
                 print(f"{shown} ({res['wall_s']} s)", file=sys.stderr, flush=True)
 
     table = render_table(results, metrics)
@@ -297,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "settings": {
             "jobs": args.jobs,
+            "drain_jobs": args.drain_jobs,
             "one_by_one": args.one_by_one,
             "latency_jobs": args.latency_jobs,
             "spacing_s": args.spacing,

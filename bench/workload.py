@@ -42,9 +42,14 @@ LATENCY_EXPECTED = [0]
 WARMED_UP = threading.Event()
 
 
+PERFORMED = [0]  # perform() calls in this process (sanity check for the drain scenario)
+PERFORMED_LOCK = threading.Lock()
+
+
 class NoopJob(quebec.BaseClass):  # type: ignore[misc]
     def perform(self, i: int) -> None:
-        return None
+        with PERFORMED_LOCK:
+            PERFORMED[0] += 1
 
 
 class LatencyJob(quebec.BaseClass):  # type: ignore[misc]
@@ -206,6 +211,10 @@ def scenario_drain(qc: Any, args: argparse.Namespace) -> None:
         if line[0] != "DONE":
             return {"error": f"poller: {' '.join(line)}"}
         elapsed = float(line[1]) - start_box[0]
+        with PERFORMED_LOCK:
+            performed = PERFORMED[0]
+        if performed < n:
+            return {"error": f"{line[2]} jobs have finished_at but perform() ran only {performed} times"}
         return {"jobs": n, "threads": args.threads, "seconds": elapsed, "jobs_per_s": n / elapsed}
 
     start_box.append(time.time())
@@ -276,9 +285,7 @@ def scenario_enqueue_paced(qc: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--impl", required=True, choices=["ours", "rust"], help="checked against the imported quebec"
-    )
+    p.add_argument("--impl", required=True, choices=["ours", "rust"], help="checked against the imported quebec")
     p.add_argument("--url", required=True)
     p.add_argument("--prefix", required=True, help="table_name_prefix (fresh per scenario)")
     p.add_argument(
@@ -290,9 +297,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="worker_threads (0 = implementation default)")
     p.add_argument("--spacing", type=float, default=0.02, help="seconds between latency enqueues")
     p.add_argument("--timeout", type=float, default=300.0)
-    p.add_argument(
-        "--poll-python", default=sys.executable, help="interpreter with psycopg/pymysql for poll.py"
-    )
+    p.add_argument("--poll-python", default=sys.executable, help="interpreter with psycopg/pymysql for poll.py")
     return p.parse_args(argv)
 
 

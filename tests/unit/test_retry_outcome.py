@@ -136,3 +136,25 @@ def test_bad_timeout_is_refused_at_class_creation() -> None:
     with pytest.raises(ConfigError, match="timeout must be seconds > 0"):
         class Bad(quebec.BaseClass):
             timeout = -1
+
+
+@pytest.mark.parametrize(("args", "kwargs", "queues"), [
+    ((), {}, (None, None)),
+    ((1, "é", {"b": 1, "a": [None, True, 2.5]}), {"z": 1, "k": "x"}, ("class_q", 3)),
+    (("quote\"back\\slash\n",), {}, (None, 7)),
+])
+def test_fresh_envelope_fast_path_matches_the_general_encoder(args: tuple, kwargs: dict, queues: tuple) -> None:
+    import json
+    from datetime import datetime
+
+    from quebec.arguments import decode_envelope, encode_envelope, with_counters
+
+    at = datetime(2026, 11, 23, 1, 2, 3, 456789)
+    fast = encode_envelope(class_name="A.<locals>.J", active_job_id="abc123def456", queue_name="q\"1",
+                           priority=-2, args=args, kwargs=kwargs, enqueued_at=at,
+                           class_queue_name=queues[0], class_priority=queues[1])
+    general = with_counters(fast, executions=0, exception_executions={})
+    assert fast == general == json.dumps(json.loads(fast), sort_keys=True, separators=(",", ":"),
+                                         ensure_ascii=False)
+    decoded = decode_envelope(fast)
+    assert decoded.args == tuple(json.loads(json.dumps(list(args)))) and decoded.kwargs == kwargs

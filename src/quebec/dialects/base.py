@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, Table, delete, insert, select
+from sqlalchemy import Connection, Engine, Select, Table, delete, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
@@ -63,11 +63,39 @@ class Dialect:
         rows = conn.execute(delete(table).where(where).returning(table.c.job_id))
         return [r[0] for r in rows]
 
-    def insert_returning_ids(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
-                             *, key: str) -> list[int]:
-        """Insert many rows; return their new ids in input order. `key` is a unique column."""
-        result = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-        return [r[0] for r in result]
+    # -- bulk inserts: the enqueue hot path, so plain driver SQL, not per-row Core compilation
+    placeholder = "%s"
+    chunk_rows = 1000
+
+    def insert_sql(self, conn: Connection, table: Table, columns: Sequence[str], rows: int = 1) -> str:
+        quote = conn.dialect.identifier_preparer.quote
+        one = "(" + ", ".join([self.placeholder] * len(columns)) + ")"
+        return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+                f"VALUES {', '.join([one] * rows)}")
+
+    def to_db(self, value: Any) -> Any:
+        """A Python value as the driver should receive it (SQLite stores datetimes as text)."""
+        return value
+
+    def insert_rows(self, conn: Connection, table: Table, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows, ids not needed (execution rows)."""
+        if rows:
+            conn.exec_driver_sql(self.insert_sql(conn, table, columns), [tuple(r) for r in rows])
+
+    def insert_returning_ids(self, conn: Connection, table: Table, columns: Sequence[str],
+                             rows: Sequence[Sequence[Any]], *, key: str) -> list[int]:
+        """Insert many rows; return their new ids in input order. `key` names a unique column,
+        used to match RETURNING rows (whose order no database promises) to input rows."""
+        quote = conn.dialect.identifier_preparer.quote
+        k = list(columns).index(key)
+        ids: dict[Any, int] = {}
+        for start in range(0, len(rows), self.chunk_rows):
+            chunk = rows[start:start + self.chunk_rows]
+            sql = self.insert_sql(conn, table, columns, len(chunk)) + f" RETURNING {quote('id')}, {quote(key)}"
+            flat = tuple(v for row in chunk for v in row)
+            ids.update((r[1], r[0]) for r in conn.exec_driver_sql(sql, flat))
+        return [ids[row[k]] for row in rows]
 
     def insert_if_absent(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
         """Insert unless a unique key already exists; True when inserted."""

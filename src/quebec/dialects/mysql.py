@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select
@@ -29,6 +29,7 @@ class MySQLDialect(Dialect):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._returning = False
+        self._consecutive_ids = False
 
     def engine_options(self) -> dict[str, Any]:
         opts = super().engine_options()
@@ -50,6 +51,8 @@ class MySQLDialect(Dialect):
             )
         # MariaDB has DELETE ... RETURNING (10.0+); MySQL has no RETURNING at all.
         self._returning = mariadb
+        mode = conn.exec_driver_sql("SELECT @@innodb_autoinc_lock_mode").scalar()
+        self._consecutive_ids = mode is not None and int(mode) in (0, 1)
 
     def delete_returning(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
         if self._returning:
@@ -60,21 +63,27 @@ class MySQLDialect(Dialect):
             conn.execute(delete(table).where(table.c.job_id.in_(ids)))
         return ids
 
-    def insert_returning_ids(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
-                             *, key: str) -> list[int]:
-        # One multi-row INSERT, then read the ids back by the unique key, starting at
-        # LAST_INSERT_ID() (the first id of that statement) so the lookup is a PK range.
-        # Chunks are explicit multi-VALUES statements: the driver's executemany would split
-        # on its own and LAST_INSERT_ID() would then only speak for the last piece.
+    def insert_returning_ids(self, conn: Connection, table: Table, columns: Sequence[str],
+                             rows: Sequence[Sequence[Any]], *, key: str) -> list[int]:
+        if self._returning:  # MariaDB: INSERT … RETURNING, as the portable path
+            return super().insert_returning_ids(conn, table, columns, rows, key=key)
+        # MySQL: one multi-row INSERT per chunk; LAST_INSERT_ID() is the first id of the
+        # statement, and with innodb_autoinc_lock_mode 0 or 1 a multi-row INSERT gets
+        # consecutive ids. Under mode 2 (interleaved) read them back by the unique key.
         ids: list[int] = []
-        for start in range(0, len(rows), _CHUNK):
-            chunk = list(rows[start:start + _CHUNK])
-            conn.execute(insert(table).values(chunk))
-            first = conn.exec_driver_sql("SELECT LAST_INSERT_ID()").scalar()
-            keys = [r[key] for r in chunk]
+        k = list(columns).index(key)
+        for start in range(0, len(rows), self.chunk_rows):
+            chunk = rows[start:start + self.chunk_rows]
+            conn.exec_driver_sql(self.insert_sql(conn, table, columns, len(chunk)),
+                                 tuple(v for row in chunk for v in row))
+            first = int(conn.exec_driver_sql("SELECT LAST_INSERT_ID()").scalar_one())
+            if self._consecutive_ids:
+                ids.extend(range(first, first + len(chunk)))
+                continue
+            keys = [row[k] for row in chunk]
             found = dict(conn.execute(select(table.c[key], table.c.id)
                                       .where(table.c.id >= first, table.c[key].in_(keys))).all())
-            ids.extend(found[k] for k in keys)
+            ids.extend(found[x] for x in keys)
         return ids
 
     def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import select as _select
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, text
@@ -30,6 +30,30 @@ class PostgreSQLDialect(Dialect):
         opts = super().engine_options()
         opts["connect_args"] = {"application_name": "quebec"}
         return opts
+
+    def _unnest_sql(self, conn: Connection, table: Table, columns: Sequence[str]) -> str:
+        quote = conn.dialect.identifier_preparer.quote
+        # %b: arrays travel in binary; text-format arrays are escaped element by element.
+        casts = ", ".join(f"%b::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns)
+        return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+                f"SELECT * FROM unnest({casts})")
+
+    def insert_rows(self, conn: Connection, table: Table, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        # One statement with one array per column: a few parameters for any number of rows.
+        if rows:
+            columns_data = tuple(list(c) for c in zip(*rows, strict=True))
+            conn.exec_driver_sql(self._unnest_sql(conn, table, columns), columns_data)
+
+    def insert_returning_ids(self, conn: Connection, table: Table, columns: Sequence[str],
+                             rows: Sequence[Sequence[Any]], *, key: str) -> list[int]:
+        if not rows:
+            return []
+        quote = conn.dialect.identifier_preparer.quote
+        sql = self._unnest_sql(conn, table, columns) + f" RETURNING {quote('id')}, {quote(key)}"
+        found = {r[1]: r[0] for r in conn.exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))}
+        k = list(columns).index(key)
+        return [found[row[k]] for row in rows]
 
     def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]
         # A duplicate key would abort the whole transaction here; ON CONFLICT does not.

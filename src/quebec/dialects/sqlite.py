@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, event, insert
@@ -53,6 +55,25 @@ class SQLiteDialect(Dialect):
         # skipping busy_timeout; taking the write lock up front makes it wait instead.
         conn.info["quebec_begin"] = "IMMEDIATE"
         conn.begin()
+
+    placeholder = "?"
+
+    def to_db(self, value: Any) -> Any:
+        # The same text SQLAlchemy's SQLite DATETIME writes, so comparisons stay textual.
+        if isinstance(value, datetime):
+            return f"{value:%Y-%m-%d %H:%M:%S.%f}"
+        return value
+
+    def insert_returning_ids(self, conn: Connection, table: Table, columns: Sequence[str],
+                             rows: Sequence[Sequence[Any]], *, key: str) -> list[int]:
+        # One executemany (a C loop) instead of RETURNING: our BEGIN IMMEDIATE holds the
+        # only write lock, and AUTOINCREMENT gives each row max(id)+1, so the rows we
+        # insert get consecutive ids ending at last_insert_rowid().
+        if not rows:
+            return []
+        conn.exec_driver_sql(self.insert_sql(conn, table, columns), [tuple(r) for r in rows])
+        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        return list(range(last - len(rows) + 1, last + 1))
 
     def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 
 from quebec.store.database import Tx
 from quebec.types import Enqueued, JobState, NewJob
@@ -14,35 +14,37 @@ from quebec.types import Enqueued, JobState, NewJob
 NOTIFY_CHANNEL = ["quebec"]
 
 
+_JOB_COLUMNS = ("queue_name", "class_name", "arguments", "priority", "active_job_id", "scheduled_at",
+                "concurrency_key", "created_at", "updated_at")
+_READY_COLUMNS = ("job_id", "queue_name", "priority", "created_at")
+_SCHEDULED_COLUMNS = ("job_id", "queue_name", "priority", "scheduled_at", "created_at")
+
+
 def enqueue_many(tx: Tx, jobs: Sequence[NewJob]) -> list[Enqueued]:
     """∅ → ready (due now) or scheduled (due later), in a few statements for any number of jobs."""
     if not jobs:
         return []
-    t = tx.tables
+    t, d = tx.tables, tx.dialect
     now = tx.now
-    rows = [
-        {"queue_name": j.queue_name, "class_name": j.class_name, "arguments": j.arguments,
-         "priority": j.priority, "active_job_id": j.active_job_id, "scheduled_at": j.scheduled_at,
-         "concurrency_key": j.concurrency_key, "created_at": now, "updated_at": now}
-        for j in jobs
-    ]
-    ids = tx.dialect.insert_returning_ids(tx.conn, t.jobs, rows, key="active_job_id")
-    ready: list[dict[str, Any]] = []
-    scheduled: list[dict[str, Any]] = []
+    db_now = d.to_db(now)
+    rows = [(j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, d.to_db(j.scheduled_at),
+             j.concurrency_key, db_now, db_now) for j in jobs]
+    ids = d.insert_returning_ids(tx.conn, t.jobs, _JOB_COLUMNS, rows, key="active_job_id")
+    ready: list[tuple[Any, ...]] = []
+    scheduled: list[tuple[Any, ...]] = []
     out: list[Enqueued] = []
-    for job_id, job in zip(ids, jobs, strict=True):
-        base = {"job_id": job_id, "queue_name": job.queue_name, "priority": job.priority, "created_at": now}
+    for job_id, job, row in zip(ids, jobs, rows, strict=True):
         if job.scheduled_at > now:
-            scheduled.append({**base, "scheduled_at": job.scheduled_at})
+            scheduled.append((job_id, job.queue_name, job.priority, row[5], db_now))
             out.append(Enqueued(job_id, job.active_job_id, JobState.SCHEDULED))
         else:
-            ready.append(base)
+            ready.append((job_id, job.queue_name, job.priority, db_now))
             out.append(Enqueued(job_id, job.active_job_id, JobState.READY))
     if ready:
-        tx.conn.execute(insert(t.ready_executions), ready)
-        announce(tx, {r["queue_name"] for r in ready})
+        d.insert_rows(tx.conn, t.ready_executions, _READY_COLUMNS, ready)
+        announce(tx, {r[1] for r in ready})
     if scheduled:
-        tx.conn.execute(insert(t.scheduled_executions), scheduled)
+        d.insert_rows(tx.conn, t.scheduled_executions, _SCHEDULED_COLUMNS, scheduled)
     return out
 
 

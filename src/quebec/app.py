@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from quebec import ops
-from quebec.arguments import encode_envelope, new_active_job_id
+from quebec.arguments import encode_envelope, new_active_job_ids
 from quebec.config import Settings, load_settings
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.errors import ConfigError, EnqueueError
@@ -75,13 +75,16 @@ class Quebec:
         forced = self.settings.force_override_queue
         resolved: list[ActiveJob] = []
         rows: list[NewJob] = []
-        for job in batch:
+        ids = new_active_job_ids(len(batch))
+        checked: set[str] = set()
+        for index, job in enumerate(batch):
             if not isinstance(job, ActiveJob):
                 raise EnqueueError(f"perform_all_later takes jobs made with Job.build(...), got {job!r}")
-            job = job.resolve(now=now, forced_queue=forced)
+            job.resolve(now=now, forced_queue=forced)
             assert job.queue_name is not None and job.priority is not None and job.scheduled_at is not None
-            valid_queue(job.queue_name)
-            active_job_id = new_active_job_id()
+            if job.queue_name not in checked:
+                checked.add(valid_queue(job.queue_name))
+            active_job_id = ids[index]
             arguments = encode_envelope(
                 class_name=job.class_name, active_job_id=active_job_id, queue_name=job.queue_name,
                 priority=job.priority, args=job.args, kwargs=job.kwargs, enqueued_at=now,

@@ -55,7 +55,7 @@ class ActiveJob:
                 f"priority={self.priority}, active_job_id={self.active_job_id}, scheduled_at={self.scheduled_at})")
 
     def resolve(self, *, now: datetime, forced_queue: str | None = None) -> ActiveJob:
-        """Fill in queue, priority and scheduled_at from the options and the class."""
+        """Fill in queue, priority and scheduled_at from the options and the class (in place)."""
         cls, opts = self.job_class, self.options
         queue = forced_queue or opts.queue or cls.resolve_queue(*self.args, **self.kwargs)
         priority = opts.priority if opts.priority is not None else cls.resolve_priority()
@@ -67,7 +67,8 @@ class ActiveJob:
             at = now + _as_timedelta(opts.wait, cls.__qualname__)
         else:
             at = now
-        return replace(self, queue_name=queue, priority=priority, scheduled_at=at)
+        self.queue_name, self.priority, self.scheduled_at = queue, priority, at
+        return self
 
 
 def _as_timedelta(wait: object, owner: str) -> timedelta:

@@ -27,7 +27,15 @@ def enqueue_many(tx: Tx, jobs: Sequence[NewJob]) -> list[Enqueued]:
     t, d = tx.tables, tx.dialect
     now = tx.now
     db_now = d.to_db(now)
-    rows = [(j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, d.to_db(j.scheduled_at),
+    converted: dict[Any, Any] = {}  # jobs of one batch mostly share one scheduled_at
+
+    def to_db(value: Any) -> Any:
+        found = converted.get(value)
+        if found is None:
+            found = converted[value] = d.to_db(value)
+        return found
+
+    rows = [(j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, to_db(j.scheduled_at),
              j.concurrency_key, db_now, db_now) for j in jobs]
     ids = d.insert_returning_ids(tx.conn, t.jobs, _JOB_COLUMNS, rows, key="active_job_id")
     ready: list[tuple[Any, ...]] = []

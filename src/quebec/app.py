@@ -132,18 +132,29 @@ class Quebec:
         if create_tables:
             self.create_tables()
         ready = threading.Event()
+        failure: list[BaseException] = []
         self._supervisor = ThreadSupervisor(self.db, self.settings, self.registry, self.hooks,
                                             spawn=spawn, threads=threads)
         supervisor = self._supervisor
 
         def main() -> None:
-            supervisor.start()
-            ready.set()
-            supervisor._wait()
+            try:
+                supervisor.start()
+            except BaseException as exc:
+                failure.append(exc)
+                supervisor.shutdown()
+                return
+            finally:
+                ready.set()
+            supervisor.wait_for_stop()
 
         self._thread = threading.Thread(target=main, name="quebec-supervisor", daemon=True)
         self._thread.start()
-        ready.wait(30)
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = self._supervisor = None
+            raise failure[0]
 
     def stop(self, timeout: float | None = None) -> None:
         """Graceful shutdown of a runtime started with start() (or run() in another thread)."""

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 from store_support import (
+    SharedTables,
     claimed_ids,
     clock_of,
     count_rows,
-    db_fixture,
     enqueue,
     job_row,
     new_job,
@@ -27,9 +27,16 @@ BOOM = ErrorInfo("ValueError", "boom: 'quoted' \"double\" ünïcode", ("Tracebac
                                                                     "ValueError: boom"))
 
 
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
+    shared = SharedTables(tmp_path_factory.mktemp("store"))
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
-def db(db_url: str, prefix: str) -> Iterator[Database]:
-    yield from db_fixture(db_url, prefix)
+def db(backend: str, tables: SharedTables) -> Database:
+    return tables.fresh(backend)
 
 
 @pytest.fixture

@@ -7,15 +7,22 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from store_support import count_rows, db_fixture, enqueue, job_row, new_job, state_of
+from store_support import SharedTables, claimed_ids, count_rows, enqueue, job_row, new_job, register, state_of
 
-from quebec.store import Database, jobs
-from quebec.types import JobState
+from quebec.store import Database, Tx, claimed, jobs
+from quebec.types import ErrorInfo, JobState
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
+    shared = SharedTables(tmp_path_factory.mktemp("store"))
+    yield shared
+    shared.close()
 
 
 @pytest.fixture
-def db(db_url: str, prefix: str) -> Iterator[Database]:
-    yield from db_fixture(db_url, prefix)
+def db(backend: str, tables: SharedTables) -> Database:
+    return tables.fresh(backend)
 
 
 def test_enqueue_many_of_nothing_inserts_nothing(db: Database) -> None:
@@ -49,7 +56,7 @@ def test_enqueue_many_copies_queue_priority_and_time_to_execution_rows(db: Datab
     ready_id, scheduled_id = enqueue(db, due, later)
     t = db.tables
 
-    def rows(tx):  # type: ignore[no-untyped-def]
+    def rows(tx: Tx) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
         r = tx.conn.execute(select(t.ready_executions.c.job_id, t.ready_executions.c.queue_name,
                                    t.ready_executions.c.priority)).all()
         s = tx.conn.execute(select(t.scheduled_executions.c.job_id, t.scheduled_executions.c.queue_name,
@@ -90,3 +97,17 @@ def test_create_tables_is_idempotent(db: Database) -> None:
     assert db.create_tables() is True
     assert state_of(db, job_id) == JobState.READY
     assert count_rows(db, "jobs") == 1
+
+
+def test_cancel_finishes_jobs_that_have_not_started_and_leaves_the_rest(db: Database) -> None:
+    waiting, later, running, broken = enqueue(db, new_job(db, priority=5), new_job(db, in_seconds=60),
+                                              new_job(db, priority=0), new_job(db, priority=1))
+    pid = register(db)
+    assert sorted(claimed_ids(db, pid, limit=2)) == sorted([running, broken])
+    db.transact(claimed.fail, process_id=pid, job_id=broken, error=ErrorInfo("E", "m"))
+    cancelled = db.transact(jobs.cancel, job_ids=[waiting, later, running, broken, 10**12])
+    assert cancelled == sorted([waiting, later])
+    assert [state_of(db, j) for j in (waiting, later, running, broken)] == [
+        JobState.FINISHED, JobState.FINISHED, JobState.CLAIMED, JobState.FAILED]
+    assert job_row(db, waiting).finished_at == db.clock.now()
+    assert db.transact(jobs.cancel, job_ids=[waiting]) == []

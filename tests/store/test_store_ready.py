@@ -7,12 +7,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 from store_support import (
+    SharedTables,
     claim,
     claimed_ids,
     count_rows,
-    db_fixture,
     enqueue,
-    known_bug,
     new_job,
     register,
     state_of,
@@ -22,9 +21,16 @@ from quebec.store import Database, Tx, pauses
 from quebec.types import JobState
 
 
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
+    shared = SharedTables(tmp_path_factory.mktemp("store"))
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
-def db(db_url: str, prefix: str) -> Iterator[Database]:
-    yield from db_fixture(db_url, prefix)
+def db(backend: str, tables: SharedTables) -> Database:
+    return tables.fresh(backend)
 
 
 @pytest.fixture
@@ -159,13 +165,7 @@ def test_claim_skips_paused_queues(db: Database, pid: int) -> None:
     assert claimed_ids(db, pid) == [ids["paused"]]
 
 
-PAUSE_BUG = ("PostgreSQLDialect.insert_if_absent returns bool(result.rowcount), but SQLAlchemy adds an implicit "
-             "RETURNING id and psycopg then reports rowcount -1, so pause() of an already paused queue says True")
-
-
-def test_pause_and_resume_report_whether_they_changed_anything(
-        db: Database, backend: str, request: pytest.FixtureRequest) -> None:
-    known_bug(request, backend, ("postgresql",), PAUSE_BUG)
+def test_pause_and_resume_report_whether_they_changed_anything(db: Database) -> None:
     assert db.transact(pauses.pause, queue_name="q") is True
     assert db.transact(pauses.pause, queue_name="q") is False
     assert db.read(pauses.paused_queues) == ["q"]
@@ -174,9 +174,7 @@ def test_pause_and_resume_report_whether_they_changed_anything(
     assert db.read(pauses.paused_queues) == []
 
 
-def test_pausing_twice_inside_one_transaction_keeps_the_transaction_usable(
-        db: Database, backend: str, request: pytest.FixtureRequest) -> None:
-    known_bug(request, backend, ("postgresql",), PAUSE_BUG)
+def test_pausing_twice_inside_one_transaction_keeps_the_transaction_usable(db: Database) -> None:
     def pause_twice(tx: Tx) -> tuple[bool, bool, list[str]]:
         first = pauses.pause(tx, queue_name="q")
         second = pauses.pause(tx, queue_name="q")

@@ -37,7 +37,9 @@ class Dialect:
 
     # -- engine ---------------------------------------------------------------------------
     def engine_options(self) -> dict[str, Any]:
-        return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+        # No pre-ping: it would cost a round trip per transaction. A connection that died
+        # in the pool fails its first statement, and transact() reruns the transaction.
+        return {"pool_size": 10, "max_overflow": 20}
 
     def on_engine(self, engine: Engine) -> None:
         """Install event hooks (connect, begin) on a new engine."""
@@ -72,6 +74,13 @@ class Dialect:
         one = "(" + ", ".join([self.placeholder] * len(columns)) + ")"
         return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
                 f"VALUES {', '.join([one] * rows)}")
+
+    def enqueue_in_one_statement(self, conn: Connection, jobs: Table, ready: Table, scheduled: Table,
+                                 columns: Sequence[str], rows: Sequence[Sequence[Any]], *, now: Any,
+                                 channel: str | None) -> list[tuple[int, bool]] | None:
+        """Insert jobs and their ready/scheduled rows (and wake listeners) in one statement;
+        returns (id, scheduled?) in input order, or None where the database cannot."""
+        return None
 
     def to_db(self, value: Any) -> Any:
         """A Python value as the driver should receive it (SQLite stores datetimes as text)."""

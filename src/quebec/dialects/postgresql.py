@@ -26,15 +26,21 @@ class PostgreSQLDialect(Dialect):
     supports_listen = True
     supports_modifying_cte = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sql_cache: dict[tuple[str, tuple[str, ...]], str] = {}
+
     def engine_options(self) -> dict[str, Any]:
         opts = super().engine_options()
         opts["connect_args"] = {"application_name": "quebec"}
         return opts
 
-    def _unnest_sql(self, conn: Connection, table: Table, columns: Sequence[str]) -> str:
+    def _unnest_sql(self, conn: Connection, table: Table, columns: Sequence[str], named: bool = False) -> str:
         quote = conn.dialect.identifier_preparer.quote
         # %b: arrays travel in binary; text-format arrays are escaped element by element.
-        casts = ", ".join(f"%b::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns)
+        holders = [f"%(c{i})b" if named else "%b" for i in range(len(columns))]
+        casts = ", ".join(f"{h}::{table.c[c].type.compile(dialect=conn.dialect)}[]"
+                          for h, c in zip(holders, columns, strict=True))
         return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
                 f"SELECT * FROM unnest({casts})")
 
@@ -54,6 +60,41 @@ class PostgreSQLDialect(Dialect):
         found = {r[1]: r[0] for r in conn.exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))}
         k = list(columns).index(key)
         return [found[row[k]] for row in rows]
+
+    def enqueue_in_one_statement(self, conn: Connection, jobs: Table, ready: Table, scheduled: Table,
+                                 columns: Sequence[str], rows: Sequence[Sequence[Any]], *, now: Any,
+                                 channel: str | None) -> list[tuple[int, bool]] | None:
+        # One round trip for any number of jobs: data-modifying CTEs insert the jobs, then
+        # their execution rows, then NOTIFY each queue that got ready jobs.
+        if not rows:
+            return []
+        quote = conn.dialect.identifier_preparer.quote
+        sql = self._enqueue_sql(conn, jobs, ready, scheduled, tuple(columns), quote)
+        params: dict[str, Any] = {f"c{i}": list(c) for i, c in enumerate(zip(*rows, strict=True))}
+        params.update(now=now, channel=channel or "")
+        found = {r[1]: (r[0], r[2]) for r in conn.exec_driver_sql(sql, params)}
+        k = list(columns).index("active_job_id")
+        return [found[row[k]] for row in rows]
+
+    def _enqueue_sql(self, conn: Connection, jobs: Table, ready: Table, scheduled: Table,
+                     columns: tuple[str, ...], quote: Callable[[str], str]) -> str:
+        key = (jobs.name, columns)
+        cached = self._sql_cache.get(key)
+        if cached is not None:
+            return cached
+        insert_jobs = self._unnest_sql(conn, jobs, columns, named=True)
+        sql = (
+            f"WITH j AS ({insert_jobs} RETURNING id, active_job_id, queue_name, priority, scheduled_at), "
+            f"r AS (INSERT INTO {quote(ready.name)} (job_id, queue_name, priority, created_at) "
+            f"SELECT id, queue_name, priority, %(now)s FROM j WHERE scheduled_at <= %(now)s RETURNING queue_name), "
+            f"s AS (INSERT INTO {quote(scheduled.name)} (job_id, queue_name, priority, scheduled_at, created_at) "
+            f"SELECT id, queue_name, priority, scheduled_at, %(now)s FROM j WHERE scheduled_at > %(now)s), "
+            f"n AS (SELECT pg_notify(%(channel)s, q) FROM (SELECT DISTINCT queue_name AS q FROM r) AS x "
+            f"WHERE %(channel)s <> '') "
+            f"SELECT id, active_job_id, scheduled_at > %(now)s, (SELECT count(*) FROM n) FROM j"
+        )
+        self._sql_cache[key] = sql
+        return sql
 
     def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]
         # A duplicate key would abort the whole transaction here; ON CONFLICT does not.

@@ -62,6 +62,11 @@ class ThreadLane:
             self._pending[job.id] = job
         self._queue.put(job)
 
+    def starving(self) -> bool:
+        """A thread is (or is about to be) idle with no claimed job waiting for it."""
+        with self._lock:
+            return len(self._pending) < self.threads - len(self._running)
+
     def is_idle(self) -> bool:
         with self._lock:
             return not self._pending and not self._running

@@ -152,6 +152,10 @@ class ThreadSupervisor:
             self.intents.restore()
         return self.exit_code
 
+    def wait_for_stop(self) -> None:
+        """The main loop of a runtime started off the main thread (qc.start())."""
+        self._wait()
+
     def _wait(self) -> None:
         quiet_exit = False
         while True:
@@ -185,6 +189,8 @@ class ThreadSupervisor:
         for worker in self.workers:
             worker.go_quiet()
             worker.stop()
+            # A claim in flight could hand the lane jobs after we emptied it: wait for it.
+            worker.join(5.0)
             released = worker.release_unstarted()
             if released:
                 log.info("job.released count=%d (claimed, not started)", len(released))
@@ -202,7 +208,6 @@ class ThreadSupervisor:
                 again = worker.release_running()
                 log.warning("job.released_running count=%d: still running after shutdown_timeout=%.1fs; "
                             "they will run again", len(again), timeout)
-            worker.join(1.0)
             worker.lane.close()
             self.hooks.run("worker_stop")
         if self.completer is not None:

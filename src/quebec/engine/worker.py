@@ -35,6 +35,7 @@ class Worker(Runnable):
         self._process_id = process_id
         self._quiet = threading.Event()
         self._reconcile_at: float | None = None
+        self._idle = False  # the last claim found nothing
         self.lane = ThreadLane(threads, self._perform, self.wake_up, max_prefetch=max_prefetch)
 
     @property
@@ -54,8 +55,10 @@ class Worker(Runnable):
         free = self.lane.free_slots()
         # Claim in batches: wait for half the lane to be free rather than claiming one
         # job per transaction each time a single slot frees up.
-        if free <= 0 or (free < max(1, self.lane.capacity // 2) and not self.lane.is_idle()):
+        if free <= 0 or (free < max(1, self.lane.capacity // 2) and not self.lane.starving()):
             return _FULL_WAIT
+        if self._idle and self._db.dialect.single_writer and not self._db.read(ready.any_ready, queues=self.queues):
+            return self.polling_interval
         try:
             jobs = self._db.transact(ready.claim, queues=self.queues, limit=free, process_id=self._process_id())
         except Exception:
@@ -67,6 +70,7 @@ class Worker(Runnable):
             self.lane.submit(job)
         if jobs:
             log.debug("job.claimed count=%d", len(jobs))
+        self._idle = not jobs
         return 0.0 if len(jobs) == free else self.polling_interval
 
     def reconcile(self) -> list[int]:

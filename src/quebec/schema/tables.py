@@ -50,8 +50,9 @@ def _sqlite_datetime(type_, compiler, **kw):  # type: ignore[no-untyped-def]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
 _ID = BigInteger().with_variant(Integer(), "sqlite")
-# PostgreSQL and SQLite take unbounded varchar; MySQL needs a length to index it.
-_STR = String().with_variant(String(255), "mysql", "mariadb")
+# PostgreSQL and SQLite take unbounded varchar; MySQL needs a length to index it, and a
+# binary collation so that queue "mail" is not queue "Mail" (its default compares case-blind).
+_STR = String().with_variant(String(255, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 def _id() -> Column[int]:

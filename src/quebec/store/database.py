@@ -22,6 +22,7 @@ from quebec.schema import create_tables as _create_tables
 log = logging.getLogger("quebec.store")
 P = ParamSpec("P")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,21 +109,30 @@ class Database:
     def _run(self, fn: Callable[..., T], write: bool, *args: Any, **kwargs: Any) -> T:
         deadline = time.monotonic() + self.retry_for
         attempt = 0
+        check = getattr(fn, "one_statement_when", None)
+        autocommit = write and check is not None and check(self.dialect, kwargs)
         while True:
             attempt += 1
             committing = False
             try:
                 with self.engine.connect() as conn:
-                    if write:
+                    if autocommit:
+                        # One statement is its own transaction: no BEGIN and COMMIT round trips.
+                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                        committing = True
+                    elif write:
                         self.dialect.begin_write(conn)
                     else:
                         self.dialect.begin_read(conn)
                     tx = Tx(conn=conn, tables=self.tables, dialect=self.dialect, now=self.clock.now())
                     result = fn(tx, *args, **kwargs)
-                    committing = True
-                    conn.commit()
+                    if not autocommit:
+                        committing = True
+                        conn.commit()
                     return result
             except SQLAlchemyError as exc:
+                if autocommit and not (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+                    committing = False  # the statement failed whole (deadlock, serialization): rerun it
                 if committing and not self.dialect.single_writer:
                     raise DatabaseUnavailable(
                         f"the connection to {self.display_url} was lost while committing "
@@ -144,3 +154,14 @@ class Database:
                 delay = min(1.0, 0.005 * 2 ** min(attempt, 8)) * (0.5 + random.random())
                 log.debug("transact.retry fn=%s attempt=%d error=%s", getattr(fn, "__name__", fn), attempt, exc)
                 time.sleep(delay)
+
+
+def one_statement_when(check: Callable[[Dialect, dict[str, Any]], bool]) -> Callable[[F], F]:
+    """Mark a store function that issues exactly one statement when `check(dialect, kwargs)`
+    holds: transact() then runs it in autocommit mode, saving BEGIN and COMMIT."""
+
+    def mark(fn: F) -> F:
+        fn.one_statement_when = check  # type: ignore[attr-defined]
+        return fn
+
+    return mark

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from quebec.store.database import Tx
+from quebec.store.database import Tx, one_statement_when
 from quebec.types import Enqueued, JobState, NewJob
 
 # The NOTIFY channel; app.py may rename it from QUEBEC_NAME before any enqueue.
@@ -20,6 +20,7 @@ _READY_COLUMNS = ("job_id", "queue_name", "priority", "created_at")
 _SCHEDULED_COLUMNS = ("job_id", "queue_name", "priority", "scheduled_at", "created_at")
 
 
+@one_statement_when(lambda dialect, _kwargs: dialect.supports_modifying_cte)
 def enqueue_many(tx: Tx, jobs: Sequence[NewJob]) -> list[Enqueued]:
     """∅ → ready (due now) or scheduled (due later), in a few statements for any number of jobs."""
     if not jobs:
@@ -37,6 +38,12 @@ def enqueue_many(tx: Tx, jobs: Sequence[NewJob]) -> list[Enqueued]:
 
     rows = [(j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, to_db(j.scheduled_at),
              j.concurrency_key, db_now, db_now) for j in jobs]
+    channel = NOTIFY_CHANNEL[0] if d.supports_listen else None
+    done = d.enqueue_in_one_statement(tx.conn, t.jobs, t.ready_executions, t.scheduled_executions, _JOB_COLUMNS,
+                                      rows, now=db_now, channel=channel)
+    if done is not None:
+        return [Enqueued(job_id, job.active_job_id, JobState.SCHEDULED if later else JobState.READY)
+                for (job_id, later), job in zip(done, jobs, strict=True)]
     ids = d.insert_returning_ids(tx.conn, t.jobs, _JOB_COLUMNS, rows, key="active_job_id")
     ready: list[tuple[Any, ...]] = []
     scheduled: list[tuple[Any, ...]] = []

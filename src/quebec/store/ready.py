@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Select, delete, insert, literal, select
+from sqlalchemy import BigInteger, Select, delete, insert, literal, or_, select
 
 from quebec.schema.tables import UTCDateTime
-from quebec.store.database import Tx
+from quebec.store.database import Tx, one_statement_when
 from quebec.store.rows import claimed_job
 from quebec.types import ClaimedJob, QueueSelector
 
 
+@one_statement_when(lambda dialect, kwargs: dialect.supports_modifying_cte
+                    and (kwargs["queues"].is_all or len(kwargs["queues"].patterns) == 1))
 def claim(tx: Tx, *, queues: QueueSelector, limit: int, process_id: int) -> list[ClaimedJob]:
     """ready → claimed: up to `limit` jobs, lowest priority number first, queues in selector order.
 
@@ -71,3 +73,14 @@ def _claim_in_steps(tx: Tx, picked: list[int], process_id: int) -> list[ClaimedJ
     jobs = t.jobs
     rows = tx.conn.execute(select(jobs).where(jobs.c.id.in_(held)).order_by(jobs.c.priority, jobs.c.id))
     return [claimed_job(r) for r in rows]
+
+
+def any_ready(tx: Tx, *, queues: QueueSelector) -> bool:
+    """Is there anything to claim? A read, so an idle SQLite worker polls without the write lock."""
+    ready = tx.tables.ready_executions
+    stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(select(tx.tables.pauses.c.queue_name)))
+    if not queues.is_all:
+        conditions = [ready.c.queue_name.startswith(p[:-1], autoescape=True) if p.endswith("*")
+                      else ready.c.queue_name == p for p in queues.patterns]
+        stmt = stmt.where(or_(*conditions))
+    return tx.conn.execute(stmt.limit(1)).first() is not None

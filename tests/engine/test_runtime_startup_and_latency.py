@@ -1,0 +1,66 @@
+"""The runtime starts loudly and keeps free threads busy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import text
+
+import quebec
+from conftest import eventually
+from quebec.errors import MissingTables
+
+
+@pytest.fixture
+def gate() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def state(qc: quebec.Quebec, job_id: int | None) -> str | None:
+    assert job_id is not None
+    row = qc.get_job(job_id)
+    return None if row is None else str(row.state)
+
+
+def test_start_raises_when_the_runtime_cannot_start(qc: quebec.Quebec) -> None:
+    qc.db.transact(lambda tx: tx.conn.execute(text(f"DROP TABLE {tx.tables.processes.name}")))
+    outcome: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            qc.start(spawn=["worker"])
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    threading.Thread(target=start, daemon=True).start()
+    eventually(lambda: outcome, within=2)
+    assert isinstance(outcome[0], MissingTables)
+
+
+def test_a_free_thread_takes_new_jobs_while_the_others_run_long_jobs(
+        make_qc: Callable[..., quebec.Quebec], gate: threading.Event) -> None:
+    qc = make_qc(worker_threads=4)
+    started: list[str] = []
+
+    @qc.register_job
+    class Work(quebec.BaseClass):
+        def perform(self, name: str, seconds: float = 0.0, hold: bool = False) -> None:
+            started.append(name)
+            time.sleep(seconds)  # simulated work, so the lane learns these jobs are slow
+            if hold:
+                gate.wait(30)
+
+    warmup = Work.perform_later("warmup", 0.3)
+    qc.start(spawn=["worker"])
+    eventually(lambda: state(qc, warmup.id) == "finished")
+    for n in range(3):
+        Work.perform_later(f"long{n}", hold=True)
+    eventually(lambda: len(started) == 4)
+    quick = Work.perform_later("quick")
+    eventually(lambda: state(qc, quick.id) == "finished", within=2)

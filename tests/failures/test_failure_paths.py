@@ -243,3 +243,32 @@ def test_a_failing_lifecycle_hook_is_logged_by_name_and_the_worker_goes_on(
     eventually(lambda: _state(qc, job.id) == JobState.FINISHED)
     qc.stop()
     assert any(f"{hook}:" in r.getMessage() and "exploding" in r.getMessage() for r in caplog.records)
+
+
+def test_worker_hands_back_claims_it_holds_but_does_not_know_about(qc: Any) -> None:
+    """A claim whose commit outcome was unknown (connection lost during COMMIT) must not
+    stay claimed by a live process forever: reconcile() hands it back and it runs."""
+    from quebec.store import ready
+    from quebec.types import QueueSelector
+
+    ran: list[int] = []
+
+    @qc.register_job
+    class Lost(quebec.BaseClass):
+        def perform(self, n: int) -> None:
+            ran.append(n)
+
+    qc.start(spawn=["worker"])
+    worker = qc._supervisor.workers[0]
+    worker.go_quiet()  # so that only our simulated claim can take the job
+    job = Lost.perform_later(5)
+    pid = qc._supervisor.process_ids()[0]
+    claimed = qc.db.transact(ready.claim, queues=QueueSelector(), limit=1, process_id=pid)
+    assert [c.id for c in claimed] == [job.id]
+    assert worker.reconcile() == [job.id]
+    assert _state(qc, job.id) == JobState.READY
+    worker._quiet.clear()
+    worker.wake_up()
+    eventually(lambda: _state(qc, job.id) == JobState.FINISHED)
+    qc.stop()
+    assert ran == [5]

@@ -67,7 +67,7 @@ class WorkerConfig:
 
     queues: tuple[str, ...] = ("*",)
     threads: int = 3
-    polling_interval: float = 0.1
+    polling_interval: float = 0.05  # ours; the wheel polls every 0.1 s
     processes: int = 1
 
     def __post_init__(self) -> None:
@@ -100,7 +100,7 @@ class Settings:
     database_url: str | None = None
     table_name_prefix: str = identifiers.DEFAULT_PREFIX
     worker_threads: int = 3
-    worker_polling_interval: float = 0.1
+    worker_polling_interval: float = 0.05  # ours; the wheel polls every 0.1 s
     worker_queues: tuple[str, ...] = ("*",)
     dispatcher_polling_interval: float = 1.0
     dispatcher_batch_size: int = 500

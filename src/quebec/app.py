@@ -91,8 +91,8 @@ class Quebec:
                 class_queue_name=forced or (job.queue_name if job.options.queue is None
                                             else job.job_class.resolve_queue(*job.args, **job.kwargs)),
                 class_priority=job.job_class.resolve_priority())
-            rows.append(NewJob(queue_name=job.queue_name, class_name=job.class_name, arguments=arguments,
-                               priority=job.priority, active_job_id=active_job_id, scheduled_at=job.scheduled_at))
+            rows.append(NewJob(job.queue_name, job.class_name, arguments, job.priority, active_job_id,
+                               job.scheduled_at))
             job.active_job_id = active_job_id
             resolved.append(job)
         enqueued = self.db.transact(jobs.enqueue_many, rows)

@@ -7,6 +7,7 @@ time, timedelta, UUID and Decimal travel as tagged dicts `{"_quebec_type": kind,
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -371,6 +372,7 @@ def _a(value: Any) -> str:
 _dumps_str = json.JSONEncoder(ensure_ascii=False).encode
 _dumps_args = json.JSONEncoder(default=_encode_value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                                allow_nan=False).encode
+_json_str = functools.lru_cache(maxsize=4096)(_dumps_str)  # class and queue names repeat
 _TIMESTAMP_CACHE: list[tuple[datetime | None, str]] = [(None, "")]
 
 
@@ -392,8 +394,10 @@ def _encode_fresh(class_name: str, active_job_id: str, queue_name: str, priority
     if stamp[0] != enqueued_at:  # a bulk enqueue shares one timestamp; one tuple, swapped whole
         stamp = (enqueued_at, _dumps_str(format_naive_utc(enqueued_at)))
         _TIMESTAMP_CACHE[0] = stamp
-    cls, jid, queue = _dumps_str(class_name), _dumps_str(active_job_id), _dumps_str(queue_name)
-    inner_queue = queue if class_queue_name is None else _dumps_str(class_queue_name)
+    # ids are lowercase alphanumerics (ours and the wheel's): nothing to escape
+    jid = f'"{active_job_id}"' if active_job_id.isalnum() else _dumps_str(active_job_id)
+    cls, queue = _json_str(class_name), _json_str(queue_name)
+    inner_queue = queue if class_queue_name is None else _json_str(class_queue_name)
     inner_priority = priority if class_priority is None else class_priority
     return (f'{{"arguments":{{"arguments":{encoded},"continuation":{{}},"job_class":{cls},"job_id":{jid},'
             f'"priority":{int(inner_priority)},"queue_name":{inner_queue},"resumptions":0}},'

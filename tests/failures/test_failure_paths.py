@@ -272,3 +272,69 @@ def test_worker_hands_back_claims_it_holds_but_does_not_know_about(qc: Any) -> N
     eventually(lambda: _state(qc, job.id) == JobState.FINISHED)
     qc.stop()
     assert ran == [5]
+
+
+def test_per_job_callbacks_run_in_order_and_errors_are_handled_by_kind(qc: Any) -> None:
+    order: list[str] = []
+
+    @qc.register_job
+    class Wrapped(quebec.BaseClass):
+        def before_perform(self) -> None:
+            order.append("before")
+
+        def around_perform(self) -> Any:
+            order.append("around-in")
+            yield
+            order.append("around-out")
+
+        def after_perform(self) -> None:
+            order.append("after")
+            raise RuntimeError("after_perform is logged, the job stays finished")
+
+        def perform(self) -> None:
+            order.append("perform")
+
+    @qc.register_job
+    class Guarded(quebec.BaseClass):
+        def before_perform(self) -> None:
+            raise PermissionError("not allowed")
+
+        def perform(self) -> None:
+            order.append("guarded ran")
+
+    @qc.register_job
+    class Skipped(quebec.BaseClass):
+        def around_perform(self) -> Any:
+            if False:
+                yield
+
+        def perform(self) -> None:
+            order.append("skipped ran")
+
+    a, b, c = Wrapped.perform_later(), Guarded.perform_later(), Skipped.perform_later()
+    qc.start(spawn=["worker"])
+    eventually(lambda: _state(qc, a.id) == JobState.FINISHED and _state(qc, b.id) == JobState.FAILED
+               and _state(qc, c.id) == JobState.FINISHED)
+    qc.stop()
+    assert order == ["before", "around-in", "perform", "around-out", "after"]
+    assert qc.get_job(b.id).error["exception_class"] == "PermissionError"
+
+
+def test_job_past_its_timeout_fails_with_a_timeout_error(qc: Any) -> None:
+    import time
+
+    @qc.register_job
+    class Sleepy(quebec.BaseClass):
+        timeout = 0.2
+
+        def perform(self) -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    job = Sleepy.perform_later()
+    qc.start(spawn=["worker"])
+    eventually(lambda: _state(qc, job.id) == JobState.FAILED)
+    qc.stop()
+    error = qc.get_job(job.id).error
+    assert error["exception_class"] == "JobTimeoutError" and "timeout of 0.2s" in error["message"]

@@ -39,7 +39,9 @@ class Quebec:
         self.db = Database(url, prefix=self.settings.table_name_prefix,
                            use_skip_locked=self.settings.use_skip_locked,
                            pool_size=self.settings.db_max_connections,
-                           connect_timeout=self.settings.db_connect_timeout)
+                           connect_timeout=self.settings.db_connect_timeout,
+                           ssl={k: getattr(self.settings, k) for k in ("sslmode", "sslrootcert", "sslcert", "sslkey")
+                                if getattr(self.settings, k) is not None})
         jobs.NOTIFY_CHANNEL[0] = self.settings.name
         self.db.connect()
         self.registry = Registry()

@@ -353,8 +353,14 @@ def test_queue_concurrency_from_env_pairs_or_kwarg_mapping(tmp_path: Path) -> No
 def test_ssl_options_need_a_postgres_url(tmp_path: Path) -> None:
     ok = load(tmp_path, {"database_url": "postgresql://db/app"}, QUEBEC_SSLMODE="Verify-Full")
     assert ok.sslmode == "verify-full"
-    message = error(tmp_path, {"database_url": "mysql://u:secret@db/app", "sslrootcert": "/ca.pem"})
-    assert "sslrootcert applies only to PostgreSQL" in message and "secret" not in message
+    import quebec
+
+    with pytest.raises(ConfigError) as caught:
+        quebec.Quebec(f"sqlite:///{tmp_path}/x.db", sslrootcert="/ca.pem")
+    assert "sslrootcert applies only to PostgreSQL" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        quebec.Quebec("mysql://u:secret@127.0.0.1:1/app", sslmode="require")
+    assert "sslmode applies only to PostgreSQL" in str(caught.value) and "secret" not in str(caught.value)
 
 
 def test_sslmode_allow_is_refused_with_the_alternatives(tmp_path: Path) -> None:

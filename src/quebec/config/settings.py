@@ -196,13 +196,8 @@ SETTINGS_RULES: dict[str, Rule] = {
 
 
 def _check_combinations(settings: Settings) -> None:
-    url = settings.database_url
-    ssl = [name for name in SSL_OPTIONS if getattr(settings, name) is not None]
-    if ssl and url is not None and not url.lower().startswith("postgres"):
-        raise ConfigError(
-            f"{', '.join(ssl)} {'applies' if len(ssl) == 1 else 'apply'} only to PostgreSQL, but the "
-            f"database URL is {redact(url)!r}; remove the ssl options or use a postgresql:// URL"
-        )
+    # ssl options against a non-PostgreSQL URL are refused by the dialect (Database), which
+    # alone knows which URL is which.
     if settings.process_alive_threshold <= settings.process_heartbeat_interval:
         raise ConfigError(
             f"process_alive_threshold ({settings.process_alive_threshold:g}s) must be longer than "

@@ -15,6 +15,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
+from quebec.errors import ConfigError
+
 
 class Dialect:
     name = "generic"
@@ -40,6 +42,16 @@ class Dialect:
         # No pre-ping: it would cost a round trip per transaction. A connection that died
         # in the pool fails its first statement, and transact() reruns the transaction.
         return {"pool_size": 10, "max_overflow": 20}
+
+    def ssl_connect_args(self, options: Mapping[str, str]) -> dict[str, str]:
+        """Driver arguments for sslmode/sslrootcert/sslcert/sslkey; only PostgreSQL takes them."""
+        if options:
+            raise ConfigError(
+                f"{', '.join(sorted(options))} {'applies' if len(options) == 1 else 'apply'} only to PostgreSQL, "
+                f"but the database URL is {self.url.render_as_string(hide_password=True)!r}; remove the ssl "
+                f"options or use a postgresql:// URL"
+            )
+        return {}
 
     def on_engine(self, engine: Engine) -> None:
         """Install event hooks (connect, begin) on a new engine."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import select as _select
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, text
@@ -95,6 +95,9 @@ class PostgreSQLDialect(Dialect):
         )
         self._sql_cache[key] = sql
         return sql
+
+    def ssl_connect_args(self, options: Mapping[str, str]) -> dict[str, str]:
+        return dict(options)  # libpq takes them as they are
 
     def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]
         # A duplicate key would abort the whole transaction here; ON CONFLICT does not.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -38,7 +38,7 @@ class Tx:
 class Database:
     def __init__(self, url: str, *, prefix: str, clock: Clock | None = None, use_skip_locked: bool = True,
                  pool_size: int | None = None, connect_timeout: float | None = None,
-                 retry_for: float = 30.0) -> None:
+                 retry_for: float = 30.0, ssl: Mapping[str, str] | None = None) -> None:
         sa_url, dialect = for_url(url, use_skip_locked=use_skip_locked)
         self.url = url
         self.display_url = redact(url)
@@ -51,7 +51,10 @@ class Database:
         options = dialect.engine_options()
         if pool_size is not None and "pool_size" in options:
             options["pool_size"] = pool_size
-        if connect_timeout is not None and dialect.name != "sqlite":
+        ssl_args = dialect.ssl_connect_args({k: v for k, v in (ssl or {}).items() if v is not None})
+        if ssl_args:
+            options.setdefault("connect_args", {}).update(ssl_args)
+        if connect_timeout is not None and not dialect.embedded:
             options.setdefault("connect_args", {})["connect_timeout"] = int(max(1, connect_timeout))
         self.engine: Engine = create_engine(sa_url, **options)
         dialect.on_engine(self.engine)

@@ -9,7 +9,7 @@ from quebec.errors import (
     SerializationError,
     UnknownJobClass,
 )
-from quebec.job import ActiveJob, BaseClass
+from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
 
 __version__ = "0.1.0"
@@ -17,12 +17,14 @@ __version__ = "0.1.0"
 __all__ = [
     "ActiveJob",
     "BaseClass",
+    "ConcurrencyConflict",
     "ConfigError",
     "DatabaseUnavailable",
     "DiscardStrategy",
     "EnqueueError",
     "Quebec",
     "QuebecError",
+    "RateLimitConflict",
     "RescueStrategy",
     "RetryStrategy",
     "SerializationError",

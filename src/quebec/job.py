@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from quebec.clock import to_naive_utc
@@ -188,7 +190,26 @@ class BaseClass:
         return cls.queue_with_priority if cls.queue_with_priority is not None else cls.priority
 
 
+class ConcurrencyConflict(Enum):
+    Block = "block"
+    Discard = "discard"
+
+
+class RateLimitConflict(Enum):
+    Reschedule = "reschedule"
+    Discard = "discard"
+
+
+# Seed options that are accepted but not enforced yet: say so once per class rather than
+# pretending (a limit that silently does nothing is worse than a warning).
+_NOT_ENFORCED = ("concurrency_limit", "rate_limit_max", "exclusive")
+
+
 def _check_class_options(cls: type[BaseClass], name: str) -> None:
+    for option in _NOT_ENFORCED:
+        if option in cls.__dict__ and cls.__dict__[option]:
+            warnings.warn(f"{name}.{option} is accepted but not enforced by this version of Quebec yet; "
+                          f"jobs of {name} run without that limit", RuntimeWarning, stacklevel=4)
     if not (isinstance(cls.queue_as, str) or callable(cls.queue_as)):
         raise ConfigError(f"{name}.queue_as must be a queue name or a callable, got {cls.queue_as!r}")
     for attr in ("priority", "queue_with_priority"):

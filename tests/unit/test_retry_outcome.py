@@ -158,3 +158,14 @@ def test_fresh_envelope_fast_path_matches_the_general_encoder(args: tuple, kwarg
                                          ensure_ascii=False)
     decoded = decode_envelope(fast)
     assert decoded.args == tuple(json.loads(json.dumps(list(args)))) and decoded.kwargs == kwargs
+
+
+def test_seed_options_not_enforced_yet_warn_instead_of_silently_doing_nothing() -> None:
+    with pytest.warns(RuntimeWarning, match="ReportJob.concurrency_limit is accepted but not enforced"):
+        class ReportJob(quebec.BaseClass):
+            concurrency_limit = 3
+
+            def perform(self, account_id: int) -> None:
+                pass
+
+    assert quebec.RateLimitConflict.Reschedule != quebec.RateLimitConflict.Discard

@@ -31,6 +31,10 @@ class Executor:
         self._registry = registry
         self._clock = clock
 
+    def at_most_once(self, class_name: str) -> bool:
+        cls = self._registry.get(class_name)
+        return cls is not None and bool(cls.at_most_once)
+
     def perform(self, job: ClaimedJob) -> Completion:
         cls = self._registry.get(job.class_name)
         if cls is None:

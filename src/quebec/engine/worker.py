@@ -12,9 +12,11 @@ from quebec.engine.executor import Executor
 from quebec.engine.lanes import ThreadLane
 from quebec.engine.runnable import Runnable
 from quebec.store import Database, claimed, ready
-from quebec.types import ClaimedJob, QueueSelector
+from quebec.types import ClaimedJob, ErrorInfo, QueueSelector
 
 log = logging.getLogger("quebec.worker")
+_CUT_SHORT = ErrorInfo("ProcessPrunedError", "still running when shutdown_timeout ran out; at_most_once jobs "
+                       "are not run again")
 # With no free slot the worker sleeps until the lane frees one and wakes it; this is
 # only the safety net.
 _FULL_WAIT = 1.0
@@ -95,8 +97,12 @@ class Worker(Runnable):
         return [j.id for j in pending]
 
     def release_running(self) -> list[int]:
-        """Give back jobs still running past the shutdown timeout: they will run again."""
+        """Give back jobs still running past the shutdown timeout: they will run again,
+        except at-most-once jobs, which fail instead (they may have done their work)."""
         running = self.lane.running()
         for job in running:
-            self._completer.submit(Completion("release", job.id, job.class_name))
+            if self._executor.at_most_once(job.class_name):
+                self._completer.submit(Completion("fail", job.id, job.class_name, error=_CUT_SHORT))
+            else:
+                self._completer.submit(Completion("release", job.id, job.class_name))
         return [j.id for j in running]

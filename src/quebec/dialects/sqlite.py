@@ -41,6 +41,8 @@ class SQLiteDialect(Dialect):
             if not self.in_memory:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
+                # A bulk enqueue writes megabytes: a 2 MB page cache would spill mid-transaction.
+                cur.execute("PRAGMA cache_size=-32768")
             cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()

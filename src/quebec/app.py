@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from quebec import ops
-from quebec.arguments import encode_envelope, new_active_job_ids
+from quebec.arguments import encode_envelope
 from quebec.config import Settings, load_settings
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.errors import ConfigError, EnqueueError
 from quebec.hooks import Hooks
 from quebec.identifiers import queue_name as valid_queue
 from quebec.job import ActiveJob, BaseClass
+from quebec.job_ids import new_active_job_ids
 from quebec.registry import Registry
 from quebec.store import Database, jobs
 from quebec.types import NewJob

@@ -6,7 +6,6 @@ these back, so the runtime never sees a SQLAlchemy row.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -120,6 +119,3 @@ class QueueSelector:
         if self.is_all or queue_name in self._exact:
             return True
         return any(p.endswith("*") and queue_name.startswith(p[:-1]) for p in self.patterns)
-
-    def fnmatch(self, queue_name: str) -> bool:  # pragma: no cover - convenience for users
-        return any(fnmatch.fnmatchcase(queue_name, p) for p in self.patterns)

@@ -35,31 +35,14 @@ class PostgreSQLDialect(Dialect):
         opts["connect_args"] = {"application_name": "quebec"}
         return opts
 
-    def _unnest_sql(self, conn: Connection, table: Table, columns: Sequence[str], named: bool = False) -> str:
+    def _unnest_sql(self, conn: Connection, table: Table, columns: Sequence[str]) -> str:
         quote = conn.dialect.identifier_preparer.quote
         # %b: arrays travel in binary; text-format arrays are escaped element by element.
-        holders = [f"%(c{i})b" if named else "%b" for i in range(len(columns))]
+        holders = [f"%(c{i})b" for i in range(len(columns))]
         casts = ", ".join(f"{h}::{table.c[c].type.compile(dialect=conn.dialect)}[]"
                           for h, c in zip(holders, columns, strict=True))
         return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
                 f"SELECT * FROM unnest({casts})")
-
-    def insert_rows(self, conn: Connection, table: Table, columns: Sequence[str],
-                    rows: Sequence[Sequence[Any]]) -> None:
-        # One statement with one array per column: a few parameters for any number of rows.
-        if rows:
-            columns_data = tuple(list(c) for c in zip(*rows, strict=True))
-            conn.exec_driver_sql(self._unnest_sql(conn, table, columns), columns_data)
-
-    def insert_returning_ids(self, conn: Connection, table: Table, columns: Sequence[str],
-                             rows: Sequence[Sequence[Any]], *, key: str) -> list[int]:
-        if not rows:
-            return []
-        quote = conn.dialect.identifier_preparer.quote
-        sql = self._unnest_sql(conn, table, columns) + f" RETURNING {quote('id')}, {quote(key)}"
-        found = {r[1]: r[0] for r in conn.exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))}
-        k = list(columns).index(key)
-        return [found[row[k]] for row in rows]
 
     def enqueue_in_one_statement(self, conn: Connection, jobs: Table, ready: Table, scheduled: Table,
                                  columns: Sequence[str], rows: Sequence[Sequence[Any]], *, now: Any,
@@ -82,7 +65,7 @@ class PostgreSQLDialect(Dialect):
         cached = self._sql_cache.get(key)
         if cached is not None:
             return cached
-        insert_jobs = self._unnest_sql(conn, jobs, columns, named=True)
+        insert_jobs = self._unnest_sql(conn, jobs, columns)
         sql = (
             f"WITH j AS ({insert_jobs} RETURNING id, active_job_id, queue_name, priority, scheduled_at), "
             f"r AS (INSERT INTO {quote(ready.name)} (job_id, queue_name, priority, created_at) "

@@ -104,8 +104,9 @@ def to_ready(tx: Tx, job_ids: Sequence[int]) -> None:
         ["job_id", "queue_name", "priority", "created_at"],
         select(t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, literal(tx.now, UTCDateTime()))
         .where(t.jobs.c.id.in_(list(job_ids)))))
-    queues = set(tx.conn.scalars(select(t.jobs.c.queue_name).where(t.jobs.c.id.in_(list(job_ids))).distinct()))
-    announce(tx, queues)
+    if tx.dialect.supports_listen:
+        ids = list(job_ids)
+        announce(tx, set(tx.conn.scalars(select(t.jobs.c.queue_name).where(t.jobs.c.id.in_(ids)).distinct())))
 
 
 def held_by(tx: Tx, *, process_id: int) -> list[int]:

@@ -33,6 +33,9 @@ class JobOptions:
     priority: int | None = None
 
 
+_NO_OPTIONS = JobOptions()
+
+
 @dataclass(slots=True)
 class ActiveJob:
     """A job as enqueued (id set) or built for `perform_all_later` (id None)."""
@@ -170,11 +173,13 @@ class BaseClass:
 
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> ActiveJob:
-        return ConfiguredJob(cls, JobOptions()).build(*args, **kwargs)
+        if kwargs and any(k in kwargs for k in _RESERVED):
+            return ConfiguredJob(cls, _NO_OPTIONS).build(*args, **kwargs)
+        return ActiveJob(cls, args, kwargs, _NO_OPTIONS)  # the bulk-enqueue hot path: nothing to merge
 
     @classmethod
     def perform_later(cls, *args: Any, **kwargs: Any) -> ActiveJob:
-        return ConfiguredJob(cls, JobOptions()).perform_later(*args, **kwargs)
+        return ConfiguredJob(cls, _NO_OPTIONS).perform_later(*args, **kwargs)
 
     @classmethod
     def resolve_queue(cls, *args: Any, **kwargs: Any) -> str:

@@ -6,9 +6,11 @@ these back, so the runtime never sees a SQLAlchemy row.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple, overload
 
 
 class JobState(StrEnum):
@@ -33,11 +35,72 @@ class NewJob:
     concurrency_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Enqueued:
+@dataclass(slots=True)
+class NewJobs:
+    """Jobs about to be inserted, column by column.
+
+    A bulk enqueue makes one of these rather than 10,000 NewJob objects: seven lists cost
+    the garbage collector nothing, where 10,000 live objects made every other 10,000-job
+    enqueue pay for a full collection (30 ms), and the store zips columns into rows in C.
+    """
+
+    queue_names: list[str]
+    class_names: list[str]
+    arguments: list[str]
+    priorities: list[int]
+    active_job_ids: list[str]
+    scheduled_at: list[datetime]
+    concurrency_keys: list[str | None]
+
+    @classmethod
+    def of(cls, jobs: Sequence[NewJob]) -> NewJobs:
+        return cls([j.queue_name for j in jobs], [j.class_name for j in jobs], [j.arguments for j in jobs],
+                   [j.priority for j in jobs], [j.active_job_id for j in jobs], [j.scheduled_at for j in jobs],
+                   [j.concurrency_key for j in jobs])
+
+    def __len__(self) -> int:
+        return len(self.arguments)
+
+
+class Enqueued(NamedTuple):
     id: int
     active_job_id: str
     state: JobState
+
+
+@dataclass(slots=True)
+class EnqueuedJobs(Sequence[Enqueued]):
+    """What enqueue_many returns: ids and states column by column, in input order; as a
+    sequence, one Enqueued per job."""
+
+    ids: list[int]
+    active_job_ids: list[str]
+    scheduled: list[bool]  # True: scheduled (due later); False: ready
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Enqueued: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Enqueued]: ...
+    def __getitem__(self, index: int | slice) -> Enqueued | list[Enqueued]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return Enqueued(self.ids[index], self.active_job_ids[index],
+                        JobState.SCHEDULED if self.scheduled[index] else JobState.READY)
+
+    def __iter__(self) -> Iterator[Enqueued]:
+        ready, scheduled = JobState.READY, JobState.SCHEDULED
+        for job_id, active_job_id, later in zip(self.ids, self.active_job_ids, self.scheduled, strict=True):
+            yield Enqueued(job_id, active_job_id, scheduled if later else ready)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EnqueuedJobs):
+            return (self.ids, self.active_job_ids, self.scheduled) == (other.ids, other.active_job_ids, other.scheduled)
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)

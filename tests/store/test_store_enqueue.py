@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-from store_support import SharedTables, claimed_ids, count_rows, enqueue, job_row, new_job, register, state_of
+from sqlalchemy import select, text
+from store_support import (
+    SharedTables,
+    claimed_ids,
+    count_rows,
+    enqueue,
+    job_row,
+    new_job,
+    open_db,
+    register,
+    state_of,
+)
 
+from conftest import backend_url, drop_prefix
+from quebec.errors import MissingTables
 from quebec.store import Database, Tx, claimed, jobs
 from quebec.types import ErrorInfo, JobState
 
@@ -83,6 +97,46 @@ def test_enqueue_many_inserts_five_thousand_jobs_in_one_call(db: Database) -> No
     t = db.tables
     by_id = dict(db.read(lambda tx: tx.conn.execute(select(t.jobs.c.id, t.jobs.c.active_job_id)).all()))
     assert [by_id[e.id] for e in enqueued] == [j.active_job_id for j in batch]
+
+
+@pytest.mark.parametrize("size", [5, jobs.BULK + 7], ids=["small", "bulk"])
+def test_every_execution_row_carries_the_queue_priority_and_time_of_its_job(db: Database, size: int) -> None:
+    # A bulk batch takes another path (COPY on PostgreSQL, INSERT … SELECT on SQLite).
+    batch = [new_job(db, queue=f"q{i % 3}", priority=i % 5 - 2, in_seconds=0 if i % 2 else 60 + i)
+             for i in range(size)]
+    enqueued = db.transact(jobs.enqueue_many, batch)
+    t, now = db.tables, db.clock.now()
+    ready = {r.job_id: (r.queue_name, r.priority) for r in db.read(lambda tx: tx.conn.execute(
+        select(t.ready_executions.c.job_id, t.ready_executions.c.queue_name, t.ready_executions.c.priority)).all())}
+    scheduled = {r.job_id: (r.queue_name, r.priority, r.scheduled_at) for r in db.read(lambda tx: tx.conn.execute(
+        select(t.scheduled_executions.c.job_id, t.scheduled_executions.c.queue_name,
+               t.scheduled_executions.c.priority, t.scheduled_executions.c.scheduled_at)).all())}
+    assert len(ready) + len(scheduled) == size
+    for e, j in zip(enqueued, batch, strict=True):
+        if j.scheduled_at > now:
+            assert e.state == JobState.SCHEDULED
+            assert scheduled[e.id] == (j.queue_name, j.priority, j.scheduled_at)
+        else:
+            assert e.state == JobState.READY
+            assert ready[e.id] == (j.queue_name, j.priority)
+        assert job_row(db, e.id).active_job_id == j.active_job_id
+
+
+@pytest.mark.parametrize("size", [5, jobs.BULK + 7], ids=["small", "bulk"])
+def test_an_enqueue_that_fails_halfway_leaves_no_job_behind(backend: str, tmp_path: Path, size: int) -> None:
+    url, prefix = backend_url(backend, tmp_path), f"t_{secrets.token_hex(4)}"
+    db = open_db(url, prefix)
+    try:
+        # The jobs and ready rows go in, then the scheduled rows find no table.
+        db.transact(lambda tx: tx.conn.execute(text(f"DROP TABLE {prefix}_scheduled_executions")))
+        batch = [new_job(db) for _ in range(size - 1)] + [new_job(db, in_seconds=60)]
+        with pytest.raises(MissingTables, match="do not exist"):
+            db.transact(jobs.enqueue_many, batch)
+        assert count_rows(db, "jobs") == 0
+        assert count_rows(db, "ready_executions") == 0
+    finally:
+        db.dispose()
+        drop_prefix(url, prefix)
 
 
 def test_enqueue_many_keeps_the_time_of_scheduled_jobs_to_the_microsecond(db: Database) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import select as _select
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, Table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from quebec.dialects.base import Dialect
 
@@ -29,6 +30,7 @@ class PostgreSQLDialect(Dialect):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sql_cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._sequences: dict[str, str] = {}
 
     def engine_options(self) -> dict[str, Any]:
         opts = super().engine_options()
@@ -79,6 +81,43 @@ class PostgreSQLDialect(Dialect):
         self._sql_cache[key] = sql
         return sql
 
+    supports_copy = True
+
+    def reserve_ids(self, conn: Connection, table: Table, count: int) -> list[int]:
+        # One round trip for any count; COPY then writes the ids itself, so no RETURNING
+        # has to be matched back to the input rows. The sequence is looked up once: inside
+        # nextval(), pg_get_serial_sequence() runs per row (28 ms for 10,000 against 4).
+        sequence = self._sequences.get(table.name)
+        if sequence is None:
+            found = conn.exec_driver_sql("SELECT pg_get_serial_sequence(%(t)s, 'id')",
+                                         {"t": conn.dialect.identifier_preparer.quote(table.name)})
+            sequence = self._sequences[table.name] = str(found.scalar_one())
+        ids = conn.exec_driver_sql("SELECT array_agg(nextval(%(s)s::regclass)) FROM generate_series(1, %(n)s)",
+                                   {"s": sequence, "n": count})
+        return list(ids.scalar_one())
+
+    def copy_rows(self, conn: Connection, table: Table, columns: Sequence[str],
+                  rows: Iterable[Sequence[Any]]) -> None:
+        # COPY … FORMAT BINARY: the server inserts in batches (one WAL record per page, not
+        # per row) while psycopg is still sending, so encoding and inserting overlap.
+        import psycopg
+
+        quote = conn.dialect.identifier_preparer.quote
+        sql = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN (FORMAT BINARY)"
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        try:
+            with raw.cursor() as cur, cur.copy(sql) as copy:
+                copy.set_types([_copy_type(table.c[c].type) for c in columns])
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as exc:
+            # Raised past SQLAlchemy, so wrap it as SQLAlchemy would: transact() retries by it.
+            lost = raw.broken or raw.closed
+            if lost:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(sql, None, exc, psycopg.Error, connection_invalidated=bool(lost)) from exc
+
     def ssl_connect_args(self, options: Mapping[str, str]) -> dict[str, str]:
         return dict(options)  # libpq takes them as they are
 
@@ -109,6 +148,21 @@ class PostgreSQLDialect(Dialect):
 
     def is_duplicate_key(self, exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "23505"
+
+
+def _copy_type(sa_type: TypeEngine[Any]) -> str:
+    """The PostgreSQL type a binary COPY sends for a column of this SQLAlchemy type."""
+    if isinstance(sa_type, TypeDecorator):
+        sa_type = sa_type.impl_instance
+    if isinstance(sa_type, BigInteger):
+        return "int8"
+    if isinstance(sa_type, Integer):
+        return "int4"
+    if isinstance(sa_type, DateTime):
+        return "timestamp"
+    if isinstance(sa_type, Boolean):
+        return "bool"
+    return "text"  # varchar and text share one binary form
 
 
 class PgListener:

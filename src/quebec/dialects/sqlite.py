@@ -43,6 +43,10 @@ class SQLiteDialect(Dialect):
                 cur.execute("PRAGMA synchronous=NORMAL")
                 # A bulk enqueue writes megabytes: a 2 MB page cache would spill mid-transaction.
                 cur.execute("PRAGMA cache_size=-32768")
+                # Checkpoint every ~40 MB of WAL instead of 4: a queue rewrites the same hot
+                # pages (ready rows, claims) over and over, and each checkpoint copies a page
+                # once however often it changed; 4 MB made every 10,000-job enqueue pay one.
+                cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -68,12 +72,20 @@ class SQLiteDialect(Dialect):
 
     def insert_returning_ids(self, conn: Connection, table: Table, columns: Sequence[str],
                              rows: Sequence[Sequence[Any]], *, key: str) -> list[int]:
-        # One executemany (a C loop) instead of RETURNING: our BEGIN IMMEDIATE holds the
-        # only write lock, and AUTOINCREMENT gives each row max(id)+1, so the rows we
-        # insert get consecutive ids ending at last_insert_rowid().
+        # Multi-row VALUES instead of RETURNING: our BEGIN IMMEDIATE holds the only write
+        # lock, and AUTOINCREMENT gives each row max(id)+1, so the rows we insert get
+        # consecutive ids ending at last_insert_rowid(). 500 rows a statement, not one
+        # (executemany): AUTOINCREMENT reads and writes sqlite_sequence once per statement,
+        # which made 10,000 jobs take 38 ms instead of 19.
         if not rows:
             return []
-        conn.exec_driver_sql(self.insert_sql(conn, table, columns), [tuple(r) for r in rows])
+        raw = conn.connection.driver_connection
+        limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if raw is not None else 999
+        per = max(1, min(500, limit // len(columns)))
+        for start in range(0, len(rows), per):
+            chunk = rows[start:start + per]
+            conn.exec_driver_sql(self.insert_sql(conn, table, columns, len(chunk)),
+                                 tuple([value for row in chunk for value in row]))
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
         return list(range(last - len(rows) + 1, last + 1))
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
 from sqlalchemy.ext.compiler import compiles
@@ -93,6 +94,12 @@ class Tables:
         )
 
 
+def _not_null(column: str) -> dict[str, Any]:
+    """Partial-index options for SQLite and PostgreSQL; MySQL has no partial indexes."""
+    where = text(f"{column} IS NOT NULL")
+    return {"sqlite_where": where, "postgresql_where": where}
+
+
 def build_tables(prefix: str) -> Tables:
     """Table objects for one (already validated) prefix."""
     md = MetaData()
@@ -116,8 +123,11 @@ def build_tables(prefix: str) -> Tables:
         Column("batch_id", BigInteger),
         Index(f"idx_{p}_jobs_queue_priority", "queue_name", "priority"),
         Index(f"idx_{p}_jobs_class_name", "class_name"),
-        Index(f"idx_{p}_jobs_finished_at", "finished_at"),
-        Index(f"idx_{p}_jobs_batch_id", "batch_id"),
+        # Partial where the database can: new jobs have neither, so enqueue skips two index
+        # writes per job, and finishing a job adds one entry instead of moving one. Every
+        # query on these columns (`finished_at < ?`, `batch_id = ?`) implies IS NOT NULL.
+        Index(f"idx_{p}_jobs_finished_at", "finished_at", **_not_null("finished_at")),
+        Index(f"idx_{p}_jobs_batch_id", "batch_id", **_not_null("batch_id")),
         **kw,
     )
     recurring_tasks = Table(

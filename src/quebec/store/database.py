@@ -113,7 +113,7 @@ class Database:
         deadline = time.monotonic() + self.retry_for
         attempt = 0
         check = getattr(fn, "one_statement_when", None)
-        autocommit = write and check is not None and check(self.dialect, kwargs)
+        autocommit = write and check is not None and check(self.dialect, args, kwargs)
         while True:
             attempt += 1
             committing = False
@@ -159,9 +159,10 @@ class Database:
                 time.sleep(delay)
 
 
-def one_statement_when(check: Callable[[Dialect, dict[str, Any]], bool]) -> Callable[[F], F]:
-    """Mark a store function that issues exactly one statement when `check(dialect, kwargs)`
-    holds: transact() then runs it in autocommit mode, saving BEGIN and COMMIT."""
+def one_statement_when(check: Callable[[Dialect, tuple[Any, ...], dict[str, Any]], bool]) -> Callable[[F], F]:
+    """Mark a store function that issues exactly one statement when `check(dialect, args, kwargs)`
+    holds for the arguments after tx: transact() then runs it in autocommit mode, saving
+    BEGIN and COMMIT."""
 
     def mark(fn: F) -> F:
         fn.one_statement_when = check  # type: ignore[attr-defined]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, Table, insert, literal, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
+from quebec.dialects import Dialect
 from quebec.store.database import Tx, one_statement_when
-from quebec.types import Enqueued, JobState, NewJob
+from quebec.types import EnqueuedJobs, NewJob, NewJobs
 
 # The NOTIFY channel; app.py may rename it from QUEBEC_NAME before any enqueue.
 NOTIFY_CHANNEL = ["quebec"]
@@ -19,48 +22,96 @@ _JOB_COLUMNS = ("queue_name", "class_name", "arguments", "priority", "active_job
 _READY_COLUMNS = ("job_id", "queue_name", "priority", "created_at")
 _SCHEDULED_COLUMNS = ("job_id", "queue_name", "priority", "scheduled_at", "created_at")
 
+# From this many jobs on, an enqueue is a bulk one. PostgreSQL streams it with COPY into
+# ids drawn ahead (10,000 jobs: 0.14 s against 0.20 for one INSERT … unnest statement,
+# which stays the one-round-trip path for small batches). SQLite copies the execution rows
+# from the new jobs rows inside the database (one INSERT … SELECT each) instead of binding
+# them row by row (10,000 ready rows: 8 ms against 27).
+BULK = 64
 
-@one_statement_when(lambda dialect, _kwargs: dialect.supports_modifying_cte)
-def enqueue_many(tx: Tx, jobs: Sequence[NewJob]) -> list[Enqueued]:
+
+def _one_statement(dialect: Dialect, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    jobs = args[0] if args else kwargs["jobs"]
+    return dialect.supports_modifying_cte and not (dialect.supports_copy and len(jobs) >= BULK)
+
+
+@one_statement_when(_one_statement)
+def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
     """∅ → ready (due now) or scheduled (due later), in a few statements for any number of jobs."""
-    if not jobs:
-        return []
-    t, d = tx.tables, tx.dialect
-    now = tx.now
+    batch = jobs if isinstance(jobs, NewJobs) else NewJobs.of(jobs)
+    n = len(batch)
+    if not n:
+        return EnqueuedJobs([], [], [])
+    t, d, now = tx.tables, tx.dialect, tx.now
     db_now = d.to_db(now)
-    converted: dict[Any, Any] = {}  # jobs of one batch mostly share one scheduled_at
-
-    def to_db(value: Any) -> Any:
-        found = converted.get(value)
-        if found is None:
-            found = converted[value] = d.to_db(value)
-        return found
-
-    rows = [(j.queue_name, j.class_name, j.arguments, j.priority, j.active_job_id, to_db(j.scheduled_at),
-             j.concurrency_key, db_now, db_now) for j in jobs]
-    channel = NOTIFY_CHANNEL[0] if d.supports_listen else None
-    done = d.enqueue_in_one_statement(tx.conn, t.jobs, t.ready_executions, t.scheduled_executions, _JOB_COLUMNS,
-                                      rows, now=db_now, channel=channel)
-    if done is not None:
-        return [Enqueued(job_id, job.active_job_id, JobState.SCHEDULED if later else JobState.READY)
-                for (job_id, later), job in zip(done, jobs, strict=True)]
-    ids = d.insert_returning_ids(tx.conn, t.jobs, _JOB_COLUMNS, rows, key="active_job_id")
-    ready: list[tuple[Any, ...]] = []
-    scheduled: list[tuple[Any, ...]] = []
-    out: list[Enqueued] = []
-    for job_id, job, row in zip(ids, jobs, rows, strict=True):
-        if job.scheduled_at > now:
-            scheduled.append((job_id, job.queue_name, job.priority, row[5], db_now))
-            out.append(Enqueued(job_id, job.active_job_id, JobState.SCHEDULED))
+    at = batch.scheduled_at
+    if at.count(at[0]) == n:  # the usual batch: one time for all
+        later, db_at = [at[0] > now] * n, [d.to_db(at[0])] * n
+    else:
+        later, db_at = [when > now for when in at], [d.to_db(when) for when in at]
+    # In _JOB_COLUMNS order; rows are zipped from them in C.
+    columns = (batch.queue_names, batch.class_names, batch.arguments, batch.priorities, batch.active_job_ids,
+               db_at, batch.concurrency_keys, [db_now] * n, [db_now] * n)
+    bulk = n >= BULK
+    if bulk and d.supports_copy:
+        ids = d.reserve_ids(tx.conn, t.jobs, n)
+        d.copy_rows(tx.conn, t.jobs, ("id", *_JOB_COLUMNS), zip(ids, *columns, strict=True))
+        _add_executions(tx, batch, ids, later, db_at, db_now, d.copy_rows)
+        return EnqueuedJobs(ids, batch.active_job_ids, later)
+    rows = list(zip(*columns, strict=True))
+    if d.supports_modifying_cte:
+        channel = NOTIFY_CHANNEL[0] if d.supports_listen else None
+        done = d.enqueue_in_one_statement(tx.conn, t.jobs, t.ready_executions, t.scheduled_executions,
+                                          _JOB_COLUMNS, rows, now=db_now, channel=channel)
+        assert done is not None  # supports_modifying_cte promises it
+        ids, later = [job_id for job_id, _ in done], [wait for _, wait in done]
+    else:
+        ids = d.insert_returning_ids(tx.conn, t.jobs, _JOB_COLUMNS, rows, key="active_job_id")
+        if bulk and d.single_writer:
+            _executions_from_jobs(tx, batch, ids, later)
         else:
-            ready.append((job_id, job.queue_name, job.priority, db_now))
-            out.append(Enqueued(job_id, job.active_job_id, JobState.READY))
+            _add_executions(tx, batch, ids, later, db_at, db_now, d.insert_rows)
+    return EnqueuedJobs(ids, batch.active_job_ids, later)
+
+
+def _add_executions(tx: Tx, batch: NewJobs, ids: list[int], later: list[bool], db_at: list[Any], db_now: Any,
+                    add: Callable[[Connection, Table, Sequence[str], Sequence[Sequence[Any]]], None]) -> None:
+    """Ready and scheduled rows for jobs just inserted with ids `ids`, sent row by row."""
+    t = tx.tables
+    ready: list[tuple[Any, ...]]
+    scheduled: list[tuple[Any, ...]] = []
+    if not any(later):
+        ready = list(zip(ids, batch.queue_names, batch.priorities, repeat(db_now)))
+    else:
+        both = list(zip(ids, batch.queue_names, batch.priorities, db_at, later, strict=True))
+        ready = [(i, q, p, db_now) for i, q, p, _, wait in both if not wait]
+        scheduled = [(i, q, p, a, db_now) for i, q, p, a, wait in both if wait]
     if ready:
-        d.insert_rows(tx.conn, t.ready_executions, _READY_COLUMNS, ready)
-        announce(tx, {r[1] for r in ready})
+        add(tx.conn, t.ready_executions, _READY_COLUMNS, ready)
+        announce(tx, set(batch.queue_names) if len(ready) == len(ids) else {r[1] for r in ready})
     if scheduled:
-        d.insert_rows(tx.conn, t.scheduled_executions, _SCHEDULED_COLUMNS, scheduled)
-    return out
+        add(tx.conn, t.scheduled_executions, _SCHEDULED_COLUMNS, scheduled)
+
+
+def _executions_from_jobs(tx: Tx, batch: NewJobs, ids: list[int], later: list[bool]) -> None:
+    """Ready and scheduled rows for jobs just inserted with ids `ids`, a consecutive range
+    (one writer at a time, as insert_returning_ids says), copied inside the database."""
+    t, now = tx.tables, tx.now
+    new_jobs = t.jobs.c.id.between(ids[0], ids[-1])
+    due = t.jobs.c.scheduled_at <= now
+    created = literal(now, t.jobs.c.created_at.type)
+    if not all(later):
+        _copy(tx, t.ready_executions, _READY_COLUMNS,
+              (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, created), new_jobs & due)
+        announce(tx, {queue for queue, wait in zip(batch.queue_names, later, strict=True) if not wait})
+    if any(later):
+        _copy(tx, t.scheduled_executions, _SCHEDULED_COLUMNS,
+              (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, t.jobs.c.scheduled_at, created),
+              new_jobs & ~due)
+
+
+def _copy(tx: Tx, table: Table, columns: Sequence[str], values: Sequence[Any], where: ColumnElement[bool]) -> None:
+    tx.conn.execute(insert(table).from_select(list(columns), select(*values).where(where)))
 
 
 def announce(tx: Tx, queues: set[str]) -> None:

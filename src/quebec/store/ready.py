@@ -10,7 +10,7 @@ from quebec.store.rows import claimed_job
 from quebec.types import ClaimedJob, QueueSelector
 
 
-@one_statement_when(lambda dialect, kwargs: dialect.supports_modifying_cte
+@one_statement_when(lambda dialect, _args, kwargs: dialect.supports_modifying_cte
                     and (kwargs["queues"].is_all or len(kwargs["queues"].patterns) == 1))
 def claim(tx: Tx, *, queues: QueueSelector, limit: int, process_id: int) -> list[ClaimedJob]:
     """ready → claimed: up to `limit` jobs, lowest priority number first, queues in selector order.

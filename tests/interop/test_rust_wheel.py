@@ -29,6 +29,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from quebec.dialects import for_url
+from quebec.store import jobs
 
 pytestmark = pytest.mark.slow
 
@@ -203,10 +204,10 @@ def _worker_env(db_url: str, prefix: str, tmp_path: Path, records: Path) -> dict
     return env
 
 
-def _drain_and_stop(engine: Engine, prefix: str, worker: subprocess.Popen[bytes], procs: Procs) -> float:
+def _drain_and_stop(engine: Engine, prefix: str, worker: subprocess.Popen[bytes], procs: Procs,
+                    total: int = len(CASES)) -> float:
     """Wait until every job is finished, then TERM the worker; returns seconds to drain."""
     started = time.monotonic()
-    total = len(CASES)
     finished = f"SELECT COUNT(*) FROM {prefix}_jobs WHERE finished_at IS NOT NULL"
     failed = f"SELECT COUNT(*) FROM {prefix}_failed_executions"
 
@@ -231,7 +232,8 @@ def _rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(text(sql))]
 
 
-def _check_records(records: Path, ids: list[int], engine: Engine, prefix: str) -> dict[int, dict[str, Any]]:
+def _check_records(records: Path, ids: list[int], engine: Engine, prefix: str,
+                   cases: list[dict[str, Any]] = CASES) -> dict[int, dict[str, Any]]:
     """Each job ran once with exactly its arguments; the job rows end finished and in place."""
     lines = records.read_text(encoding="utf-8").splitlines()
     by_id: dict[int, dict[str, Any]] = {}
@@ -240,7 +242,7 @@ def _check_records(records: Path, ids: list[int], engine: Engine, prefix: str) -
         assert record["id"] not in by_id, f"job {record['id']} ran twice"
         by_id[record["id"]] = record
     assert sorted(by_id) == sorted(ids), f"ran {sorted(by_id)}, enqueued {sorted(ids)}"
-    for case, job_id in zip(CASES, ids, strict=True):
+    for case, job_id in zip(cases, ids, strict=True):
         got = by_id[job_id]
         assert canonical(got["args"]) == canonical(case["args"]), (case, got)
         assert canonical(got["kwargs"]) == canonical(case["kwargs"]), (case, got)
@@ -251,8 +253,8 @@ def _check_records(records: Path, ids: list[int], engine: Engine, prefix: str) -
     for job_id in ids:
         assert rows[job_id][2] is not None, f"job {job_id} not finished: {rows[job_id]}"
         assert rows[job_id][3] == "InteropJob"
-    assert rows[ids[ELSEWHERE]][:2] == ("other", 5)
-    assert all(rows[j][:2] == ("default", 0) for j in ids if j != ids[ELSEWHERE])
+    for case, job_id in zip(cases, ids, strict=True):
+        assert rows[job_id][:2] == (("other", 5) if "queue" in case.get("set", {}) else ("default", 0))
     for table in ("failed_executions", "claimed_executions", "ready_executions", "scheduled_executions",
                   "blocked_executions"):
         assert _count(engine, f"SELECT COUNT(*) FROM {prefix}_{table}") == 0, table
@@ -305,31 +307,40 @@ def test_jobs_enqueued_by_the_wheel_run_on_our_worker(
 
 
 @requires_wheel
+@pytest.mark.parametrize("bulk", [False, True], ids=["one_by_one", "bulk"])
 def test_jobs_we_enqueue_run_on_the_wheels_worker(
         backend: str, db_url: str, prefix: str, tmp_path: Path, engine: Engine, procs: Procs,
-        job_package: tuple[str, Any], make_qc: Callable[..., Any]) -> None:
+        job_package: tuple[str, Any], make_qc: Callable[..., Any], bulk: bool) -> None:
     package, job_class = job_package
     qc = make_qc()
     qc.register_job(job_class)
     records = tmp_path / "records.jsonl"
-    ids: list[int] = []
-    before_delayed = 0.0
-    for i, case in enumerate(CASES):
-        target = job_class.set(**case["set"]) if case.get("set") else job_class
-        if i == DELAYED:
-            before_delayed = time.time()
-        job = target.perform_later(qc, *case["args"], **case["kwargs"])
-        assert job.id is not None
-        ids.append(job.id)
+
+    def target(case: dict[str, Any]) -> Any:
+        return job_class.set(**case["set"]) if case.get("set") else job_class
+
+    if bulk:  # enough jobs for the bulk path (COPY on PostgreSQL, INSERT … SELECT on SQLite)
+        cases = CASES * (jobs.BULK // len(CASES) + 1)
+        before_delayed = time.time()
+        ids = [job.id for job in qc.perform_all_later(target(c).build(*c["args"], **c["kwargs"]) for c in cases)]
+    else:
+        cases, ids = CASES, []
+        for i, case in enumerate(CASES):
+            if i == DELAYED:
+                before_delayed = time.time()
+            ids.append(target(case).perform_later(qc, *case["args"], **case["kwargs"]).id)
+    assert all(isinstance(i, int) for i in ids)
 
     started = time.monotonic()
     worker = procs.start([RS_PYTHON, "-m", "quebec", package], _worker_env(db_url, prefix, tmp_path, records),
                          tmp_path, "wheel-worker")
-    drained = _drain_and_stop(engine, prefix, worker, procs)
+    drained = _drain_and_stop(engine, prefix, worker, procs, total=len(cases))
     assert worker.returncode == 0, procs.describe()
 
-    by_id = _check_records(records, ids, engine, prefix)
-    assert by_id[ids[DELAYED]]["t"] >= before_delayed + 0.95, "the set(wait=1) job ran early"
+    by_id = _check_records(records, ids, engine, prefix, cases)
+    for case, job_id in zip(cases, ids, strict=True):
+        if "wait" in case.get("set", {}):
+            assert by_id[job_id]["t"] >= before_delayed + 0.95, "a set(wait=1) job ran early"
     assert _count(engine, f"SELECT COUNT(*) FROM {prefix}_processes") == 0
-    print(f"\n[{backend}] wheel worker started and drained {len(CASES)} of our jobs in {drained:.2f}s "
+    print(f"\n[{backend}] wheel worker started and drained {len(cases)} of our jobs in {drained:.2f}s "
           f"(total {time.monotonic() - started:.2f}s)")

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -165,3 +166,43 @@ def test_cancel_finishes_jobs_that_have_not_started_and_leaves_the_rest(db: Data
         JobState.FINISHED, JobState.FINISHED, JobState.CLAIMED, JobState.FAILED]
     assert job_row(db, waiting).finished_at == db.clock.now()
     assert db.transact(jobs.cancel, job_ids=[waiting]) == []
+
+
+def test_a_bulk_enqueue_whose_connection_dies_mid_copy_is_rerun_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    url, prefix = backend_url("postgresql", tmp_path), f"t_{secrets.token_hex(4)}"
+    db = open_db(url, prefix)
+    dialect_class = type(db.dialect)
+    copy_rows = dialect_class.copy_rows
+    killed: list[int] = []
+
+    def copy_then_lose_the_connection(self: Any, conn: Any, table: Any, columns: Any, rows: Any) -> None:
+        if table is db.tables.jobs and not killed:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+
+            def rows_until_killed(given: Any) -> Iterator[Any]:
+                for i, row in enumerate(given):
+                    if i == 50:  # mid-stream, as a server restart or a network cut would
+                        with psycopg.connect(db.engine.url.render_as_string(hide_password=False).replace(
+                                "postgresql+psycopg://", "postgresql://"), autocommit=True) as other:
+                            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                        killed.append(pid)
+                    yield row
+
+            rows = rows_until_killed(rows)
+        copy_rows(self, conn, table, columns, rows)
+
+    monkeypatch.setattr(dialect_class, "copy_rows", copy_then_lose_the_connection)
+    try:
+        batch = [new_job(db, priority=i % 3) for i in range(jobs.BULK * 3)]
+        enqueued = db.transact(jobs.enqueue_many, batch)
+        assert killed, "the connection was never cut"
+        t = db.tables
+        by_id = dict(db.read(lambda tx: tx.conn.execute(select(t.jobs.c.id, t.jobs.c.active_job_id)).all()))
+        assert by_id == {e.id: j.active_job_id for e, j in zip(enqueued, batch, strict=True)}
+        assert count_rows(db, "ready_executions") == len(batch)
+    finally:
+        db.dispose()
+        drop_prefix(url, prefix)

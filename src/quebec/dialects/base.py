@@ -66,6 +66,10 @@ class Dialect:
     def begin_read(self, conn: Connection) -> None:
         conn.begin()
 
+    def after_commit(self, conn: Connection) -> None:
+        """Called once a transaction of ours has committed, before the connection goes back
+        to the pool (MySQL then skips the pool's ROLLBACK)."""
+
     # -- statements -----------------------------------------------------------------------
     def lock_skip_locked(self, stmt: Select[Any]) -> Select[Any]:
         if self.supports_skip_locked and self.use_skip_locked:

@@ -132,6 +132,7 @@ class Database:
                     if not autocommit:
                         committing = True
                         conn.commit()
+                        self.dialect.after_commit(conn)
                     return result
             except SQLAlchemyError as exc:
                 if autocommit and not (isinstance(exc, DBAPIError) and exc.connection_invalidated):

@@ -64,3 +64,26 @@ def test_a_free_thread_takes_new_jobs_while_the_others_run_long_jobs(
     eventually(lambda: len(started) == 4)
     quick = Work.perform_later("quick")
     eventually(lambda: state(qc, quick.id) == "finished", within=2)
+
+
+def test_an_idle_sqlite_worker_sees_another_process_enqueue_long_before_its_polling_interval(
+        backend: str, make_qc: Callable[..., quebec.Quebec]) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL wakes workers with LISTEN/NOTIFY; MySQL has no change signal")
+    qc = make_qc(worker_polling_interval=30)
+    other = make_qc()  # as another process would: its enqueues cannot wake qc's worker in memory
+    ran: list[str] = []
+
+    class Ping(quebec.BaseClass):
+        def perform(self, name: str) -> None:
+            ran.append(name)
+
+    qc.register_job(Ping)
+    other.register_job_class(Ping)
+    warmup = Ping.perform_later(qc, "warmup")
+    qc.start(spawn=["worker"])
+    eventually(lambda: state(qc, warmup.id) == "finished")
+    time.sleep(0.2)  # the worker has looked, found nothing, and will not query again for 30 s
+    job = Ping.perform_later(other, "from elsewhere")
+    eventually(lambda: state(qc, job.id) == "finished", within=5)
+    assert ran == ["warmup", "from elsewhere"]

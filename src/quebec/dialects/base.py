@@ -8,7 +8,7 @@ which database it is talking to: it asks a capability flag or calls a hook.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select, Table, delete, select
 from sqlalchemy.engine import URL
@@ -16,6 +16,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.errors import ConfigError
+
+
+class ChangeWatcher(Protocol):
+    def changed(self) -> bool:
+        """True if a commit may have happened since the previous call (and on the first)."""
+
+    def close(self) -> None: ...
 
 
 class Dialect:
@@ -144,6 +151,11 @@ class Dialect:
 
     def listener(self, channel: str, on_message: Callable[[str], None]) -> Any:
         raise NotImplementedError(f"{self.name} has no LISTEN/NOTIFY")
+
+    def change_watcher(self) -> ChangeWatcher | None:
+        """A cheap way to ask whether anyone has committed since the last asking, for idle
+        workers to poll often without querying; None where the database offers none."""
+        return None
 
     # -- errors ---------------------------------------------------------------------------
     def is_transient(self, exc: BaseException) -> bool:

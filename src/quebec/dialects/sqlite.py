@@ -95,6 +95,11 @@ class SQLiteDialect(Dialect):
         result = conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
         return bool(result.rowcount)
 
+    def change_watcher(self) -> DataVersionWatcher | None:
+        if self.in_memory:
+            return None  # one process, whose enqueues wake its workers directly
+        return DataVersionWatcher(str(self.url.database))
+
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, OperationalError):
             text = str(exc.orig).lower()
@@ -108,4 +113,23 @@ class SQLiteDialect(Dialect):
         return isinstance(exc, DBAPIError) and "UNIQUE constraint failed" in str(exc.orig)
 
 
-__all__ = ["SQLiteDialect", "insert"]
+class DataVersionWatcher:
+    """`PRAGMA data_version` on a connection of its own, which never writes: the number
+    changes whenever another connection, in any process, commits. Reading it looks at the
+    WAL index in shared memory (3 µs, no lock, no I/O), so an idle worker can ask every few
+    milliseconds and query for ready jobs only when something changed."""
+
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._last: int | None = None
+
+    def changed(self) -> bool:
+        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        changed, self._last = version != self._last, version
+        return changed
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+__all__ = ["DataVersionWatcher", "SQLiteDialect", "insert"]

@@ -25,6 +25,9 @@ class Runnable:
         """Do one unit of work; return seconds to sleep before the next (0 = at once)."""
         raise NotImplementedError
 
+    def finish(self) -> None:
+        """Called in the loop's thread once it stops: release what run_once() held."""
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"quebec-{self.name}", daemon=True)
         self._thread.start()
@@ -54,3 +57,4 @@ class Runnable:
             if delay > 0 and not self._stopping.is_set():
                 self._wake.wait(delay)
             self._wake.clear()
+        self.finish()

@@ -20,6 +20,8 @@ _CUT_SHORT = ErrorInfo("ProcessPrunedError", "still running when shutdown_timeou
 # With no free slot the worker sleeps until the lane frees one and wakes it; this is
 # only the safety net.
 _FULL_WAIT = 1.0
+# How often an idle worker asks a change watcher (SQLite's data_version) for news.
+_TICK = 0.01
 
 
 class Worker(Runnable):
@@ -37,7 +39,9 @@ class Worker(Runnable):
         self._process_id = process_id
         self._quiet = threading.Event()
         self._reconcile_at: float | None = None
-        self._idle = False  # the last claim found nothing
+        self._idle = False  # the last claim found fewer jobs than free slots
+        self._watcher = db.dialect.change_watcher()
+        self._poll_at = 0.0
         self.lane = ThreadLane(threads, self._perform, self.wake_up, max_prefetch=max_prefetch)
 
     @property
@@ -59,8 +63,16 @@ class Worker(Runnable):
         # job per transaction each time a single slot frees up.
         if free <= 0 or (free < max(1, self.lane.capacity // 2) and not self.lane.starving()):
             return _FULL_WAIT
-        if self._idle and self._db.dialect.single_writer and not self._db.read(ready.any_ready, queues=self.queues):
-            return self.polling_interval
+        if self._idle and self._db.dialect.single_writer:
+            # Idle on SQLite: ask the file whether anyone committed every few ms (a shared-
+            # memory read), and look for ready jobs only then, or once per polling interval.
+            # Another process's enqueue is picked up in ~5 ms instead of ~polling/2.
+            now = time.monotonic()
+            if self._watcher is not None and not self._watcher.changed() and now < self._poll_at:
+                return min(_TICK, self._poll_at - now)
+            self._poll_at = now + self.polling_interval
+            if not self._db.read(ready.any_ready, queues=self.queues):
+                return _TICK if self._watcher is not None else self.polling_interval
         try:
             jobs = self._db.transact(ready.claim, queues=self.queues, limit=free, process_id=self._process_id())
         except Exception:
@@ -72,8 +84,16 @@ class Worker(Runnable):
             self.lane.submit(job)
         if jobs:
             log.debug("job.claimed count=%d", len(jobs))
-        self._idle = not jobs
-        return 0.0 if len(jobs) == free else self.polling_interval
+        # Fewer jobs than slots: the queues are drained for now, so the next round peeks
+        # (or watches) before it claims again.
+        self._idle = len(jobs) < free
+        if not self._idle:
+            return 0.0
+        return _TICK if self._watcher is not None else self.polling_interval
+
+    def finish(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
 
     def reconcile(self) -> list[int]:
         """Hand back claims this process holds in the database but is not working on."""

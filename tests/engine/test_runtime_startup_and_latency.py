@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 import quebec
-from conftest import eventually
+from conftest import FAST, eventually
 from quebec.errors import MissingTables
 
 
@@ -67,11 +68,11 @@ def test_a_free_thread_takes_new_jobs_while_the_others_run_long_jobs(
 
 
 def test_an_idle_sqlite_worker_sees_another_process_enqueue_long_before_its_polling_interval(
-        backend: str, make_qc: Callable[..., quebec.Quebec]) -> None:
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL wakes workers with LISTEN/NOTIFY; MySQL has no change signal")
-    qc = make_qc(worker_polling_interval=30)
-    other = make_qc()  # as another process would: its enqueues cannot wake qc's worker in memory
+        tmp_path: Path) -> None:
+    # SQLite only: PostgreSQL wakes workers with LISTEN/NOTIFY; MySQL has no change signal.
+    url = f"sqlite:///{tmp_path}/watch.db?mode=rwc"
+    qc = quebec.Quebec(url, **{**FAST, "worker_polling_interval": 30})
+    other = quebec.Quebec(url)  # as another process would: its enqueues cannot wake qc's worker in memory
     ran: list[str] = []
 
     class Ping(quebec.BaseClass):
@@ -84,6 +85,10 @@ def test_an_idle_sqlite_worker_sees_another_process_enqueue_long_before_its_poll
     qc.start(spawn=["worker"])
     eventually(lambda: state(qc, warmup.id) == "finished")
     time.sleep(0.2)  # the worker has looked, found nothing, and will not query again for 30 s
-    job = Ping.perform_later(other, "from elsewhere")
-    eventually(lambda: state(qc, job.id) == "finished", within=5)
-    assert ran == ["warmup", "from elsewhere"]
+    try:
+        job = Ping.perform_later(other, "from elsewhere")
+        eventually(lambda: state(qc, job.id) == "finished", within=5)
+        assert ran == ["warmup", "from elsewhere"]
+    finally:
+        qc.close()
+        other.close()

@@ -5,64 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
-from itertools import repeat
 from typing import Any, TypeVar
 
-from quebec import ops
-from quebec.arguments import FreshEnvelope
+from quebec import enqueuing, ops
 from quebec.config import Settings, load_settings
 from quebec.engine.supervisor import ThreadSupervisor
-from quebec.errors import ConfigError, EnqueueError
+from quebec.errors import ConfigError
 from quebec.hooks import Hooks
-from quebec.identifiers import queue_name as valid_queue
-from quebec.job import ActiveJob, BaseClass, JobOptions
-from quebec.job_ids import new_active_job_ids
+from quebec.job import ActiveJob, BaseClass
 from quebec.registry import Registry
 from quebec.store import Database, jobs
-from quebec.types import JobState, NewJobs
 
 log = logging.getLogger("quebec")
 J = TypeVar("J", bound=type[BaseClass])
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-_READY, _SCHEDULED = JobState.READY.value, JobState.SCHEDULED.value
-
-
-class _Plan:
-    """Where and when a job goes, and its envelope layout: shared by a batch's alike jobs."""
-
-    __slots__ = ("queue_name", "priority", "scheduled_at", "class_name", "render")
-
-    def __init__(self, job: ActiveJob, now: datetime, forced: str | None) -> None:
-        job.resolve(now=now, forced_queue=forced)
-        assert job.queue_name is not None and job.priority is not None and job.scheduled_at is not None
-        self.queue_name, self.priority, self.scheduled_at = valid_queue(job.queue_name), job.priority, job.scheduled_at
-        cls = job.job_class
-        # The wheel keeps the class's own queue and priority inside, the effective ones outside.
-        inner_queue = forced or (job.queue_name if job.options.queue is None
-                                 else cls.resolve_queue(*job.args, **job.kwargs))
-        envelope = FreshEnvelope(class_name=job.class_name, queue_name=job.queue_name, priority=job.priority,
-                                 enqueued_at=now, class_queue_name=inner_queue, class_priority=cls.resolve_priority())
-        self.class_name, self.render = envelope.class_name, envelope.render
-
-
-def _plans(batch: Sequence[ActiveJob], now: datetime, forced: str | None) -> list[_Plan]:
-    """Each job's plan. Jobs of one class built with the same options resolve alike, unless
-    queue_as is a function of the arguments: a run of them shares one plan."""
-    plans: list[_Plan] = []
-    cls: type[BaseClass] | None = None
-    options: JobOptions | None = None
-    shared: _Plan | None = None
-    for job in batch:
-        if job.job_class is not cls or job.options is not options or shared is None:
-            cls, options = job.job_class, job.options
-            shared = None if callable(cls.queue_as) else _Plan(job, now, forced)
-            plans.append(shared or _Plan(job, now, forced))
-        else:
-            plans.append(shared)
-    return plans
 
 
 class Quebec:
@@ -114,23 +70,11 @@ class Quebec:
         """Insert jobs in one transaction; returns them with ids, in input order."""
         if not batch:
             return []
-        if not all(map(isinstance, batch, repeat(ActiveJob))):
-            wrong = next(job for job in batch if not isinstance(job, ActiveJob))
-            raise EnqueueError(f"perform_all_later takes jobs made with Job.build(...), got {wrong!r}")
-        plans = _plans(batch, self.db.clock.now(), self.settings.force_override_queue)
-        ids = new_active_job_ids(len(batch))
-        rows = NewJobs(
-            [plan.queue_name for plan in plans], [plan.class_name for plan in plans],
-            [plan.render(active_job_id, job.args, job.kwargs)
-             for job, plan, active_job_id in zip(batch, plans, ids, strict=True)],
-            [plan.priority for plan in plans], ids, [plan.scheduled_at for plan in plans], [None] * len(batch))
+        rows, plans = enqueuing.plan(batch, self.db.clock.now(), self.settings.force_override_queue)
         enqueued = self.db.transact(jobs.enqueue_many, rows)
-        for job, plan, job_id, active_job_id, later in zip(batch, plans, enqueued.ids, ids, enqueued.scheduled,
-                                                           strict=True):
-            job.id, job.active_job_id, job.state = job_id, active_job_id, _SCHEDULED if later else _READY
-            job.queue_name, job.priority, job.scheduled_at = plan.queue_name, plan.priority, plan.scheduled_at
+        enqueuing.settle(batch, plans, enqueued)
         if self._supervisor is not None:
-            self._supervisor.wake_workers({plan.queue_name for plan in set(plans)})
+            self._supervisor.wake_workers(set(rows.queue_names))
         return list(batch)
 
     def perform_all_later(self, batch: Iterable[ActiveJob]) -> list[ActiveJob]:

@@ -92,3 +92,34 @@ def test_an_idle_sqlite_worker_sees_another_process_enqueue_long_before_its_poll
     finally:
         qc.close()
         other.close()
+
+
+def test_a_failing_change_watcher_leaves_the_worker_polling(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    from quebec.dialects.sqlite import DataVersionWatcher
+
+    def broken(self: DataVersionWatcher) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(DataVersionWatcher, "changed", broken)
+    url = f"sqlite:///{tmp_path}/watch.db?mode=rwc"
+    qc, other = quebec.Quebec(url, **FAST), quebec.Quebec(url)
+    ran: list[str] = []
+
+    class Ping(quebec.BaseClass):
+        def perform(self, name: str) -> None:
+            ran.append(name)
+
+    qc.register_job(Ping)
+    other.register_job_class(Ping)
+    try:
+        qc.start(spawn=["worker"])
+        eventually(lambda: "worker.watcher_failed" in caplog.text)
+        job = Ping.perform_later(other, "polled")
+        eventually(lambda: state(qc, job.id) == "finished", within=5)
+        assert ran == ["polled"]
+    finally:
+        qc.close()
+        other.close()

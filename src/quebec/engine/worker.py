@@ -68,7 +68,7 @@ class Worker(Runnable):
             # memory read), and look for ready jobs only then, or once per polling interval.
             # Another process's enqueue is picked up in ~5 ms instead of ~polling/2.
             now = time.monotonic()
-            if self._watcher is not None and not self._watcher.changed() and now < self._poll_at:
+            if now < self._poll_at and not self._something_changed():
                 return min(_TICK, self._poll_at - now)
             self._poll_at = now + self.polling_interval
             if not self._db.read(ready.any_ready, queues=self.queues):
@@ -90,6 +90,18 @@ class Worker(Runnable):
         if not self._idle:
             return 0.0
         return _TICK if self._watcher is not None else self.polling_interval
+
+    def _something_changed(self) -> bool:
+        """Ask the change watcher; without one (or once it has failed) assume yes."""
+        if self._watcher is None:
+            return True
+        try:
+            return self._watcher.changed()
+        except Exception as exc:  # noqa: BLE001 - the watcher is a shortcut; polling still works
+            log.warning("worker.watcher_failed error=%r: polling every %.3fs instead", exc, self.polling_interval)
+            self._watcher.close()
+            self._watcher = None
+            return True
 
     def finish(self) -> None:
         if self._watcher is not None:

@@ -39,7 +39,7 @@ class MySQLDialect(Dialect):
         opts["pool_recycle"] = 3600
         # The pool's reset sent a ROLLBACK after every COMMIT (PyMySQL does not know the
         # transaction is over): one wasted round trip per transaction. on_engine's reset
-        # hook rolls back only a connection that is inside a transaction.
+        # hook rolls back every connection but one that our COMMIT was the last thing on.
         opts["pool_reset_on_return"] = None
         return opts
 

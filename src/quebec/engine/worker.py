@@ -72,7 +72,7 @@ class Worker(Runnable):
                 return min(_TICK, self._poll_at - now)
             self._poll_at = now + self.polling_interval
             if not self._db.read(ready.any_ready, queues=self.queues):
-                return _TICK if self._watcher is not None else self.polling_interval
+                return self._idle_wait()
         try:
             jobs = self._db.transact(ready.claim, queues=self.queues, limit=free, process_id=self._process_id())
         except Exception:
@@ -89,6 +89,10 @@ class Worker(Runnable):
         self._idle = len(jobs) < free
         if not self._idle:
             return 0.0
+        return self._idle_wait()
+
+    def _idle_wait(self) -> float:
+        """How long to sleep with nothing to claim: a watcher tick, or the polling interval."""
         return _TICK if self._watcher is not None else self.polling_interval
 
     def _something_changed(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -88,7 +88,7 @@ def _add_executions(tx: Tx, batch: NewJobs, ids: list[int], later: list[bool], d
         scheduled = [(i, q, p, a, db_now) for i, q, p, a, wait in both if wait]
     if ready:
         add(tx.conn, t.ready_executions, _READY_COLUMNS, ready)
-        announce(tx, set(batch.queue_names) if len(ready) == len(ids) else {r[1] for r in ready})
+        announce(tx, _due_queues(batch, later))
     if scheduled:
         add(tx.conn, t.scheduled_executions, _SCHEDULED_COLUMNS, scheduled)
 
@@ -103,7 +103,7 @@ def _executions_from_jobs(tx: Tx, batch: NewJobs, ids: list[int], later: list[bo
     if not all(later):
         _copy(tx, t.ready_executions, _READY_COLUMNS,
               (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, created), new_jobs & due)
-        announce(tx, {queue for queue, wait in zip(batch.queue_names, later, strict=True) if not wait})
+        announce(tx, _due_queues(batch, later))
     if any(later):
         _copy(tx, t.scheduled_executions, _SCHEDULED_COLUMNS,
               (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, t.jobs.c.scheduled_at, created),
@@ -114,10 +114,15 @@ def _copy(tx: Tx, table: Table, columns: Sequence[str], values: Sequence[Any], w
     tx.conn.execute(insert(table).from_select(list(columns), select(*values).where(where)))
 
 
-def announce(tx: Tx, queues: set[str]) -> None:
+def _due_queues(batch: NewJobs, later: list[bool]) -> Iterator[str]:
+    """The queues of the batch's jobs that went to ready (lazy: read only where announced)."""
+    return (queue for queue, wait in zip(batch.queue_names, later, strict=True) if not wait)
+
+
+def announce(tx: Tx, queues: Iterable[str]) -> None:
     """Tell listening workers in other processes that these queues have ready jobs."""
     if tx.dialect.supports_listen:
-        for queue in sorted(queues):
+        for queue in sorted(set(queues)):
             tx.dialect.notify(tx.conn, NOTIFY_CHANNEL[0], queue)
 
 

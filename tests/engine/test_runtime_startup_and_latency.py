@@ -67,35 +67,57 @@ def test_a_free_thread_takes_new_jobs_while_the_others_run_long_jobs(
     eventually(lambda: state(qc, quick.id) == "finished", within=2)
 
 
+class OneFile:
+    """Two Quebecs on one SQLite file, as two processes would be: `other`'s enqueues cannot
+    wake `qc`'s worker in memory. Both know Ping, which records the names it runs."""
+
+    def __init__(self, tmp_path: Path, **options: object) -> None:
+        url = f"sqlite:///{tmp_path}/watch.db?mode=rwc"
+        self.qc, self.other = quebec.Quebec(url, **{**FAST, **options}), quebec.Quebec(url)
+        self.ran: list[str] = []
+        ran = self.ran
+
+        class Ping(quebec.BaseClass):
+            def perform(self, name: str) -> None:
+                ran.append(name)
+
+        self.ping = Ping
+        self.qc.register_job(Ping)
+        self.other.register_job_class(Ping)
+
+    def close(self) -> None:
+        self.qc.close()
+        self.other.close()
+
+
+@pytest.fixture
+def one_file(tmp_path: Path) -> Iterator[Callable[..., OneFile]]:
+    made: list[OneFile] = []
+
+    def make(**options: object) -> OneFile:
+        made.append(OneFile(tmp_path, **options))
+        return made[-1]
+
+    yield make
+    for pair in made:
+        pair.close()
+
+
 def test_an_idle_sqlite_worker_sees_another_process_enqueue_long_before_its_polling_interval(
-        tmp_path: Path) -> None:
+        one_file: Callable[..., OneFile]) -> None:
     # SQLite only: PostgreSQL wakes workers with LISTEN/NOTIFY; MySQL has no change signal.
-    url = f"sqlite:///{tmp_path}/watch.db?mode=rwc"
-    qc = quebec.Quebec(url, **{**FAST, "worker_polling_interval": 30})
-    other = quebec.Quebec(url)  # as another process would: its enqueues cannot wake qc's worker in memory
-    ran: list[str] = []
-
-    class Ping(quebec.BaseClass):
-        def perform(self, name: str) -> None:
-            ran.append(name)
-
-    qc.register_job(Ping)
-    other.register_job_class(Ping)
-    warmup = Ping.perform_later(qc, "warmup")
-    qc.start(spawn=["worker"])
-    eventually(lambda: state(qc, warmup.id) == "finished")
+    pair = one_file(worker_polling_interval=30)
+    warmup = pair.ping.perform_later(pair.qc, "warmup")
+    pair.qc.start(spawn=["worker"])
+    eventually(lambda: state(pair.qc, warmup.id) == "finished")
     time.sleep(0.2)  # the worker has looked, found nothing, and will not query again for 30 s
-    try:
-        job = Ping.perform_later(other, "from elsewhere")
-        eventually(lambda: state(qc, job.id) == "finished", within=5)
-        assert ran == ["warmup", "from elsewhere"]
-    finally:
-        qc.close()
-        other.close()
+    job = pair.ping.perform_later(pair.other, "from elsewhere")
+    eventually(lambda: state(pair.qc, job.id) == "finished", within=5)
+    assert pair.ran == ["warmup", "from elsewhere"]
 
 
 def test_a_failing_change_watcher_leaves_the_worker_polling(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        one_file: Callable[..., OneFile], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     import sqlite3
 
     from quebec.dialects.sqlite import DataVersionWatcher
@@ -104,22 +126,9 @@ def test_a_failing_change_watcher_leaves_the_worker_polling(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(DataVersionWatcher, "changed", broken)
-    url = f"sqlite:///{tmp_path}/watch.db?mode=rwc"
-    qc, other = quebec.Quebec(url, **FAST), quebec.Quebec(url)
-    ran: list[str] = []
-
-    class Ping(quebec.BaseClass):
-        def perform(self, name: str) -> None:
-            ran.append(name)
-
-    qc.register_job(Ping)
-    other.register_job_class(Ping)
-    try:
-        qc.start(spawn=["worker"])
-        eventually(lambda: "worker.watcher_failed" in caplog.text)
-        job = Ping.perform_later(other, "polled")
-        eventually(lambda: state(qc, job.id) == "finished", within=5)
-        assert ran == ["polled"]
-    finally:
-        qc.close()
-        other.close()
+    pair = one_file()
+    pair.qc.start(spawn=["worker"])
+    eventually(lambda: "worker.watcher_failed" in caplog.text)
+    job = pair.ping.perform_later(pair.other, "polled")
+    eventually(lambda: state(pair.qc, job.id) == "finished", within=5)
+    assert pair.ran == ["polled"]

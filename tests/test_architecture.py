@@ -32,9 +32,11 @@ def _imports(path: Path) -> set[str]:
 
 def test_nothing_above_the_store_imports_sqlalchemy_dialects_or_schema() -> None:
     offenders = {
-        str(p.relative_to(SRC)): sorted(n for n in _imports(p)
-                                        if n.split(".")[0] == "sqlalchemy"
-                                        or n.startswith(("quebec.dialects", "quebec.schema")))
+        str(p.relative_to(SRC)): sorted(
+            n
+            for n in _imports(p)
+            if n.split(".")[0] == "sqlalchemy" or n.startswith(("quebec.dialects", "quebec.schema"))
+        )
         for p in _modules(*ABOVE_STORE)
     }
     assert {k: v for k, v in offenders.items() if v} == {}
@@ -42,16 +44,23 @@ def test_nothing_above_the_store_imports_sqlalchemy_dialects_or_schema() -> None
 
 def test_lower_layers_never_import_the_runtime_or_the_public_api() -> None:
     lower = _modules("store", "dialects", "schema", "config", "types.py", "errors.py", "arguments.py", "retry.py")
-    offenders = {str(p.relative_to(SRC)): sorted(n for n in _imports(p)
-                                                 if n.startswith(("quebec.engine", "quebec.app", "quebec.cli")))
-                 for p in lower}
+    offenders = {
+        str(p.relative_to(SRC)): sorted(
+            n for n in _imports(p) if n.startswith(("quebec.engine", "quebec.app", "quebec.cli"))
+        )
+        for p in lower
+    }
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
 def test_no_dialect_name_outside_the_dialects_package() -> None:
-    hits = [f"{p.relative_to(SRC)}:{n}" for p in SRC.rglob("*.py")
-            if "dialects" not in p.parts and "schema" not in p.parts
-            for n, line in enumerate(p.read_text().splitlines(), 1) if DIALECT_NAME.search(line)]
+    hits = [
+        f"{p.relative_to(SRC)}:{n}"
+        for p in SRC.rglob("*.py")
+        if "dialects" not in p.parts and "schema" not in p.parts
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if DIALECT_NAME.search(line)
+    ]
     assert hits == []
 
 

@@ -33,12 +33,18 @@ class Quebec:
         url = self.settings.database_url
         if not url:
             raise ConfigError("no database URL; pass Quebec('sqlite:///app.db?mode=rwc') or set DATABASE_URL")
-        self.db = Database(url, prefix=self.settings.table_name_prefix,
-                           use_skip_locked=self.settings.use_skip_locked,
-                           pool_size=self.settings.db_max_connections,
-                           connect_timeout=self.settings.db_connect_timeout,
-                           ssl={k: getattr(self.settings, k) for k in ("sslmode", "sslrootcert", "sslcert", "sslkey")
-                                if getattr(self.settings, k) is not None})
+        self.db = Database(
+            url,
+            prefix=self.settings.table_name_prefix,
+            use_skip_locked=self.settings.use_skip_locked,
+            pool_size=self.settings.db_max_connections,
+            connect_timeout=self.settings.db_connect_timeout,
+            ssl={
+                k: getattr(self.settings, k)
+                for k in ("sslmode", "sslrootcert", "sslcert", "sslkey")
+                if getattr(self.settings, k) is not None
+            },
+        )
         jobs.NOTIFY_CHANNEL[0] = self.settings.name
         self.db.connect()
         self.registry = Registry()
@@ -86,29 +92,37 @@ class Quebec:
         return self.db.create_tables()
 
     # -- running --------------------------------------------------------------------------
-    def run(self, create_tables: bool = False, control_plane: str | None = None,
-            spawn: Iterable[str] | None = None, threads: int | None = None) -> int:
+    def run(
+        self,
+        create_tables: bool = False,
+        control_plane: str | None = None,
+        spawn: Iterable[str] | None = None,
+        threads: int | None = None,
+    ) -> int:
         """Run worker, dispatcher and maintenance in this process until TERM/INT (blocking)."""
         if control_plane:
             log.warning("control_plane=%r: the dashboard is not built yet; running without it", control_plane)
         if create_tables:
             self.create_tables()
-        self._supervisor = ThreadSupervisor(self.db, self.settings, self.registry, self.hooks,
-                                            spawn=spawn, threads=threads)
+        self._supervisor = ThreadSupervisor(
+            self.db, self.settings, self.registry, self.hooks, spawn=spawn, threads=threads
+        )
         try:
             return self._supervisor.run()
         finally:
             self._supervisor = None
 
-    def start(self, create_tables: bool = False, spawn: Iterable[str] | None = None,
-              threads: int | None = None) -> None:
+    def start(
+        self, create_tables: bool = False, spawn: Iterable[str] | None = None, threads: int | None = None
+    ) -> None:
         """Run in a background thread (no signal handlers); stop with `qc.stop()`."""
         if create_tables:
             self.create_tables()
         ready = threading.Event()
         failure: list[BaseException] = []
-        self._supervisor = ThreadSupervisor(self.db, self.settings, self.registry, self.hooks,
-                                            spawn=spawn, threads=threads)
+        self._supervisor = ThreadSupervisor(
+            self.db, self.settings, self.registry, self.hooks, spawn=spawn, threads=threads
+        )
         supervisor = self._supervisor
 
         def main() -> None:
@@ -204,5 +218,4 @@ class Quebec:
         return ops.paused_queues(self.db)
 
     def clear_finished_jobs(self, batch_size: int = 500, finished_before: Any = None) -> int:
-        return ops.clear_finished_jobs(self.db, self.settings, batch_size=batch_size,
-                                       finished_before=finished_before)
+        return ops.clear_finished_jobs(self.db, self.settings, batch_size=batch_size, finished_before=finished_before)

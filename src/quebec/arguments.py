@@ -60,9 +60,14 @@ def encode_envelope(
     `class_priority` when they differ.
     """
     if executions == 0 and not exception_executions:
-        return FreshEnvelope(class_name=class_name, queue_name=queue_name, priority=priority, enqueued_at=enqueued_at,
-                             class_queue_name=class_queue_name, class_priority=class_priority
-                             ).render(active_job_id, args, kwargs)
+        return FreshEnvelope(
+            class_name=class_name,
+            queue_name=queue_name,
+            priority=priority,
+            enqueued_at=enqueued_at,
+            class_queue_name=class_queue_name,
+            class_priority=class_priority,
+        ).render(active_job_id, args, kwargs)
     arguments = [*args, {**kwargs, KWARGS_TAG: True}] if kwargs else list(args)
     envelope = {
         "arguments": {
@@ -344,8 +349,9 @@ def _a(value: Any) -> str:
 
 
 _dumps_str = json.JSONEncoder(ensure_ascii=False).encode
-_dumps_args = json.JSONEncoder(default=_encode_value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                               allow_nan=False).encode
+_dumps_args = json.JSONEncoder(
+    default=_encode_value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
 _json_str = functools.lru_cache(maxsize=4096)(_dumps_str)  # class and queue names repeat
 
 
@@ -374,16 +380,26 @@ class FreshEnvelope:
 
     __slots__ = ("class_name", "_head", "_mid", "_mid2", "_tail")
 
-    def __init__(self, *, class_name: str, queue_name: str, priority: int, enqueued_at: datetime,
-                 class_queue_name: str | None = None, class_priority: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        class_name: str,
+        queue_name: str,
+        priority: int,
+        enqueued_at: datetime,
+        class_queue_name: str | None = None,
+        class_priority: int | None = None,
+    ) -> None:
         cls, queue = _json_str(class_name), _json_str(queue_name)
         inner_queue = queue if class_queue_name is None else _json_str(class_queue_name)
         inner_priority = priority if class_priority is None else class_priority
         self.class_name = class_name
         self._head = f',"continuation":{{}},"job_class":{cls},"job_id":'
-        self._mid = (f',"priority":{int(inner_priority)},"queue_name":{inner_queue},"resumptions":0}},'
-                     f'"enqueued_at":{_dumps_str(format_naive_utc(enqueued_at))},"exception_executions":{{}},'
-                     f'"executions":0,"job_class":{cls},"job_id":')
+        self._mid = (
+            f',"priority":{int(inner_priority)},"queue_name":{inner_queue},"resumptions":0}},'
+            f'"enqueued_at":{_dumps_str(format_naive_utc(enqueued_at))},"exception_executions":{{}},'
+            f'"executions":0,"job_class":{cls},"job_id":'
+        )
         self._mid2 = f',"locale":"en","priority":{int(priority)},"provider_job_id":'
         self._tail = f',"queue_name":{queue},"scheduled_at":null,"timezone":"UTC"}}'
 

@@ -33,10 +33,17 @@ class Plan:
         self.queue_name, self.priority, self.scheduled_at = valid_queue(job.queue_name), job.priority, job.scheduled_at
         cls = job.job_class
         # The wheel keeps the class's own queue and priority inside, the effective ones outside.
-        inner_queue = forced or (job.queue_name if job.options.queue is None
-                                 else cls.resolve_queue(*job.args, **job.kwargs))
-        envelope = FreshEnvelope(class_name=job.class_name, queue_name=job.queue_name, priority=job.priority,
-                                 enqueued_at=now, class_queue_name=inner_queue, class_priority=cls.resolve_priority())
+        inner_queue = forced or (
+            job.queue_name if job.options.queue is None else cls.resolve_queue(*job.args, **job.kwargs)
+        )
+        envelope = FreshEnvelope(
+            class_name=job.class_name,
+            queue_name=job.queue_name,
+            priority=job.priority,
+            enqueued_at=now,
+            class_queue_name=inner_queue,
+            class_priority=cls.resolve_priority(),
+        )
         self.class_name, self.render = envelope.class_name, envelope.render
 
 
@@ -48,17 +55,25 @@ def plan(batch: Sequence[ActiveJob], now: datetime, forced: str | None) -> tuple
     plans = _plans(batch, now, forced)
     ids = new_active_job_ids(len(batch))
     rows = NewJobs(
-        [p.queue_name for p in plans], [p.class_name for p in plans],
-        [p.render(active_job_id, job.args, job.kwargs)
-         for job, p, active_job_id in zip(batch, plans, ids, strict=True)],
-        [p.priority for p in plans], ids, [p.scheduled_at for p in plans], [None] * len(batch))
+        [p.queue_name for p in plans],
+        [p.class_name for p in plans],
+        [
+            p.render(active_job_id, job.args, job.kwargs)
+            for job, p, active_job_id in zip(batch, plans, ids, strict=True)
+        ],
+        [p.priority for p in plans],
+        ids,
+        [p.scheduled_at for p in plans],
+        [None] * len(batch),
+    )
     return rows, plans
 
 
 def settle(batch: Sequence[ActiveJob], plans: Sequence[Plan], enqueued: EnqueuedJobs) -> None:
     """Write what the store answered (ids, states) and what was resolved onto the jobs."""
-    for job, p, job_id, active_job_id, later in zip(batch, plans, enqueued.ids, enqueued.active_job_ids,
-                                                    enqueued.scheduled, strict=True):
+    for job, p, job_id, active_job_id, later in zip(
+        batch, plans, enqueued.ids, enqueued.active_job_ids, enqueued.scheduled, strict=True
+    ):
         job.id, job.active_job_id, job.state = job_id, active_job_id, _SCHEDULED if later else _READY
         job.queue_name, job.priority, job.scheduled_at = p.queue_name, p.priority, p.scheduled_at
 

@@ -46,9 +46,7 @@ def queue_pattern(value: str) -> str:
     if value.endswith("*"):
         queue_name(value[:-1] or "x")
         if "*" in value[:-1]:
-            raise InvalidIdentifier(
-                f"queue selector {value!r} may only end in '*' (a literal prefix), e.g. 'mail*'"
-            )
+            raise InvalidIdentifier(f"queue selector {value!r} may only end in '*' (a literal prefix), e.g. 'mail*'")
         return value
     return queue_name(value)
 

@@ -56,8 +56,10 @@ class ActiveJob:
         return self.job_class.__qualname__
 
     def __repr__(self) -> str:
-        return (f"ActiveJob(id={self.id}, class_name={self.class_name}, queue_name={self.queue_name}, "
-                f"priority={self.priority}, active_job_id={self.active_job_id}, scheduled_at={self.scheduled_at})")
+        return (
+            f"ActiveJob(id={self.id}, class_name={self.class_name}, queue_name={self.queue_name}, "
+            f"priority={self.priority}, active_job_id={self.active_job_id}, scheduled_at={self.scheduled_at})"
+        )
 
     def resolve(self, *, now: datetime, forced_queue: str | None = None) -> ActiveJob:
         """Fill in queue, priority and scheduled_at from the options and the class (in place)."""
@@ -101,8 +103,12 @@ def _options_from_kwargs(kwargs: dict[str, Any], base: JobOptions) -> JobOptions
     priority = kwargs.pop("_priority", None)
     if at is None and queue is None and priority is None:
         return base
-    return replace(base, wait_until=at or base.wait_until, queue=queue or base.queue,
-                   priority=priority if priority is not None else base.priority)
+    return replace(
+        base,
+        wait_until=at or base.wait_until,
+        queue=queue or base.queue,
+        priority=priority if priority is not None else base.priority,
+    )
 
 
 class ConfiguredJob:
@@ -125,8 +131,9 @@ class ConfiguredJob:
 
 
 def _options_dict(options: JobOptions) -> dict[str, Any]:
-    return {k: getattr(options, k) for k in ("wait", "wait_until", "queue", "priority")
-            if getattr(options, k) is not None}
+    return {
+        k: getattr(options, k) for k in ("wait", "wait_until", "queue", "priority") if getattr(options, k) is not None
+    }
 
 
 class BaseClass:
@@ -167,8 +174,14 @@ class BaseClass:
         raise NotImplementedError(f"{type(self).__qualname__} must define perform(self, ...)")
 
     @classmethod
-    def set(cls, *, wait: float | timedelta | None = None, wait_until: datetime | None = None,
-            queue: str | None = None, priority: int | None = None) -> ConfiguredJob:
+    def set(
+        cls,
+        *,
+        wait: float | timedelta | None = None,
+        wait_until: datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> ConfiguredJob:
         return ConfiguredJob(cls, JobOptions(wait=wait, wait_until=wait_until, queue=queue, priority=priority))
 
     @classmethod
@@ -213,8 +226,12 @@ _NOT_ENFORCED = ("concurrency_limit", "rate_limit_max", "exclusive")
 def _check_class_options(cls: type[BaseClass], name: str) -> None:
     for option in _NOT_ENFORCED:
         if option in cls.__dict__ and cls.__dict__[option]:
-            warnings.warn(f"{name}.{option} is accepted but not enforced by this version of Quebec yet; "
-                          f"jobs of {name} run without that limit", RuntimeWarning, stacklevel=4)
+            warnings.warn(
+                f"{name}.{option} is accepted but not enforced by this version of Quebec yet; "
+                f"jobs of {name} run without that limit",
+                RuntimeWarning,
+                stacklevel=4,
+            )
     if not (isinstance(cls.queue_as, str) or callable(cls.queue_as)):
         raise ConfigError(f"{name}.queue_as must be a queue name or a callable, got {cls.queue_as!r}")
     for attr in ("priority", "queue_with_priority"):
@@ -229,13 +246,13 @@ def _check_class_options(cls: type[BaseClass], name: str) -> None:
             raise ConfigError(f"{name}.rescue_from entries must be quebec.RescueStrategy(...), got {rescue!r}")
     for discard in cls.discard_on:
         if not isinstance(discard, DiscardStrategy) and not (
-                isinstance(discard, type) and issubclass(discard, BaseException)):
-            raise ConfigError(f"{name}.discard_on entries must be exception classes or quebec.DiscardStrategy(...), "
-                              f"got {discard!r}")
+            isinstance(discard, type) and issubclass(discard, BaseException)
+        ):
+            raise ConfigError(
+                f"{name}.discard_on entries must be exception classes or quebec.DiscardStrategy(...), got {discard!r}"
+            )
     timeout = cls.timeout
     if timeout is not None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
             raise ConfigError(f"{name}.timeout must be seconds > 0 or a timedelta, got {timeout!r}")
-
-

@@ -18,7 +18,7 @@ def new_active_job_ids(count: int) -> list[str]:
     while len(pool) < need:
         pool += os.urandom(need - len(pool) + 16).translate(_ID_TABLE, _ID_REJECT)
     text = pool[:need].decode("ascii")
-    return [text[i:i + 12] for i in range(0, need, 12)]
+    return [text[i : i + 12] for i in range(0, need, 12)]
 
 
 def new_active_job_id() -> str:

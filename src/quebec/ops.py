@@ -49,10 +49,14 @@ def paused_queues(db: Database) -> list[str]:
     return db.read(pauses.paused_queues)
 
 
-def clear_finished_jobs(db: Database, settings: Settings, *, batch_size: int = 500,
-                        finished_before: datetime | None = None) -> int:
-    before = (to_naive_utc(finished_before) if finished_before is not None
-              else db.clock.now() - timedelta(seconds=settings.clear_finished_jobs_after))
+def clear_finished_jobs(
+    db: Database, settings: Settings, *, batch_size: int = 500, finished_before: datetime | None = None
+) -> int:
+    before = (
+        to_naive_utc(finished_before)
+        if finished_before is not None
+        else db.clock.now() - timedelta(seconds=settings.clear_finished_jobs_after)
+    )
     total = 0
     while True:
         n = db.transact(cleanup.clear_finished, finished_before=before, limit=batch_size)
@@ -61,25 +65,33 @@ def clear_finished_jobs(db: Database, settings: Settings, *, batch_size: int = 5
             return total
 
 
-def failed_jobs(db: Database, *, class_name: str | None = None, queue_name: str | None = None,
-                limit: int = 1000) -> list[JobRow]:
-    return db.read(queries.list_jobs, state=JobState.FAILED, class_name=class_name, queue_name=queue_name,
-                   limit=limit)
+def failed_jobs(
+    db: Database, *, class_name: str | None = None, queue_name: str | None = None, limit: int = 1000
+) -> list[JobRow]:
+    return db.read(queries.list_jobs, state=JobState.FAILED, class_name=class_name, queue_name=queue_name, limit=limit)
 
 
-def retry_all_failed(db: Database, *, class_name: str | None = None, queue_name: str | None = None,
-                     batch_size: int = 500) -> int:
+def retry_all_failed(
+    db: Database, *, class_name: str | None = None, queue_name: str | None = None, batch_size: int = 500
+) -> int:
     """failed → ready for every failed job (optionally of one class or queue), in batches."""
     return _all_failed(db, retry_failed, class_name=class_name, queue_name=queue_name, batch_size=batch_size)
 
 
-def discard_all_failed(db: Database, *, class_name: str | None = None, queue_name: str | None = None,
-                       batch_size: int = 500) -> int:
+def discard_all_failed(
+    db: Database, *, class_name: str | None = None, queue_name: str | None = None, batch_size: int = 500
+) -> int:
     return _all_failed(db, discard_failed, class_name=class_name, queue_name=queue_name, batch_size=batch_size)
 
 
-def _all_failed(db: Database, action: Callable[[Database, Sequence[int]], int], *, class_name: str | None,
-                queue_name: str | None, batch_size: int) -> int:
+def _all_failed(
+    db: Database,
+    action: Callable[[Database, Sequence[int]], int],
+    *,
+    class_name: str | None,
+    queue_name: str | None,
+    batch_size: int,
+) -> int:
     total = 0
     while True:
         rows = failed_jobs(db, class_name=class_name, queue_name=queue_name, limit=batch_size)

@@ -52,8 +52,12 @@ class Registry:
         for package in packages:
             for module in _modules(package, recursive=recursive, on_error=on_error):
                 for value in vars(module).values():
-                    if (isinstance(value, type) and issubclass(value, BaseClass) and value is not BaseClass
-                            and _under(value.__module__, packages)):
+                    if (
+                        isinstance(value, type)
+                        and issubclass(value, BaseClass)
+                        and value is not BaseClass
+                        and _under(value.__module__, packages)
+                    ):
                         other = found.get(value.__qualname__)
                         if other is not None and other is not value:
                             raise ValueError(
@@ -78,14 +82,18 @@ def _modules(package: str, *, recursive: bool, on_error: str) -> list[Any]:
     path = getattr(root, "__path__", None)
     if path is None:
         return modules
-    walker = pkgutil.walk_packages(path, prefix=package + ".") if recursive else pkgutil.iter_modules(
-        path, prefix=package + ".")
+    walker = (
+        pkgutil.walk_packages(path, prefix=package + ".")
+        if recursive
+        else pkgutil.iter_modules(path, prefix=package + ".")
+    )
     for info in walker:
         try:
             modules.append(importlib.import_module(info.name))
         except Exception as exc:
             if on_error == "raise":
                 raise
-            warnings.warn(f"discover_jobs skipped {info.name}: {type(exc).__name__}: {exc}", RuntimeWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"discover_jobs skipped {info.name}: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=3
+            )
     return modules

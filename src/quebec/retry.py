@@ -61,7 +61,8 @@ class RetryStrategy:
         if isinstance(self.wait, str):
             if self.wait not in BACKOFFS:
                 raise ConfigError(
-                    f"RetryStrategy wait {self.wait!r} is not a backoff; use one of {', '.join(BACKOFFS)}")
+                    f"RetryStrategy wait {self.wait!r} is not a backoff; use one of {', '.join(BACKOFFS)}"
+                )
         elif not callable(self.wait):
             _seconds(self.wait, what="RetryStrategy wait")
         if not 0 <= self.jitter <= 1:

@@ -54,9 +54,15 @@ class NewJobs:
 
     @classmethod
     def of(cls, jobs: Sequence[NewJob]) -> NewJobs:
-        return cls([j.queue_name for j in jobs], [j.class_name for j in jobs], [j.arguments for j in jobs],
-                   [j.priority for j in jobs], [j.active_job_id for j in jobs], [j.scheduled_at for j in jobs],
-                   [j.concurrency_key for j in jobs])
+        return cls(
+            [j.queue_name for j in jobs],
+            [j.class_name for j in jobs],
+            [j.arguments for j in jobs],
+            [j.priority for j in jobs],
+            [j.active_job_id for j in jobs],
+            [j.scheduled_at for j in jobs],
+            [j.concurrency_key for j in jobs],
+        )
 
     def __len__(self) -> int:
         return len(self.arguments)
@@ -87,8 +93,9 @@ class EnqueuedJobs(Sequence[Enqueued]):
     def __getitem__(self, index: int | slice) -> Enqueued | list[Enqueued]:
         if isinstance(index, slice):
             return list(self)[index]
-        return Enqueued(self.ids[index], self.active_job_ids[index],
-                        JobState.SCHEDULED if self.scheduled[index] else JobState.READY)
+        return Enqueued(
+            self.ids[index], self.active_job_ids[index], JobState.SCHEDULED if self.scheduled[index] else JobState.READY
+        )
 
     def __iter__(self) -> Iterator[Enqueued]:
         ready, scheduled = JobState.READY, JobState.SCHEDULED

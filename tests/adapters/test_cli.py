@@ -18,8 +18,9 @@ from quebec.types import JobState
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("QUEBEC_") and k != "DATABASE_URL"}
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "quebec", *args], capture_output=True, text=True, env=full,
-                          cwd=cwd, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "quebec", *args], capture_output=True, text=True, env=full, cwd=cwd, timeout=60
+    )
 
 
 def assert_one_sentence(result: subprocess.CompletedProcess[str], fragment: str) -> None:
@@ -38,12 +39,15 @@ def test_missing_database_url_is_one_sentence() -> None:
     assert_one_sentence(run_cli("jobs"), "no database URL; set DATABASE_URL")
 
 
-@pytest.mark.parametrize(("url", "fragment"), [
-    ("redis://localhost/0", "scheme 'redis' is not supported"),
-    ("postgresql://postgres@127.0.0.1:1/x", "cannot connect to postgresql://postgres@127.0.0.1:1/x"),
-    ("sqlite:////no/such/folder/x.db", "folder '/no/such/folder' does not exist"),
-    ("postgresql://user:s3cret@127.0.0.1:1/x", "***"),
-])
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("redis://localhost/0", "scheme 'redis' is not supported"),
+        ("postgresql://postgres@127.0.0.1:1/x", "cannot connect to postgresql://postgres@127.0.0.1:1/x"),
+        ("sqlite:////no/such/folder/x.db", "folder '/no/such/folder' does not exist"),
+        ("postgresql://user:s3cret@127.0.0.1:1/x", "***"),
+    ],
+)
 def test_bad_urls_are_one_sentence_and_hide_passwords(url: str, fragment: str) -> None:
     result = run_cli("jobs", env={"DATABASE_URL": url})
     assert_one_sentence(result, fragment)

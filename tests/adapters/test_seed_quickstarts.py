@@ -31,8 +31,14 @@ def _finished(db: Path) -> list[tuple[str, str | None]]:
 
 
 def test_script_mode_quickstart_processes_fakejob(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--once"], cwd=tmp_path,
-                            env=_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--once"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "Processing job 1: args=(123,), kwargs={'foo': 'bar'}" in result.stderr
     rows = _finished(tmp_path / "demo.db")
@@ -44,17 +50,26 @@ def test_module_runner_quickstart_processes_emailjob(tmp_path: Path) -> None:
     (tmp_path / "jobs" / "email_job.py").write_text(
         "import quebec\n\n"
         "class EmailJob(quebec.BaseClass):\n"
-        "    queue_as = \"default\"\n\n"
+        '    queue_as = "default"\n\n'
         "    def perform(self, to, subject):\n"
-        "        self.logger.info(f\"Sending email to {to}: {subject}\")\n")
+        '        self.logger.info(f"Sending email to {to}: {subject}")\n'
+    )
     (tmp_path / "jobs" / "__init__.py").write_text("from .email_job import EmailJob\n")
     env = {**_env(), "DATABASE_URL": "sqlite:///demo.db?mode=rwc"}
-    worker = subprocess.Popen([sys.executable, "-m", "quebec", "jobs"], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "quebec", "jobs"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        enqueue = ("import sys; sys.path.insert(0, '.'); import quebec; from jobs import EmailJob; "
-                   "qc = quebec.Quebec('sqlite:///demo.db?mode=rwc'); qc.register_job(EmailJob); "
-                   "EmailJob.perform_later('ada@example.com', 'Welcome')")
+        enqueue = (
+            "import sys; sys.path.insert(0, '.'); import quebec; from jobs import EmailJob; "
+            "qc = quebec.Quebec('sqlite:///demo.db?mode=rwc'); qc.register_job(EmailJob); "
+            "EmailJob.perform_later('ada@example.com', 'Welcome')"
+        )
         subprocess.run([sys.executable, "-c", enqueue], cwd=tmp_path, env=_env(), check=True, timeout=60)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(r[1] for r in _finished(tmp_path / "demo.db")):

@@ -31,7 +31,7 @@ JOBS = 2000
 THREADS = 4
 DEADLINE = 40.0  # seconds for the whole queue to drain (typically 2-12 s)
 
-JOB_PACKAGE = '''
+JOB_PACKAGE = """
 import os
 import threading
 
@@ -46,7 +46,7 @@ class DrainJob(quebec.BaseClass):
         line = f"{self.id} {n}\\n"
         with _lock, open(path, "a", encoding="utf-8") as f:
             f.write(line)
-'''
+"""
 
 
 def _engine(db_url: str) -> Engine:
@@ -112,14 +112,16 @@ def _wait(check: Callable[[], Any], within: float, what: str, procs: Procs, ever
             return last
         for proc, _, _ in procs.started:
             if proc.poll() is not None:
-                pytest.fail(f"a worker exited early (rc={proc.returncode}) while waiting for {what}\n"
-                            f"{procs.describe()}")
+                pytest.fail(
+                    f"a worker exited early (rc={proc.returncode}) while waiting for {what}\n{procs.describe()}"
+                )
         time.sleep(every)
     pytest.fail(f"timed out after {within}s waiting for {what} (last: {last!r})\n{procs.describe()}")
 
 
 def test_two_worker_processes_run_every_job_exactly_once(
-        backend: str, db_url: str, prefix: str, make_qc: Callable[..., Any], procs: Procs, tmp_path: Path) -> None:
+    backend: str, db_url: str, prefix: str, make_qc: Callable[..., Any], procs: Procs, tmp_path: Path
+) -> None:
     package = f"drain_jobs_{prefix}"
     pkg_dir = tmp_path / package
     pkg_dir.mkdir()
@@ -134,13 +136,20 @@ def test_two_worker_processes_run_every_job_exactly_once(
         module = importlib.import_module(package)
         job_class = qc.register_job(module.DrainJob)
 
-        env = {**os.environ, "DATABASE_URL": db_url, "QUEBEC_TABLE_NAME_PREFIX": prefix,
-               "QUEBEC_WORKER_THREADS": str(THREADS), "QUEBEC_WORKER_POLLING_INTERVAL": "0.05",
-               "QUEBEC_SHUTDOWN_TIMEOUT": "5", "QUEBEC_TEST_RUNS_DIR": str(runs_dir),
-               "PYTHONPATH": str(tmp_path)}
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "QUEBEC_TABLE_NAME_PREFIX": prefix,
+            "QUEBEC_WORKER_THREADS": str(THREADS),
+            "QUEBEC_WORKER_POLLING_INTERVAL": "0.05",
+            "QUEBEC_SHUTDOWN_TIMEOUT": "5",
+            "QUEBEC_TEST_RUNS_DIR": str(runs_dir),
+            "PYTHONPATH": str(tmp_path),
+        }
         env.pop("QUEBEC_DATABASE_URL", None)
-        workers = [procs.start([sys.executable, "-m", "quebec", package], env, tmp_path, f"worker{i}")
-                   for i in range(2)]
+        workers = [
+            procs.start([sys.executable, "-m", "quebec", package], env, tmp_path, f"worker{i}") for i in range(2)
+        ]
 
         # Both processes polling before anything is there to take, so both get a share.
         workers_sql = f"SELECT COUNT(*) FROM {prefix}_processes WHERE kind = 'Worker'"
@@ -194,8 +203,10 @@ def test_two_worker_processes_run_every_job_exactly_once(
             assert "Traceback" not in err, err[-3000:]
             if backend == "sqlite":
                 assert "database is locked" not in err.lower(), err[-3000:]
-        print(f"\n[{backend}] {JOBS} jobs drained by 2 processes x {THREADS} threads in {drained:.2f}s; "
-              f"split {sorted(per_pid.values())}")
+        print(
+            f"\n[{backend}] {JOBS} jobs drained by 2 processes x {THREADS} threads in {drained:.2f}s; "
+            f"split {sorted(per_pid.values())}"
+        )
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop(package, None)

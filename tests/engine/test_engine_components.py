@@ -33,15 +33,24 @@ def clock(db: Database) -> FrozenClock:
 
 def enqueue(db: Database, *seconds: float) -> list[int]:
     now = db.clock.now()
-    batch = [NewJob(queue_name="default", class_name="Job", arguments=None, priority=0,
-                    active_job_id=f"job{i:09d}", scheduled_at=now + timedelta(seconds=s))
-             for i, s in enumerate(seconds)]
+    batch = [
+        NewJob(
+            queue_name="default",
+            class_name="Job",
+            arguments=None,
+            priority=0,
+            active_job_id=f"job{i:09d}",
+            scheduled_at=now + timedelta(seconds=s),
+        )
+        for i, s in enumerate(seconds)
+    ]
     return [e.id for e in db.transact(jobs.enqueue_many, batch)]
 
 
 def register(db: Database, *, hostname: str, pid: int) -> int:
-    return db.transact(processes.register, info=ProcessInfo(kind="Worker", name=f"w-{hostname}-{pid}", pid=pid,
-                                                            hostname=hostname))
+    return db.transact(
+        processes.register, info=ProcessInfo(kind="Worker", name=f"w-{hostname}-{pid}", pid=pid, hostname=hostname)
+    )
 
 
 def state(db: Database, job_id: int) -> JobState | None:
@@ -50,7 +59,8 @@ def state(db: Database, job_id: int) -> JobState | None:
 
 
 def test_dispatcher_run_once_moves_due_jobs_and_runs_again_at_once_after_a_full_batch(
-        db: Database, clock: FrozenClock) -> None:
+    db: Database, clock: FrozenClock
+) -> None:
     ids = enqueue(db, 10, 10, 10, 3600)
     woken: list[None] = []
     dispatcher = Dispatcher(db, polling_interval=0.5, batch_size=2, on_dispatched=lambda: woken.append(None))
@@ -69,8 +79,15 @@ def test_maintenance_prunes_stale_processes_and_puts_their_claims_back(db: Datab
     elsewhere = register(db, hostname="elsewhere", pid=1)
     db.transact(ready.claim, queues=QueueSelector(), limit=1, process_id=elsewhere)
     pruned_alive: list[list[int]] = []
-    maintenance = Maintenance(db, hostname="here", heartbeat_interval=5, alive_threshold=30,
-                              process_ids=lambda: [mine], on_pruned=pruned_alive.append, at_most_once=list)
+    maintenance = Maintenance(
+        db,
+        hostname="here",
+        heartbeat_interval=5,
+        alive_threshold=30,
+        process_ids=lambda: [mine],
+        on_pruned=pruned_alive.append,
+        at_most_once=list,
+    )
     clock.advance(31)
     maintenance.run_once()
     assert [p["id"] for p in db.read(queries.processes)] == [mine]
@@ -83,8 +100,15 @@ def test_maintenance_prunes_processes_on_this_host_whose_pid_is_gone(db: Databas
     mine = register(db, hostname="here", pid=os.getpid())
     crashed = register(db, hostname="here", pid=GONE_PID)
     db.transact(ready.claim, queues=QueueSelector(), limit=1, process_id=crashed)
-    maintenance = Maintenance(db, hostname="here", heartbeat_interval=5, alive_threshold=30,
-                              process_ids=lambda: [mine], on_pruned=lambda ids: None, at_most_once=lambda: ["Job"])
+    maintenance = Maintenance(
+        db,
+        hostname="here",
+        heartbeat_interval=5,
+        alive_threshold=30,
+        process_ids=lambda: [mine],
+        on_pruned=lambda ids: None,
+        at_most_once=lambda: ["Job"],
+    )
     maintenance.run_once()  # the heartbeat is fresh, but the pid is gone
     assert [p["id"] for p in db.read(queries.processes)] == [mine]
     row = db.read(queries.get_job, job_id=job_id)
@@ -96,7 +120,14 @@ def test_maintenance_heartbeat_registers_again_when_its_row_was_pruned(db: Datab
     mine = register(db, hostname="here", pid=os.getpid())
     db.transact(processes.deregister, process_id=mine)
     pruned_alive: list[list[int]] = []
-    maintenance = Maintenance(db, hostname="here", heartbeat_interval=5, alive_threshold=30,
-                              process_ids=lambda: [mine], on_pruned=pruned_alive.append, at_most_once=list)
+    maintenance = Maintenance(
+        db,
+        hostname="here",
+        heartbeat_interval=5,
+        alive_threshold=30,
+        process_ids=lambda: [mine],
+        on_pruned=pruned_alive.append,
+        at_most_once=list,
+    )
     maintenance.heartbeat()
     assert pruned_alive == [[mine]]

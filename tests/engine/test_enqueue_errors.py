@@ -14,8 +14,7 @@ def job_count(qc: quebec.Quebec) -> int:
     return sum(qc.db.read(queries.state_counts).values())
 
 
-def test_perform_later_of_an_unregistered_class_without_qc_raises_a_type_error_naming_it(
-        qc: quebec.Quebec) -> None:
+def test_perform_later_of_an_unregistered_class_without_qc_raises_a_type_error_naming_it(qc: quebec.Quebec) -> None:
     class NeverRegisteredJob(quebec.BaseClass):
         def perform(self) -> None:
             pass

@@ -81,9 +81,19 @@ def test_unknown_job_class_fails_with_unknown_job_class_and_the_worker_goes_on(q
         def perform(self) -> None:
             ran.append("known")
 
-    (nope,) = qc.db.transact(jobs.enqueue_many, [NewJob(
-        queue_name="default", class_name="Nope", arguments=None, priority=0, active_job_id="nope00000001",
-        scheduled_at=utcnow())])
+    (nope,) = qc.db.transact(
+        jobs.enqueue_many,
+        [
+            NewJob(
+                queue_name="default",
+                class_name="Nope",
+                arguments=None,
+                priority=0,
+                active_job_id="nope00000001",
+                scheduled_at=utcnow(),
+            )
+        ],
+    )
     qc.start(spawn=["worker"])
     eventually(lambda: state(qc, nope.id) == "failed")
     known = Known.perform_later()
@@ -127,9 +137,19 @@ def test_job_with_unreadable_arguments_fails_and_the_worker_goes_on(qc: quebec.Q
         def perform(self, n: int) -> None:
             ran.append(n)
 
-    (garbled,) = qc.db.transact(jobs.enqueue_many, [NewJob(
-        queue_name="default", class_name=Reader.__qualname__, arguments="{not json", priority=0,
-        active_job_id="garbled00001", scheduled_at=utcnow())])
+    (garbled,) = qc.db.transact(
+        jobs.enqueue_many,
+        [
+            NewJob(
+                queue_name="default",
+                class_name=Reader.__qualname__,
+                arguments="{not json",
+                priority=0,
+                active_job_id="garbled00001",
+                scheduled_at=utcnow(),
+            )
+        ],
+    )
     qc.start(spawn=["worker"])
     eventually(lambda: state(qc, garbled.id) == "failed")
     fine = Reader.perform_later(3)

@@ -38,8 +38,13 @@ def test_immediate_job_runs_with_args_and_kwargs_intact(qc: quebec.Quebec) -> No
     naive = datetime(2031, 12, 31, 23, 59, 59, 1)
     ident = uuid4()
     args = (1, "two ünï 💡", 3.5, None, True, [1, [2, {"x": []}]], {"nested": {"deep": [Decimal("1.10"), ident]}})
-    kwargs = {"when": aware, "naive": naive, "amount": Decimal("12.3400"), "ident": ident,
-              "nested": {"a": {"b": [1, {"day": date(2020, 2, 29)}]}, "empty": {}}}
+    kwargs = {
+        "when": aware,
+        "naive": naive,
+        "amount": Decimal("12.3400"),
+        "ident": ident,
+        "nested": {"a": {"b": [1, {"day": date(2020, 2, 29)}]}, "empty": {}},
+    }
     job = Echo.perform_later(*args, **kwargs)
     assert job.id is not None
     qc.start(spawn=["worker"])
@@ -157,7 +162,8 @@ def test_jobs_run_in_priority_order_with_one_thread(make_qc: Callable[..., quebe
 
 
 def test_preserve_finished_jobs_false_deletes_the_row_when_the_job_finishes(
-        make_qc: Callable[..., quebec.Quebec]) -> None:
+    make_qc: Callable[..., quebec.Quebec],
+) -> None:
     qc = make_qc(preserve_finished_jobs=False)
     ran: list[int] = []
 

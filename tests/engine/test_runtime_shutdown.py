@@ -27,7 +27,8 @@ def state(qc: quebec.Quebec, job_id: int | None) -> str | None:
 
 
 def test_stop_returns_a_job_still_running_after_shutdown_timeout_to_ready(
-        make_qc: Callable[..., quebec.Quebec], gate: threading.Event) -> None:
+    make_qc: Callable[..., quebec.Quebec], gate: threading.Event
+) -> None:
     qc = make_qc(shutdown_timeout=0.2)
     started: list[int] = []
 
@@ -68,7 +69,8 @@ def test_stop_lets_a_job_finish_within_shutdown_timeout(make_qc: Callable[..., q
 
 
 def test_stop_returns_claimed_jobs_that_have_not_started_to_ready(
-        make_qc: Callable[..., quebec.Quebec], gate: threading.Event) -> None:
+    make_qc: Callable[..., quebec.Quebec], gate: threading.Event
+) -> None:
     # One thread, busy with the first job; the lane claims ahead (prefetch), so the second
     # job is claimed by this worker but has not started when stop() is called.
     qc = make_qc(shutdown_timeout=0.2, worker_threads=1)

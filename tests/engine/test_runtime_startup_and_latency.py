@@ -45,7 +45,8 @@ def test_start_raises_when_the_runtime_cannot_start(qc: quebec.Quebec) -> None:
 
 
 def test_a_free_thread_takes_new_jobs_while_the_others_run_long_jobs(
-        make_qc: Callable[..., quebec.Quebec], gate: threading.Event) -> None:
+    make_qc: Callable[..., quebec.Quebec], gate: threading.Event
+) -> None:
     qc = make_qc(worker_threads=4)
     started: list[str] = []
 
@@ -104,7 +105,8 @@ def one_file(tmp_path: Path) -> Iterator[Callable[..., OneFile]]:
 
 
 def test_an_idle_sqlite_worker_sees_another_process_enqueue_long_before_its_polling_interval(
-        one_file: Callable[..., OneFile]) -> None:
+    one_file: Callable[..., OneFile],
+) -> None:
     # SQLite only: PostgreSQL wakes workers with LISTEN/NOTIFY; MySQL has no change signal.
     pair = one_file(worker_polling_interval=30)
     warmup = pair.ping.perform_later(pair.qc, "warmup")
@@ -117,7 +119,8 @@ def test_an_idle_sqlite_worker_sees_another_process_enqueue_long_before_its_poll
 
 
 def test_a_failing_change_watcher_leaves_the_worker_polling(
-        one_file: Callable[..., OneFile], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    one_file: Callable[..., OneFile], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import sqlite3
 
     from quebec.dialects.sqlite import DataVersionWatcher

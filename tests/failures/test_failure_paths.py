@@ -74,8 +74,14 @@ def test_seed_handler_runs_once_when_attempts_exhausted_and_job_is_not_failed(qc
 
     @qc.register_job
     class PaymentJob(quebec.BaseClass):
-        retry_on = [quebec.RetryStrategy((ValueError,), wait=timedelta(seconds=5), attempts=1,
-                                         handler=lambda job, error: calls.append((job, error)))]
+        retry_on = [
+            quebec.RetryStrategy(
+                (ValueError,),
+                wait=timedelta(seconds=5),
+                attempts=1,
+                handler=lambda job, error: calls.append((job, error)),
+            )
+        ]
 
         def perform(self, order_id: int) -> None:
             raise ValueError(f"bad order {order_id}")
@@ -225,7 +231,8 @@ def test_cancel_stops_a_job_that_has_not_started_but_not_a_finished_one(qc: Any)
 
 @pytest.mark.parametrize("hook", ["on_start", "on_worker_start", "on_worker_stop", "on_shutdown", "on_stop"])
 def test_a_failing_lifecycle_hook_is_logged_by_name_and_the_worker_goes_on(
-        make_qc: Any, hook: str, caplog: pytest.LogCaptureFixture) -> None:
+    make_qc: Any, hook: str, caplog: pytest.LogCaptureFixture
+) -> None:
     qc = make_qc()
 
     def exploding() -> None:
@@ -313,8 +320,13 @@ def test_per_job_callbacks_run_in_order_and_errors_are_handled_by_kind(qc: Any) 
 
     a, b, c = Wrapped.perform_later(), Guarded.perform_later(), Skipped.perform_later()
     qc.start(spawn=["worker"])
-    eventually(lambda: _state(qc, a.id) == JobState.FINISHED and _state(qc, b.id) == JobState.FAILED
-               and _state(qc, c.id) == JobState.FINISHED)
+    eventually(
+        lambda: (
+            _state(qc, a.id) == JobState.FINISHED
+            and _state(qc, b.id) == JobState.FAILED
+            and _state(qc, c.id) == JobState.FINISHED
+        )
+    )
     qc.stop()
     assert order == ["before", "around-in", "perform", "around-out", "after"]
     assert qc.get_job(b.id).error["exception_class"] == "PermissionError"

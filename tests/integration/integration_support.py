@@ -35,8 +35,9 @@ class Procs:
     def start(self, argv: list[str], env: Mapping[str, str], cwd: Path, name: str) -> subprocess.Popen[bytes]:
         err = self.tmp_path / f"{name}-{len(self.started)}.log"
         with err.open("wb") as e:
-            proc = subprocess.Popen(argv, env=dict(env), cwd=cwd, stdout=e, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                argv, env=dict(env), cwd=cwd, stdout=e, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         self.started.append((proc, name, err))
         return proc
 
@@ -81,16 +82,27 @@ def write_package(tmp_path: Path, name: str, source: str) -> Path:
 def worker_env(db_url: str, prefix: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEBEC_") or k.startswith("QUEBEC_TEST_")}
     env.pop("DATABASE_URL", None)
-    env.update({
-        "DATABASE_URL": db_url, "QUEBEC_TABLE_NAME_PREFIX": prefix, "QUEBEC_WORKER_POLLING_INTERVAL": "0.05",
-        "QUEBEC_DISPATCHER_POLLING_INTERVAL": "0.2", "PYTHONPATH": str(tmp_path), "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DATABASE_URL": db_url,
+            "QUEBEC_TABLE_NAME_PREFIX": prefix,
+            "QUEBEC_WORKER_POLLING_INTERVAL": "0.05",
+            "QUEBEC_DISPATCHER_POLLING_INTERVAL": "0.2",
+            "PYTHONPATH": str(tmp_path),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
-def start_worker(procs: Procs, package: str, env: Mapping[str, str], cwd: Path, name: str = "worker",
-                 ) -> subprocess.Popen[bytes]:
+def start_worker(
+    procs: Procs,
+    package: str,
+    env: Mapping[str, str],
+    cwd: Path,
+    name: str = "worker",
+) -> subprocess.Popen[bytes]:
     return procs.start([sys.executable, "-m", "quebec", package], env, cwd, name)
 
 
@@ -108,8 +120,14 @@ def count(engine: Engine, sql: str, **params: Any) -> int:
     return int(scalar(engine, sql, **params) or 0)
 
 
-def until(check: Callable[[], Any], within: float, what: str, procs: Procs,
-          alive: list[subprocess.Popen[bytes]] | None = None, every: float = 0.05) -> Any:
+def until(
+    check: Callable[[], Any],
+    within: float,
+    what: str,
+    procs: Procs,
+    alive: list[subprocess.Popen[bytes]] | None = None,
+    every: float = 0.05,
+) -> Any:
     """Wait for `check()` to be truthy within a deadline; fail at once when a process in
     `alive` exits meanwhile, with the output of every subprocess."""
     deadline = time.monotonic() + within
@@ -124,8 +142,9 @@ def until(check: Callable[[], Any], within: float, what: str, procs: Procs,
                 return last
         for proc in alive or []:
             if proc.poll() is not None:
-                pytest.fail(f"pid {proc.pid} exited (rc={proc.returncode}) while waiting for {what}\n"
-                            f"{procs.describe()}")
+                pytest.fail(
+                    f"pid {proc.pid} exited (rc={proc.returncode}) while waiting for {what}\n{procs.describe()}"
+                )
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {within}s waiting for {what} (last: {last!r})\n{procs.describe()}")
         time.sleep(every)

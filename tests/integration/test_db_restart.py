@@ -56,7 +56,7 @@ THREADS = 2
 RESTART_AFTER = 150  # jobs run before the server goes away
 DRAIN_DEADLINE = 90.0
 
-JOB_PACKAGE = '''
+JOB_PACKAGE = """
 import os
 import threading
 import time
@@ -72,7 +72,7 @@ class RestartJob(quebec.BaseClass):
         time.sleep(0.005)
         with _lock, open(os.environ["QUEBEC_TEST_RUNS_FILE"], "a", encoding="utf-8") as f:
             f.write(f"{self.id} {os.getpid()} {started:.6f}\\n")
-'''
+"""
 
 
 def free_port() -> int:
@@ -128,17 +128,47 @@ class PrivatePostgres:
 
     def _ctl(self, *args: str) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        _run([*self.as_user, f"{self.bin}/pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
-              "-o", options, *args], f"pg_ctl {args[-1]}", timeout=90)
+        _run(
+            [
+                *self.as_user,
+                f"{self.bin}/pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                *args,
+            ],
+            f"pg_ctl {args[-1]}",
+            timeout=90,
+        )
 
     def start(self) -> None:
-        _run([*self.as_user, f"{self.bin}/initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
-              "--no-sync", "-E", "UTF8"], "initdb", timeout=120)
+        _run(
+            [
+                *self.as_user,
+                f"{self.bin}/initdb",
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            "initdb",
+            timeout=120,
+        )
         self._ctl("start")
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as conn:
             conn.execute("CREATE DATABASE quebec")
 
     def restart(self, down: float) -> None:
@@ -163,8 +193,11 @@ class PrivateMariaDB:
     name = "mariadb"
 
     def __init__(self) -> None:
-        self.server = shutil.which("mariadbd") or shutil.which("mysqld") or next(
-            (p for p in ("/usr/sbin/mariadbd", "/usr/sbin/mysqld") if os.path.exists(p)), None)
+        self.server = (
+            shutil.which("mariadbd")
+            or shutil.which("mysqld")
+            or next((p for p in ("/usr/sbin/mariadbd", "/usr/sbin/mysqld") if os.path.exists(p)), None)
+        )
         self.install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
         if not self.server or not self.install:
             pytest.skip("MariaDB server binaries (mariadbd, mariadb-install-db) are not installed")
@@ -177,19 +210,41 @@ class PrivateMariaDB:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        _run([str(self.install), "--no-defaults", f"--datadir={self.data}", f"--user={self.user}",
-              "--auth-root-authentication-method=normal", "--skip-test-db"], "mariadb-install-db", timeout=120)
+        _run(
+            [
+                str(self.install),
+                "--no-defaults",
+                f"--datadir={self.data}",
+                f"--user={self.user}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            "mariadb-install-db",
+            timeout=120,
+        )
         self._launch()
         import pymysql
 
-        with contextlib.closing(pymysql.connect(host="127.0.0.1", port=self.port, user="root")) as conn, \
-                conn.cursor() as cur:
+        with (
+            contextlib.closing(pymysql.connect(host="127.0.0.1", port=self.port, user="root")) as conn,
+            conn.cursor() as cur,
+        ):
             cur.execute("CREATE DATABASE quebec")
 
     def _launch(self) -> None:
-        argv = [str(self.server), "--no-defaults", f"--datadir={self.data}", f"--port={self.port}",
-                "--bind-address=127.0.0.1", f"--socket={self.dir}/mysqld.sock", f"--pid-file={self.dir}/mysqld.pid",
-                "--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=64M"]
+        argv = [
+            str(self.server),
+            "--no-defaults",
+            f"--datadir={self.data}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.dir}/mysqld.sock",
+            f"--pid-file={self.dir}/mysqld.pid",
+            "--skip-grant-tables",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=64M",
+        ]
         if os.geteuid() == 0:
             argv.append("--user=root")
         with self.log.open("ab") as log:
@@ -252,8 +307,13 @@ def _runs(path: Path) -> list[tuple[int, int, float]]:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("down", [0.0, 5.0], ids=["restart", "down-5s"])
 def test_the_same_worker_finishes_every_job_after_the_database_restarts_mid_drain(
-        server: PrivatePostgres | PrivateMariaDB, down: float, prefix: str, procs: Procs, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    server: PrivatePostgres | PrivateMariaDB,
+    down: float,
+    prefix: str,
+    procs: Procs,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     package = f"restart_jobs_{prefix}"
     write_package(tmp_path, package, JOB_PACKAGE)
     runs_file = tmp_path / "runs.txt"
@@ -269,30 +329,46 @@ def test_the_same_worker_finishes_every_job_after_the_database_restarts_mid_drai
         assert len(ids) == JOBS
         qc.db.dispose()  # no connection of ours survives the restart
 
-        env = worker_env(server.url, prefix, tmp_path, QUEBEC_WORKER_THREADS=str(THREADS),
-                         QUEBEC_TEST_RUNS_FILE=str(runs_file), QUEBEC_LOG_LEVEL="WARNING")
+        env = worker_env(
+            server.url,
+            prefix,
+            tmp_path,
+            QUEBEC_WORKER_THREADS=str(THREADS),
+            QUEBEC_TEST_RUNS_FILE=str(runs_file),
+            QUEBEC_LOG_LEVEL="WARNING",
+        )
         worker = start_worker(procs, package, env, tmp_path)
-        until(lambda: len(_runs(runs_file)) >= RESTART_AFTER, 60, f"{RESTART_AFTER} jobs to run", procs,
-              alive=[worker])
+        until(lambda: len(_runs(runs_file)) >= RESTART_AFTER, 60, f"{RESTART_AFTER} jobs to run", procs, alive=[worker])
 
         server.restart(down)
         back_at = utcnow()
         back = time.monotonic()
-        ran_before = len({job_id for job_id, _, started in _runs(runs_file)
-                          if datetime.fromtimestamp(started, UTC).replace(tzinfo=None) < back_at})
+        ran_before = len(
+            {
+                job_id
+                for job_id, _, started in _runs(runs_file)
+                if datetime.fromtimestamp(started, UTC).replace(tzinfo=None) < back_at
+            }
+        )
         assert ran_before < JOBS, "the queue drained before the restart; the test proved nothing"
 
         def n(table: str, where: str = "1 = 1") -> int:
             return count(engine, f"SELECT COUNT(*) FROM {prefix}_{table} WHERE {where}")
 
-        until(lambda: n("jobs", "finished_at IS NOT NULL") == JOBS, DRAIN_DEADLINE,
-              f"the same worker to finish all {JOBS} jobs after the restart", procs, alive=[worker])
+        until(
+            lambda: n("jobs", "finished_at IS NOT NULL") == JOBS,
+            DRAIN_DEADLINE,
+            f"the same worker to finish all {JOBS} jobs after the restart",
+            procs,
+            alive=[worker],
+        )
         all_done = time.monotonic() - back
 
         tables = build_tables(prefix)
         with engine.connect() as conn:
-            first_flush = conn.execute(select(func.min(tables.jobs.c.finished_at))
-                                       .where(tables.jobs.c.finished_at >= back_at)).scalar_one()
+            first_flush = conn.execute(
+                select(func.min(tables.jobs.c.finished_at)).where(tables.jobs.c.finished_at >= back_at)
+            ).scalar_one()
         flushed_after = (first_flush - back_at).total_seconds() if first_flush is not None else float("nan")
 
         assert n("failed_executions") == 0, "a job failed"
@@ -307,9 +383,11 @@ def test_the_same_worker_finishes_every_job_after_the_database_restarts_mid_drai
 
         assert stop_gracefully(worker, procs) == 0, procs.describe()
         assert n("processes") == 0
-        print(f"\n[{server.name} {'restart' if not down else f'down {down:.0f}s'}] {JOBS} jobs, {ran_before} ran "
-              f"before the restart; first outcome written {flushed_after:.2f}s and last job finished "
-              f"{all_done:.2f}s after the server was back; {duplicates} jobs ran twice")
+        print(
+            f"\n[{server.name} {'restart' if not down else f'down {down:.0f}s'}] {JOBS} jobs, {ran_before} ran "
+            f"before the restart; first outcome written {flushed_after:.2f}s and last job finished "
+            f"{all_done:.2f}s after the server was back; {duplicates} jobs ran twice"
+        )
     finally:
         procs.kill_all()
         engine.dispose()

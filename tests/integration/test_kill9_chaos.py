@@ -49,7 +49,7 @@ KILL_EVERY = (1.5, 2.5)  # seconds between kills, drawn at random: ~2 s
 DRAIN_DEADLINE = 75.0  # the whole drain, kills included (typically 5-30 s)
 ENQUEUE_BATCH = 1000
 
-JOB_PACKAGE = '''
+JOB_PACKAGE = """
 import os
 import random
 import threading
@@ -80,7 +80,7 @@ class ChaosJob(quebec.BaseClass):
     def perform(self, n):
         time.sleep(random.uniform(0.001, 0.005))
         _database().transact(_record, job_id=self.id)
-'''
+"""
 
 
 @pytest.fixture
@@ -91,8 +91,14 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
 
 @pytest.mark.timeout(240)
 def test_kill_9_every_two_seconds_loses_no_job_and_leaves_no_claim_behind(
-        backend: str, db_url: str, prefix: str, make_qc: Callable[..., Any], procs: Procs, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    backend: str,
+    db_url: str,
+    prefix: str,
+    make_qc: Callable[..., Any],
+    procs: Procs,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     package = f"chaos_jobs_{prefix}"
     write_package(tmp_path, package, JOB_PACKAGE)
     qc = make_qc()
@@ -113,9 +119,15 @@ def test_kill_9_every_two_seconds_loses_no_job_and_leaves_no_claim_behind(
             ids.update(j.id for j in batch)
         assert len(ids) == JOBS
 
-        env = worker_env(db_url, prefix, tmp_path, QUEBEC_WORKER_THREADS=str(THREADS),
-                         QUEBEC_SHUTDOWN_TIMEOUT="5", QUEBEC_PROCESS_HEARTBEAT_INTERVAL="1",
-                         QUEBEC_LOG_LEVEL="WARNING")
+        env = worker_env(
+            db_url,
+            prefix,
+            tmp_path,
+            QUEBEC_WORKER_THREADS=str(THREADS),
+            QUEBEC_SHUTDOWN_TIMEOUT="5",
+            QUEBEC_PROCESS_HEARTBEAT_INTERVAL="1",
+            QUEBEC_LOG_LEVEL="WARNING",
+        )
 
         def start(name: str) -> subprocess.Popen[bytes]:
             return start_worker(procs, package, env, tmp_path, name)
@@ -132,12 +144,13 @@ def test_kill_9_every_two_seconds_loses_no_job_and_leaves_no_claim_behind(
         while finished() < JOBS:
             now = time.monotonic()
             if now - began > DRAIN_DEADLINE:
-                pytest.fail(f"{finished()}/{JOBS} jobs finished after {DRAIN_DEADLINE}s and {kills} kills "
-                            f"(seed {seed})\n{procs.describe()}")
+                pytest.fail(
+                    f"{finished()}/{JOBS} jobs finished after {DRAIN_DEADLINE}s and {kills} kills "
+                    f"(seed {seed})\n{procs.describe()}"
+                )
             for proc in (survivor, victim):
                 if proc.poll() is not None:
-                    pytest.fail(f"worker pid {proc.pid} exited by itself (rc={proc.returncode})\n"
-                                f"{procs.describe()}")
+                    pytest.fail(f"worker pid {proc.pid} exited by itself (rc={proc.returncode})\n{procs.describe()}")
             if now >= next_kill:
                 victim.kill()
                 victim.wait(10)
@@ -158,8 +171,13 @@ def test_kill_9_every_two_seconds_loses_no_job_and_leaves_no_claim_behind(
         # Every killed process is pruned by the living ones (its pid is gone on this host); the
         # last victim may still be starting: wait for it to register, so TERM finds its handlers.
         alive = {survivor.pid, victim.pid}
-        until(lambda: set(_pids(engine, prefix)) == alive, 15,
-              "the killed workers' rows pruned and the living ones registered", procs, alive=[survivor, victim])
+        until(
+            lambda: set(_pids(engine, prefix)) == alive,
+            15,
+            "the killed workers' rows pruned and the living ones registered",
+            procs,
+            alive=[survivor, victim],
+        )
         assert stop_gracefully(survivor, procs) == 0, procs.describe()
         assert stop_gracefully(victim, procs) == 0, procs.describe()
         assert _pids(engine, prefix) == [], "processes rows left after every worker stopped"
@@ -183,9 +201,11 @@ def test_kill_9_every_two_seconds_loses_no_job_and_leaves_no_claim_behind(
         extra_runs = sum(c - 1 for c in run_counts.values())
 
         survivor_log = procs.output(survivor)
-        print(f"\n[{backend}] chaos: {JOBS} jobs, {kills} kills (seed {seed}), drained in {drained:.1f}s; "
-              f"{duplicates} jobs ran more than once ({extra_runs} extra runs); last job finished "
-              f"{after_last_kill:.2f}s after the last kill")
+        print(
+            f"\n[{backend}] chaos: {JOBS} jobs, {kills} kills (seed {seed}), drained in {drained:.1f}s; "
+            f"{duplicates} jobs ran more than once ({extra_runs} extra runs); last job finished "
+            f"{after_last_kill:.2f}s after the last kill"
+        )
         assert "Traceback" not in survivor_log, survivor_log[-5000:]
     finally:
         procs.kill_all()

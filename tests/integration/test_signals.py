@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine
 
 pytestmark = pytest.mark.slow
 
-JOBS = '''
+JOBS = """
 import os
 import time
 from pathlib import Path
@@ -64,7 +64,7 @@ class Nap(quebec.BaseClass):
 
 class OnceNap(Nap):
     at_most_once = True
-'''
+"""
 
 
 @pytest.fixture
@@ -107,8 +107,9 @@ class World:
 
 
 @pytest.fixture
-def world(db_url: str, prefix: str, make_qc: Callable[..., Any], procs: Procs, tmp_path: Path,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(
+    db_url: str, prefix: str, make_qc: Callable[..., Any], procs: Procs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
     package = f"signal_jobs_{prefix}"
     write_package(tmp_path, package, JOBS)
     marks = tmp_path / "marks"
@@ -137,13 +138,20 @@ def _exit_code(proc: subprocess.Popen[bytes], within: float, world: World) -> in
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_graceful_signal_lets_short_jobs_finish_and_hands_back_the_job_outliving_shutdown_timeout(
-        world: World, signum: signal.Signals) -> None:
+    world: World, signum: signal.Signals
+) -> None:
     # Two threads: "long" and "short" run, "waiting" is claimed ahead (prefetch) or still ready.
     long, short, waiting = world.qc.perform_all_later(
-        [world.nap.build("long", 120), world.nap.build("short", 1.0), world.nap.build("waiting", 0)])
+        [world.nap.build("long", 120), world.nap.build("short", 1.0), world.nap.build("waiting", 0)]
+    )
     proc = world.start(QUEBEC_WORKER_THREADS="2", QUEBEC_SHUTDOWN_TIMEOUT="3")
-    until(lambda: world.pids("long", "started") and world.pids("short", "started"), 30,
-          "the long and the short job to start", world.procs, alive=[proc])
+    until(
+        lambda: world.pids("long", "started") and world.pids("short", "started"),
+        30,
+        "the long and the short job to start",
+        world.procs,
+        alive=[proc],
+    )
 
     signalled = time.monotonic()
     proc.send_signal(signum)
@@ -187,19 +195,31 @@ def test_quit_exits_at_once_and_a_second_worker_prunes_the_dead_pid_and_runs_its
 
     recovering = time.monotonic()
     second = world.start("second", QUEBEC_WORKER_THREADS="1", QUEBEC_PROCESS_HEARTBEAT_INTERVAL="1")
-    until(lambda: world.count("processes", f"pid = {first.pid}") == 0, 20,
-          "the dead pid's processes rows to be pruned", world.procs, alive=[second])
+    until(
+        lambda: world.count("processes", f"pid = {first.pid}") == 0,
+        20,
+        "the dead pid's processes rows to be pruned",
+        world.procs,
+        alive=[second],
+    )
     pruned = time.monotonic() - recovering
-    until(lambda: world.state(job) == "finished", 30, "the second worker to run the recovered job",
-          world.procs, alive=[second])
+    until(
+        lambda: world.state(job) == "finished",
+        30,
+        "the second worker to run the recovered job",
+        world.procs,
+        alive=[second],
+    )
     recovered = time.monotonic() - recovering
 
     assert world.pids("quit", "started") == sorted([first.pid, second.pid])
     assert world.pids("quit", "finished") == [second.pid]
     assert stop_gracefully(second, world.procs) == 0, world.procs.describe()
     world.assert_clean()
-    print(f"\n[{world.qc.db.dialect.name}] QUIT rc={rc} in {took:.2f}s; dead pid pruned {pruned:.2f}s and job "
-          f"finished {recovered:.2f}s after the second worker started")
+    print(
+        f"\n[{world.qc.db.dialect.name}] QUIT rc={rc} in {took:.2f}s; dead pid pruned {pruned:.2f}s and job "
+        f"finished {recovered:.2f}s after the second worker started"
+    )
 
 
 def test_quit_then_pruning_fails_an_at_most_once_job_instead_of_running_it_again(world: World) -> None:
@@ -208,8 +228,7 @@ def test_quit_then_pruning_fails_an_at_most_once_job_instead_of_running_it_again
     assert rc == 0, world.procs.describe()
 
     second = world.start("second", QUEBEC_WORKER_THREADS="1", QUEBEC_PROCESS_HEARTBEAT_INTERVAL="1")
-    until(lambda: world.state(job) == "failed", 20, "the pruned at-most-once job to fail", world.procs,
-          alive=[second])
+    until(lambda: world.state(job) == "failed", 20, "the pruned at-most-once job to fail", world.procs, alive=[second])
     error = world.qc.get_job(job.id).error
     assert error is not None and error["exception_class"] == "ProcessPrunedError", error
     assert world.pids("once", "started") == [first.pid], "an at-most-once job ran twice"
@@ -223,12 +242,22 @@ def test_a_second_term_skips_the_rest_of_shutdown_timeout(world: World) -> None:
     # which the log line tells us; the second TERM then ends the 60 s grace period.
     long, pending = world.qc.perform_all_later([world.nap.build("long", 120), world.nap.build("pending", 0)])
     proc = world.start(QUEBEC_WORKER_THREADS="1", QUEBEC_SHUTDOWN_TIMEOUT="60")
-    until(lambda: world.pids("long", "started") and world.state(pending) == "claimed", 30,
-          "the long job to run and the next one to be claimed", world.procs, alive=[proc])
+    until(
+        lambda: world.pids("long", "started") and world.state(pending) == "claimed",
+        30,
+        "the long job to run and the next one to be claimed",
+        world.procs,
+        alive=[proc],
+    )
     signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    until(lambda: "job.released count=1" in world.procs.output(proc), 10,
-          "the first TERM to hand back the unstarted job", world.procs, alive=[proc])
+    until(
+        lambda: "job.released count=1" in world.procs.output(proc),
+        10,
+        "the first TERM to hand back the unstarted job",
+        world.procs,
+        alive=[proc],
+    )
     proc.send_signal(signal.SIGTERM)
     rc = _exit_code(proc, 20, world)
     took = time.monotonic() - signalled
@@ -255,15 +284,17 @@ def test_term_does_not_hand_back_a_running_at_most_once_job_to_run_again(world: 
 
 @pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTSTP], ids=["USR1", "TSTP"])
 def test_quiet_then_exit_stops_claiming_and_exits_once_the_in_flight_job_is_done(
-        world: World, signum: signal.Signals) -> None:
+    world: World, signum: signal.Signals
+) -> None:
     inflight = world.nap.perform_later("inflight", 3)
     proc = world.start(QUEBEC_WORKER_THREADS="2", QUEBEC_SHUTDOWN_TIMEOUT="1", QUEBEC_QUIET_THEN_EXIT="1")
     until(lambda: world.pids("inflight", "started"), 30, "the job to start", world.procs, alive=[proc])
 
     signalled = time.monotonic()
     proc.send_signal(signum)
-    until(lambda: "supervisor.quiet" in world.procs.output(proc), 10, "the worker to go quiet", world.procs,
-          alive=[proc])
+    until(
+        lambda: "supervisor.quiet" in world.procs.output(proc), 10, "the worker to go quiet", world.procs, alive=[proc]
+    )
     later = world.nap.perform_later("later", 0)
     rc = _exit_code(proc, 20, world)
     took = time.monotonic() - signalled
@@ -276,4 +307,3 @@ def test_quiet_then_exit_stops_claiming_and_exits_once_the_in_flight_job_is_done
     world.assert_clean()
     assert took < 3 + 10, f"quiet_then_exit took {took:.1f}s to exit after a 3 s job"
     assert "Traceback" not in world.procs.output(proc), world.procs.output(proc)
-

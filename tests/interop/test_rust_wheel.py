@@ -43,8 +43,10 @@ requires_wheel = pytest.mark.skipif(
 CASES: list[dict[str, Any]] = [
     {"args": [1, "two", 3.5], "kwargs": {}},
     {"args": [], "kwargs": {"name": "ünïcødé ☃ 中文 𝄞 🎉", "flag": True, "off": False, "nothing": None}},
-    {"args": [{"nested": {"list": [1, [2, [3, {"deep": None}]]], "empty": {}, "empty_list": []}}],
-     "kwargs": {"opts": {"a": [True, False, None], "b": {"c": "d"}}}},
+    {
+        "args": [{"nested": {"list": [1, [2, [3, {"deep": None}]]], "empty": {}, "empty_list": []}}],
+        "kwargs": {"opts": {"a": [True, False, None], "b": {"c": "d"}}},
+    },
     {"args": [None, True, False, 0, -1, 2**53 + 1, -(2**62), 2**63 - 1], "kwargs": {}},
     {"args": [0.1, -2.5e-10, 1e300, 1.0, 0.0, -7.25], "kwargs": {"ratio": 1 / 3}},
     {"args": ['quotes " and \\ backslash', "new\nline\ttab", "", "<tag>&amp;'"], "kwargs": {"ключ": "значение"}},
@@ -57,7 +59,7 @@ CASES: list[dict[str, Any]] = [
 DELAYED = 9
 ELSEWHERE = 10
 
-JOB_PACKAGE = '''
+JOB_PACKAGE = """
 import json
 import os
 import threading
@@ -75,10 +77,10 @@ class InteropJob(quebec.BaseClass):
         line = json.dumps(record, sort_keys=True, ensure_ascii=False)
         with _lock, open(os.environ["QUEBEC_TEST_RECORDS"], "a", encoding="utf-8") as f:
             f.write(line + "\\n")
-'''
+"""
 
 # Run by the wheel's python: create tables, enqueue CASES, print what was enqueued as JSON.
-WHEEL_ENQUEUE = '''
+WHEEL_ENQUEUE = """
 import json
 import sys
 import time
@@ -104,7 +106,7 @@ for case in json.load(open(cases_path, encoding="utf-8")):
     out.append({"id": job.id, "active_job_id": job.active_job_id, "before": before})
 with open(out_path, "w", encoding="utf-8") as f:
     json.dump(out, f)
-'''
+"""
 
 
 def canonical(value: Any) -> str:
@@ -122,8 +124,9 @@ class Procs:
     def start(self, argv: list[str], env: dict[str, str], cwd: Path, name: str) -> subprocess.Popen[bytes]:
         log = self.tmp_path / f"{name}.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         self.started.append((proc, log))
         return proc
 
@@ -134,9 +137,10 @@ class Procs:
         raise KeyError(proc)
 
     def describe(self) -> str:
-        return "\n".join(f"--- {log.name} pid {p.pid} rc={p.poll()}:\n"
-                         f"{log.read_text(encoding='utf-8', errors='replace')[-4000:]}"
-                         for p, log in self.started)
+        return "\n".join(
+            f"--- {log.name} pid {p.pid} rc={p.poll()}:\n{log.read_text(encoding='utf-8', errors='replace')[-4000:]}"
+            for p, log in self.started
+        )
 
     def kill_all(self) -> None:
         for proc, _ in self.started:
@@ -190,22 +194,31 @@ def _wait(check: Callable[[], Any], within: float, what: str, procs: Procs) -> A
             return last
         for proc, _ in procs.started:
             if proc.poll() is not None:
-                pytest.fail(f"a worker exited early (rc={proc.returncode}) while waiting for {what}\n"
-                            f"{procs.describe()}")
+                pytest.fail(
+                    f"a worker exited early (rc={proc.returncode}) while waiting for {what}\n{procs.describe()}"
+                )
         time.sleep(0.05)
     pytest.fail(f"timed out after {within}s waiting for {what} (last: {last!r})\n{procs.describe()}")
 
 
 def _worker_env(db_url: str, prefix: str, tmp_path: Path, records: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEBEC_")}
-    env.update({"DATABASE_URL": db_url, "QUEBEC_TABLE_NAME_PREFIX": prefix, "QUEBEC_WORKER_THREADS": "2",
-                "QUEBEC_CREATE_TABLES": "false", "QUEBEC_TEST_RECORDS": str(records),
-                "PYTHONPATH": str(tmp_path)})
+    env.update(
+        {
+            "DATABASE_URL": db_url,
+            "QUEBEC_TABLE_NAME_PREFIX": prefix,
+            "QUEBEC_WORKER_THREADS": "2",
+            "QUEBEC_CREATE_TABLES": "false",
+            "QUEBEC_TEST_RECORDS": str(records),
+            "PYTHONPATH": str(tmp_path),
+        }
+    )
     return env
 
 
-def _drain_and_stop(engine: Engine, prefix: str, worker: subprocess.Popen[bytes], procs: Procs,
-                    total: int = len(CASES)) -> float:
+def _drain_and_stop(
+    engine: Engine, prefix: str, worker: subprocess.Popen[bytes], procs: Procs, total: int = len(CASES)
+) -> float:
     """Wait until every job is finished, then TERM the worker; returns seconds to drain."""
     started = time.monotonic()
     finished = f"SELECT COUNT(*) FROM {prefix}_jobs WHERE finished_at IS NOT NULL"
@@ -213,8 +226,10 @@ def _drain_and_stop(engine: Engine, prefix: str, worker: subprocess.Popen[bytes]
 
     def done() -> bool:
         if _count(engine, failed):
-            pytest.fail(f"failed executions: {_rows(engine, f'SELECT job_id, error FROM {prefix}_failed_executions')}"
-                        f"\n{procs.describe()}")
+            pytest.fail(
+                f"failed executions: {_rows(engine, f'SELECT job_id, error FROM {prefix}_failed_executions')}"
+                f"\n{procs.describe()}"
+            )
         return _count(engine, finished) == total
 
     _wait(done, 30, f"{total} jobs to finish", procs)
@@ -232,8 +247,9 @@ def _rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(text(sql))]
 
 
-def _check_records(records: Path, ids: list[int], engine: Engine, prefix: str,
-                   cases: list[dict[str, Any]] = CASES) -> dict[int, dict[str, Any]]:
+def _check_records(
+    records: Path, ids: list[int], engine: Engine, prefix: str, cases: list[dict[str, Any]] = CASES
+) -> dict[int, dict[str, Any]]:
     """Each job ran once with exactly its arguments; the job rows end finished and in place."""
     lines = records.read_text(encoding="utf-8").splitlines()
     by_id: dict[int, dict[str, Any]] = {}
@@ -247,24 +263,38 @@ def _check_records(records: Path, ids: list[int], engine: Engine, prefix: str,
         assert canonical(got["args"]) == canonical(case["args"]), (case, got)
         assert canonical(got["kwargs"]) == canonical(case["kwargs"]), (case, got)
 
-    rows = {r[0]: r[1:] for r in _rows(
-        engine, f"SELECT id, queue_name, priority, finished_at, class_name FROM {prefix}_jobs")}
+    rows = {
+        r[0]: r[1:]
+        for r in _rows(engine, f"SELECT id, queue_name, priority, finished_at, class_name FROM {prefix}_jobs")
+    }
     assert sorted(rows) == sorted(ids)
     for job_id in ids:
         assert rows[job_id][2] is not None, f"job {job_id} not finished: {rows[job_id]}"
         assert rows[job_id][3] == "InteropJob"
     for case, job_id in zip(cases, ids, strict=True):
         assert rows[job_id][:2] == (("other", 5) if "queue" in case.get("set", {}) else ("default", 0))
-    for table in ("failed_executions", "claimed_executions", "ready_executions", "scheduled_executions",
-                  "blocked_executions"):
+    for table in (
+        "failed_executions",
+        "claimed_executions",
+        "ready_executions",
+        "scheduled_executions",
+        "blocked_executions",
+    ):
         assert _count(engine, f"SELECT COUNT(*) FROM {prefix}_{table}") == 0, table
     return by_id
 
 
 @requires_wheel
 def test_jobs_enqueued_by_the_wheel_run_on_our_worker(
-        backend: str, db_url: str, prefix: str, tmp_path: Path, engine: Engine, procs: Procs,
-        job_package: tuple[str, Any], make_qc: Callable[..., Any]) -> None:
+    backend: str,
+    db_url: str,
+    prefix: str,
+    tmp_path: Path,
+    engine: Engine,
+    procs: Procs,
+    job_package: tuple[str, Any],
+    make_qc: Callable[..., Any],
+) -> None:
     package, _ = job_package
     cases = tmp_path / "cases.json"
     cases.write_text(json.dumps(CASES), encoding="utf-8")
@@ -275,8 +305,14 @@ def test_jobs_enqueued_by_the_wheel_run_on_our_worker(
 
     started = time.monotonic()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEBEC_")}
-    done = subprocess.run([RS_PYTHON, str(script), db_url, prefix, str(cases), str(enqueued_file)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [RS_PYTHON, str(script), db_url, prefix, str(cases), str(enqueued_file)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     wheel_enqueue = time.monotonic() - started
     enqueued = json.loads(enqueued_file.read_text(encoding="utf-8"))
@@ -309,8 +345,16 @@ def test_jobs_enqueued_by_the_wheel_run_on_our_worker(
 @requires_wheel
 @pytest.mark.parametrize("bulk", [False, True], ids=["one_by_one", "bulk"])
 def test_jobs_we_enqueue_run_on_the_wheels_worker(
-        backend: str, db_url: str, prefix: str, tmp_path: Path, engine: Engine, procs: Procs,
-        job_package: tuple[str, Any], make_qc: Callable[..., Any], bulk: bool) -> None:
+    backend: str,
+    db_url: str,
+    prefix: str,
+    tmp_path: Path,
+    engine: Engine,
+    procs: Procs,
+    job_package: tuple[str, Any],
+    make_qc: Callable[..., Any],
+    bulk: bool,
+) -> None:
     package, job_class = job_package
     qc = make_qc()
     qc.register_job(job_class)
@@ -332,8 +376,9 @@ def test_jobs_we_enqueue_run_on_the_wheels_worker(
     assert all(isinstance(i, int) for i in ids)
 
     started = time.monotonic()
-    worker = procs.start([RS_PYTHON, "-m", "quebec", package], _worker_env(db_url, prefix, tmp_path, records),
-                         tmp_path, "wheel-worker")
+    worker = procs.start(
+        [RS_PYTHON, "-m", "quebec", package], _worker_env(db_url, prefix, tmp_path, records), tmp_path, "wheel-worker"
+    )
     drained = _drain_and_stop(engine, prefix, worker, procs, total=len(cases))
     assert worker.returncode == 0, procs.describe()
 
@@ -342,5 +387,7 @@ def test_jobs_we_enqueue_run_on_the_wheels_worker(
         if "wait" in case.get("set", {}):
             assert by_id[job_id]["t"] >= before_delayed + 0.95, "a set(wait=1) job ran early"
     assert _count(engine, f"SELECT COUNT(*) FROM {prefix}_processes") == 0
-    print(f"\n[{backend}] wheel worker started and drained {len(cases)} of our jobs in {drained:.2f}s "
-          f"(total {time.monotonic() - started:.2f}s)")
+    print(
+        f"\n[{backend}] wheel worker started and drained {len(cases)} of our jobs in {drained:.2f}s "
+        f"(total {time.monotonic() - started:.2f}s)"
+    )

@@ -64,13 +64,27 @@ def clock_of(db: Database) -> FrozenClock:
     return db.clock
 
 
-def new_job(db: Database, *, queue: str = "default", priority: int = 0, class_name: str = "ExampleJob",
-            in_seconds: float = 0.0, at: datetime | None = None, active_job_id: str | None = None) -> NewJob:
+def new_job(
+    db: Database,
+    *,
+    queue: str = "default",
+    priority: int = 0,
+    class_name: str = "ExampleJob",
+    in_seconds: float = 0.0,
+    at: datetime | None = None,
+    active_job_id: str | None = None,
+) -> NewJob:
     """A NewJob due `in_seconds` from the database clock's now (or at `at`)."""
     n = next(_serial)
     when = at if at is not None else db.clock.now() + timedelta(seconds=in_seconds)
-    return NewJob(queue_name=queue, class_name=class_name, arguments=f'{{"n":{n}}}', priority=priority,
-                  active_job_id=active_job_id or f"aj{n:010d}", scheduled_at=when)
+    return NewJob(
+        queue_name=queue,
+        class_name=class_name,
+        arguments=f'{{"n":{n}}}',
+        priority=priority,
+        active_job_id=active_job_id or f"aj{n:010d}",
+        scheduled_at=when,
+    )
 
 
 def enqueue(db: Database, *new_jobs: NewJob) -> list[int]:
@@ -78,8 +92,10 @@ def enqueue(db: Database, *new_jobs: NewJob) -> list[int]:
 
 
 def register(db: Database, kind: str = "Worker") -> int:
-    return db.transact(processes.register, info=ProcessInfo(kind=kind, name=f"{kind.lower()}-{next(_serial)}",
-                                                             pid=12345, hostname="test-host"))
+    return db.transact(
+        processes.register,
+        info=ProcessInfo(kind=kind, name=f"{kind.lower()}-{next(_serial)}", pid=12345, hostname="test-host"),
+    )
 
 
 def claim(db: Database, process_id: int, *, limit: int = 100, queues: tuple[str, ...] = ("*",)) -> list[ClaimedJob]:
@@ -104,4 +120,3 @@ def job_row(db: Database, job_id: int) -> queries.JobRow:
 def count_rows(db: Database, table_name: str) -> int:
     table = getattr(db.tables, table_name)
     return int(db.read(lambda tx: tx.conn.execute(select(func.count()).select_from(table)).scalar()) or 0)
-

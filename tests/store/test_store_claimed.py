@@ -22,9 +22,11 @@ from store_support import (
 from quebec.store import Database, claimed, processes
 from quebec.types import ErrorInfo, JobState
 
-BOOM = ErrorInfo("ValueError", "boom: 'quoted' \"double\" ünïcode", ("Traceback (most recent call last):",
-                                                                    '  File "job.py", line 3, in perform',
-                                                                    "ValueError: boom"))
+BOOM = ErrorInfo(
+    "ValueError",
+    "boom: 'quoted' \"double\" ünïcode",
+    ("Traceback (most recent call last):", '  File "job.py", line 3, in perform', "ValueError: boom"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +148,7 @@ def test_release_many_leaves_claims_of_other_processes_alone(db: Database, pid: 
     assert db.transact(claimed.release_many, process_id=pid, job_ids=[]) == []
 
 
-def test_retry_finishes_the_claim_and_schedules_a_new_row_with_the_same_active_job_id(
-        db: Database, pid: int) -> None:
+def test_retry_finishes_the_claim_and_schedules_a_new_row_with_the_same_active_job_id(db: Database, pid: int) -> None:
     first = new_job(db, queue="q", priority=3)
     (job_id,) = enqueue(db, first)
     claimed_ids(db, pid)
@@ -157,7 +158,10 @@ def test_retry_finishes_the_claim_and_schedules_a_new_row_with_the_same_active_j
     assert state_of(db, job_id) == JobState.FINISHED
     retried = job_row(db, new_id)
     assert (retried.state, retried.active_job_id, retried.scheduled_at) == (
-        JobState.SCHEDULED, first.active_job_id, next_run.scheduled_at)
+        JobState.SCHEDULED,
+        first.active_job_id,
+        next_run.scheduled_at,
+    )
     assert db.transact(claimed.retry, process_id=pid, job_id=job_id, next_run=next_run) is None
 
 

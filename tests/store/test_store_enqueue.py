@@ -55,15 +55,22 @@ def test_enqueue_many_puts_due_jobs_in_ready_and_future_jobs_in_scheduled(db: Da
 
 
 def test_enqueue_many_returns_ids_in_input_order(db: Database) -> None:
-    batch = [new_job(db, queue=q, priority=p, in_seconds=s, class_name=f"Job{i}")
-             for i, (q, p, s) in enumerate([("b", 5, 0), ("a", 1, 30), ("c", 9, 0), ("a", 0, 90), ("b", 3, 0)])]
+    batch = [
+        new_job(db, queue=q, priority=p, in_seconds=s, class_name=f"Job{i}")
+        for i, (q, p, s) in enumerate([("b", 5, 0), ("a", 1, 30), ("c", 9, 0), ("a", 0, 90), ("b", 3, 0)])
+    ]
     enqueued = db.transact(jobs.enqueue_many, batch)
     assert [e.active_job_id for e in enqueued] == [j.active_job_id for j in batch]
     assert len({e.id for e in enqueued}) == len(batch)
     for e, j in zip(enqueued, batch, strict=True):
         row = job_row(db, e.id)
         assert (row.class_name, row.queue_name, row.priority, row.active_job_id, row.arguments) == (
-            j.class_name, j.queue_name, j.priority, j.active_job_id, j.arguments)
+            j.class_name,
+            j.queue_name,
+            j.priority,
+            j.active_job_id,
+            j.arguments,
+        )
 
 
 def test_enqueue_many_copies_queue_priority_and_time_to_execution_rows(db: Database) -> None:
@@ -72,11 +79,17 @@ def test_enqueue_many_copies_queue_priority_and_time_to_execution_rows(db: Datab
     t = db.tables
 
     def rows(tx: Tx) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-        r = tx.conn.execute(select(t.ready_executions.c.job_id, t.ready_executions.c.queue_name,
-                                   t.ready_executions.c.priority)).all()
-        s = tx.conn.execute(select(t.scheduled_executions.c.job_id, t.scheduled_executions.c.queue_name,
-                                   t.scheduled_executions.c.priority,
-                                   t.scheduled_executions.c.scheduled_at)).all()
+        r = tx.conn.execute(
+            select(t.ready_executions.c.job_id, t.ready_executions.c.queue_name, t.ready_executions.c.priority)
+        ).all()
+        s = tx.conn.execute(
+            select(
+                t.scheduled_executions.c.job_id,
+                t.scheduled_executions.c.queue_name,
+                t.scheduled_executions.c.priority,
+                t.scheduled_executions.c.scheduled_at,
+            )
+        ).all()
         return [tuple(x) for x in r], [tuple(x) for x in s]
 
     ready_rows, scheduled_rows = db.read(rows)
@@ -103,15 +116,30 @@ def test_enqueue_many_inserts_five_thousand_jobs_in_one_call(db: Database) -> No
 @pytest.mark.parametrize("size", [5, jobs.BULK + 7], ids=["small", "bulk"])
 def test_every_execution_row_carries_the_queue_priority_and_time_of_its_job(db: Database, size: int) -> None:
     # A bulk batch takes another path (COPY on PostgreSQL, INSERT … SELECT on SQLite).
-    batch = [new_job(db, queue=f"q{i % 3}", priority=i % 5 - 2, in_seconds=0 if i % 2 else 60 + i)
-             for i in range(size)]
+    batch = [new_job(db, queue=f"q{i % 3}", priority=i % 5 - 2, in_seconds=0 if i % 2 else 60 + i) for i in range(size)]
     enqueued = db.transact(jobs.enqueue_many, batch)
     t, now = db.tables, db.clock.now()
-    ready = {r.job_id: (r.queue_name, r.priority) for r in db.read(lambda tx: tx.conn.execute(
-        select(t.ready_executions.c.job_id, t.ready_executions.c.queue_name, t.ready_executions.c.priority)).all())}
-    scheduled = {r.job_id: (r.queue_name, r.priority, r.scheduled_at) for r in db.read(lambda tx: tx.conn.execute(
-        select(t.scheduled_executions.c.job_id, t.scheduled_executions.c.queue_name,
-               t.scheduled_executions.c.priority, t.scheduled_executions.c.scheduled_at)).all())}
+    ready = {
+        r.job_id: (r.queue_name, r.priority)
+        for r in db.read(
+            lambda tx: tx.conn.execute(
+                select(t.ready_executions.c.job_id, t.ready_executions.c.queue_name, t.ready_executions.c.priority)
+            ).all()
+        )
+    }
+    scheduled = {
+        r.job_id: (r.queue_name, r.priority, r.scheduled_at)
+        for r in db.read(
+            lambda tx: tx.conn.execute(
+                select(
+                    t.scheduled_executions.c.job_id,
+                    t.scheduled_executions.c.queue_name,
+                    t.scheduled_executions.c.priority,
+                    t.scheduled_executions.c.scheduled_at,
+                )
+            ).all()
+        )
+    }
     assert len(ready) + len(scheduled) == size
     for e, j in zip(enqueued, batch, strict=True):
         if j.scheduled_at > now:
@@ -155,21 +183,27 @@ def test_create_tables_is_idempotent(db: Database) -> None:
 
 
 def test_cancel_finishes_jobs_that_have_not_started_and_leaves_the_rest(db: Database) -> None:
-    waiting, later, running, broken = enqueue(db, new_job(db, priority=5), new_job(db, in_seconds=60),
-                                              new_job(db, priority=0), new_job(db, priority=1))
+    waiting, later, running, broken = enqueue(
+        db, new_job(db, priority=5), new_job(db, in_seconds=60), new_job(db, priority=0), new_job(db, priority=1)
+    )
     pid = register(db)
     assert sorted(claimed_ids(db, pid, limit=2)) == sorted([running, broken])
     db.transact(claimed.fail, process_id=pid, job_id=broken, error=ErrorInfo("E", "m"))
     cancelled = db.transact(jobs.cancel, job_ids=[waiting, later, running, broken, 10**12])
     assert cancelled == sorted([waiting, later])
     assert [state_of(db, j) for j in (waiting, later, running, broken)] == [
-        JobState.FINISHED, JobState.FINISHED, JobState.CLAIMED, JobState.FAILED]
+        JobState.FINISHED,
+        JobState.FINISHED,
+        JobState.CLAIMED,
+        JobState.FAILED,
+    ]
     assert job_row(db, waiting).finished_at == db.clock.now()
     assert db.transact(jobs.cancel, job_ids=[waiting]) == []
 
 
 def test_a_bulk_enqueue_whose_connection_dies_at_the_copy_is_rerun_whole(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import psycopg
 
     url, prefix = backend_url("postgresql", tmp_path), f"t_{secrets.token_hex(4)}"

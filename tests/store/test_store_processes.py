@@ -39,8 +39,9 @@ def db(backend: str, tables: SharedTables) -> Database:
 
 
 def prune(db: Database, *, dead_ids: Collection[int] = (), at_most_once: Collection[str] = ()) -> Pruned:
-    return db.transact(processes.prune_dead, stale_before=db.clock.now() - THRESHOLD, dead_ids=dead_ids,
-                       at_most_once=at_most_once)
+    return db.transact(
+        processes.prune_dead, stale_before=db.clock.now() - THRESHOLD, dead_ids=dead_ids, at_most_once=at_most_once
+    )
 
 
 def test_heartbeat_many_refreshes_live_rows_and_reports_missing_ids(db: Database) -> None:
@@ -120,8 +121,11 @@ def test_prune_dead_recovers_claims_without_a_process_id(db: Database) -> None:
     (job_id,) = enqueue(db, new_job(db))
     c = db.tables.claimed_executions
     db.transact(lambda tx: tx.conn.execute(insert(c).values(job_id=job_id, process_id=None, created_at=tx.now)))
-    db.transact(lambda tx: tx.conn.execute(
-        db.tables.ready_executions.delete().where(db.tables.ready_executions.c.job_id == job_id)))
+    db.transact(
+        lambda tx: tx.conn.execute(
+            db.tables.ready_executions.delete().where(db.tables.ready_executions.c.job_id == job_id)
+        )
+    )
     assert state_of(db, job_id) == JobState.CLAIMED
     assert prune(db).released == (job_id,)
     assert state_of(db, job_id) == JobState.READY
@@ -138,11 +142,18 @@ def test_prune_dead_removes_processes_named_dead_even_with_a_fresh_heartbeat(db:
 
 def test_register_stores_what_the_process_says_about_itself(db: Database) -> None:
     meta = json.dumps({"queues": ["*"], "threads": 3})
-    pid = db.transact(processes.register, info=ProcessInfo(kind="Worker", name="worker-x", pid=4242,
-                                                           hostname="h1", metadata=meta))
+    pid = db.transact(
+        processes.register, info=ProcessInfo(kind="Worker", name="worker-x", pid=4242, hostname="h1", metadata=meta)
+    )
     p = db.tables.processes
     row = db.read(lambda tx: tx.conn.execute(select(p).where(p.c.id == pid)).one())
     assert (row.kind, row.name, row.pid, row.hostname, row.metadata, row.last_heartbeat_at) == (
-        "Worker", "worker-x", 4242, "h1", meta, db.clock.now())
+        "Worker",
+        "worker-x",
+        4242,
+        "h1",
+        meta,
+        db.clock.now(),
+    )
     assert db.read(processes.on_host, hostname="h1") == [{"id": pid, "pid": 4242, "metadata": json.loads(meta)}]
     assert db.read(processes.on_host, hostname="elsewhere") == []

@@ -88,7 +88,10 @@ def test_claim_records_the_claiming_process_and_returns_the_job(db: Database, pi
     (claimed,) = claim(db, pid)
     assert (claimed.id, claimed.queue_name, claimed.class_name, claimed.priority) == (job_id, "mail", "Mailer", 4)
     assert (claimed.arguments, claimed.active_job_id, claimed.scheduled_at) == (
-        job.arguments, job.active_job_id, job.scheduled_at)
+        job.arguments,
+        job.active_job_id,
+        job.scheduled_at,
+    )
     c = db.tables.claimed_executions
     rows = db.read(lambda tx: tx.conn.execute(select(c.c.job_id, c.c.process_id)).all())
     assert [tuple(r) for r in rows] == [(job_id, pid)]

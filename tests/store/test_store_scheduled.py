@@ -25,17 +25,20 @@ def db(backend: str, tables: SharedTables) -> Database:
 
 
 def test_dispatch_due_moves_only_jobs_whose_time_has_come(db: Database) -> None:
-    soon, later, much_later = enqueue(db, new_job(db, in_seconds=10), new_job(db, in_seconds=20),
-                                      new_job(db, in_seconds=3600))
+    soon, later, much_later = enqueue(
+        db, new_job(db, in_seconds=10), new_job(db, in_seconds=20), new_job(db, in_seconds=3600)
+    )
     assert db.transact(scheduled.dispatch_due, limit=100) == 0
     clock_of(db).advance(10)
     assert db.transact(scheduled.dispatch_due, limit=100) == 1
     assert [state_of(db, j) for j in (soon, later, much_later)] == [
-        JobState.READY, JobState.SCHEDULED, JobState.SCHEDULED]
+        JobState.READY,
+        JobState.SCHEDULED,
+        JobState.SCHEDULED,
+    ]
     clock_of(db).advance(15)
     assert db.transact(scheduled.dispatch_due, limit=100) == 1
-    assert [state_of(db, j) for j in (soon, later, much_later)] == [
-        JobState.READY, JobState.READY, JobState.SCHEDULED]
+    assert [state_of(db, j) for j in (soon, later, much_later)] == [JobState.READY, JobState.READY, JobState.SCHEDULED]
     assert count_rows(db, "scheduled_executions") == 1
 
 
@@ -52,14 +55,18 @@ def test_dispatch_due_takes_at_most_limit_earliest_first(db: Database) -> None:
 
 
 def test_dispatch_due_keeps_queue_and_priority_so_claim_order_holds(db: Database) -> None:
-    ids = enqueue(db, new_job(db, queue="mail", priority=9, in_seconds=5),
-                  new_job(db, queue="mail", priority=1, in_seconds=5),
-                  new_job(db, queue="other", priority=0, in_seconds=5))
+    ids = enqueue(
+        db,
+        new_job(db, queue="mail", priority=9, in_seconds=5),
+        new_job(db, queue="mail", priority=1, in_seconds=5),
+        new_job(db, queue="other", priority=0, in_seconds=5),
+    )
     clock_of(db).advance(5)
     assert db.transact(scheduled.dispatch_due, limit=10) == 3
     r = db.tables.ready_executions
-    rows = db.read(lambda tx: tx.conn.execute(select(r.c.job_id, r.c.queue_name, r.c.priority)
-                                              .order_by(r.c.job_id)).all())
+    rows = db.read(
+        lambda tx: tx.conn.execute(select(r.c.job_id, r.c.queue_name, r.c.priority).order_by(r.c.job_id)).all()
+    )
     assert [tuple(x) for x in rows] == [(ids[0], "mail", 9), (ids[1], "mail", 1), (ids[2], "other", 0)]
     assert [j.id for j in claim(db, register(db), queues=("mail",))] == [ids[1], ids[0]]
 

@@ -81,9 +81,7 @@ def test_database_url_prefers_quebec_variable_over_database_url(tmp_path: Path) 
     assert load(tmp_path, DATABASE_URL="sqlite:///a.db").database_url == "sqlite:///a.db"
     both = load(tmp_path, DATABASE_URL="sqlite:///a.db", QUEBEC_DATABASE_URL="sqlite:///b.db")
     assert both.database_url == "sqlite:///b.db"
-    assert (
-        load(tmp_path, {"database_url": "sqlite:///c.db"}, DATABASE_URL="x").database_url == "sqlite:///c.db"
-    )
+    assert load(tmp_path, {"database_url": "sqlite:///c.db"}, DATABASE_URL="x").database_url == "sqlite:///c.db"
 
 
 def test_database_url_comes_from_yaml_database_section_last(tmp_path: Path) -> None:
@@ -193,13 +191,9 @@ def test_workers_and_dispatchers_entries_may_be_empty(tmp_path: Path) -> None:
 def test_first_worker_follows_overrides_and_the_rest_do_not(tmp_path: Path) -> None:
     write(tmp_path, PRODUCTION)
     settings = load(tmp_path, {"queues": "urgent"}, QUEBEC_ENV="production", QUEBEC_WORKER_THREADS="8")
-    assert settings.workers[0] == WorkerConfig(
-        queues=("urgent",), threads=8, polling_interval=0.5, processes=2
-    )
+    assert settings.workers[0] == WorkerConfig(queues=("urgent",), threads=8, polling_interval=0.5, processes=2)
     assert settings.workers[1] == WorkerConfig(queues=("low",))
-    assert (
-        load(tmp_path, {"dispatcher_batch_size": 9}, QUEBEC_ENV="production").dispatchers[0].batch_size == 9
-    )
+    assert load(tmp_path, {"dispatcher_batch_size": 9}, QUEBEC_ENV="production").dispatchers[0].batch_size == 9
 
 
 # --- errors from queue.yml ---------------------------------------------------------------------
@@ -305,10 +299,7 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path, env: dict[str,
 
 
 def test_bad_kwarg_names_the_keyword_argument(tmp_path: Path) -> None:
-    assert (
-        error(tmp_path, {"worker_threads": 0})
-        == "keyword argument worker_threads must be an integer ≥ 1, got 0"
-    )
+    assert error(tmp_path, {"worker_threads": 0}) == "keyword argument worker_threads must be an integer ≥ 1, got 0"
     assert "keyword argument worker_threads" in error(tmp_path, {"worker_threads": True})
     assert "keyword argument silence_polling" in error(tmp_path, {"silence_polling": "sometimes"})
 
@@ -345,9 +336,7 @@ def test_queue_concurrency_from_env_pairs_or_kwarg_mapping(tmp_path: Path) -> No
     assert "['reports'] must be an integer ≥ 1, got 0" in error(
         tmp_path, {"experimental_queue_concurrency": {"reports": 0}}
     )
-    assert "must look like 'reports=2,exports=1'" in error(
-        tmp_path, QUEBEC_EXPERIMENTAL_QUEUE_CONCURRENCY="reports"
-    )
+    assert "must look like 'reports=2,exports=1'" in error(tmp_path, QUEBEC_EXPERIMENTAL_QUEUE_CONCURRENCY="reports")
 
 
 def test_ssl_options_need_a_postgres_url(tmp_path: Path) -> None:
@@ -375,10 +364,7 @@ def test_forced_queue_is_sanitised_and_an_empty_kwarg_clears_it(tmp_path: Path) 
 
 
 def test_recycle_confirmations_of_zero_mean_one(tmp_path: Path) -> None:
-    assert (
-        load(tmp_path, QUEBEC_WORKER_MEMORY_RECYCLE_CONFIRMATIONS="0").worker_memory_recycle_confirmations
-        == 1
-    )
+    assert load(tmp_path, QUEBEC_WORKER_MEMORY_RECYCLE_CONFIRMATIONS="0").worker_memory_recycle_confirmations == 1
 
 
 def test_alive_threshold_must_exceed_the_heartbeat(tmp_path: Path) -> None:

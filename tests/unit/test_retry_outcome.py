@@ -59,8 +59,7 @@ def test_exhausted_strategy_without_handler_falls_to_discard_then_rescue() -> No
 
 def test_first_matching_strategy_wins_and_exhaustion_does_not_fall_to_later_retries() -> None:
     class J(quebec.BaseClass):
-        retry_on = [quebec.RetryStrategy(Boom, wait=0, attempts=1),
-                    quebec.RetryStrategy(Exception, wait=0, attempts=5)]
+        retry_on = [quebec.RetryStrategy(Boom, wait=0, attempts=1), quebec.RetryStrategy(Exception, wait=0, attempts=5)]
 
     assert isinstance(decide(J, Boom(), {}), Failed)
     assert isinstance(decide(J, ValueError(), {}), RetryAt)
@@ -79,14 +78,17 @@ def test_counter_key_lists_exception_names_like_the_wheel() -> None:
     assert s.key == "[ConnectionError, TimeoutError]"
 
 
-@pytest.mark.parametrize(("wait", "attempt", "low", "high"), [
-    (timedelta(seconds=30), 1, 30, 34.5),
-    (5, 3, 5, 5.75),
-    (lambda n: n * 10, 2, 20, 23),
-    ("linear", 3, 9, 10.35),
-    ("exponential", 3, 12, 13.8),
-    ("polynomially_longer", 2, 18, 20.7),
-])
+@pytest.mark.parametrize(
+    ("wait", "attempt", "low", "high"),
+    [
+        (timedelta(seconds=30), 1, 30, 34.5),
+        (5, 3, 5, 5.75),
+        (lambda n: n * 10, 2, 20, 23),
+        ("linear", 3, 9, 10.35),
+        ("exponential", 3, 12, 13.8),
+        ("polynomially_longer", 2, 18, 20.7),
+    ],
+)
 def test_wait_forms_give_delay_with_bounded_jitter(wait: object, attempt: int, low: float, high: float) -> None:
     s = quebec.RetryStrategy(Boom, wait=wait)  # type: ignore[arg-type]
     for _ in range(20):
@@ -97,12 +99,15 @@ def test_jitter_zero_gives_exact_delay() -> None:
     assert quebec.RetryStrategy(Boom, wait="exponential", base=2, jitter=0).delay(4) == 16
 
 
-@pytest.mark.parametrize(("kwargs", "fragment"), [
-    ({"attempts": 0}, "attempts must be an integer ≥ 1"),
-    ({"wait": -1}, "must not be negative"),
-    ({"wait": "sometimes"}, "is not a backoff"),
-    ({"handler": 3}, "handler must be callable"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"attempts": 0}, "attempts must be an integer ≥ 1"),
+        ({"wait": -1}, "must not be negative"),
+        ({"wait": "sometimes"}, "is not a backoff"),
+        ({"handler": 3}, "handler must be callable"),
+    ],
+)
 def test_bad_strategy_raises_at_definition(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         quebec.RetryStrategy(Boom, **kwargs)  # type: ignore[arg-type]
@@ -121,12 +126,14 @@ def test_wait_callable_returning_nonsense_is_a_clear_error() -> None:
 
 def test_retry_on_entries_must_be_strategies() -> None:
     with pytest.raises(ConfigError, match="Bad.retry_on entries"):
+
         class Bad(quebec.BaseClass):
             retry_on = [ValueError]  # type: ignore[list-item]
 
 
 def test_overriding_init_is_refused_at_class_creation() -> None:
     with pytest.raises(TypeError, match="defines __init__"):
+
         class Bad(quebec.BaseClass):
             def __init__(self) -> None:
                 pass
@@ -134,15 +141,19 @@ def test_overriding_init_is_refused_at_class_creation() -> None:
 
 def test_bad_timeout_is_refused_at_class_creation() -> None:
     with pytest.raises(ConfigError, match="timeout must be seconds > 0"):
+
         class Bad(quebec.BaseClass):
             timeout = -1
 
 
-@pytest.mark.parametrize(("args", "kwargs", "queues"), [
-    ((), {}, (None, None)),
-    ((1, "é", {"b": 1, "a": [None, True, 2.5]}), {"z": 1, "k": "x"}, ("class_q", 3)),
-    (("quote\"back\\slash\n",), {}, (None, 7)),
-])
+@pytest.mark.parametrize(
+    ("args", "kwargs", "queues"),
+    [
+        ((), {}, (None, None)),
+        ((1, "é", {"b": 1, "a": [None, True, 2.5]}), {"z": 1, "k": "x"}, ("class_q", 3)),
+        (('quote"back\\slash\n',), {}, (None, 7)),
+    ],
+)
 def test_fresh_envelope_fast_path_matches_the_general_encoder(args: tuple, kwargs: dict, queues: tuple) -> None:
     import json
     from datetime import datetime
@@ -150,18 +161,26 @@ def test_fresh_envelope_fast_path_matches_the_general_encoder(args: tuple, kwarg
     from quebec.arguments import decode_envelope, encode_envelope, with_counters
 
     at = datetime(2026, 11, 23, 1, 2, 3, 456789)
-    fast = encode_envelope(class_name="A.<locals>.J", active_job_id="abc123def456", queue_name="q\"1",
-                           priority=-2, args=args, kwargs=kwargs, enqueued_at=at,
-                           class_queue_name=queues[0], class_priority=queues[1])
+    fast = encode_envelope(
+        class_name="A.<locals>.J",
+        active_job_id="abc123def456",
+        queue_name='q"1',
+        priority=-2,
+        args=args,
+        kwargs=kwargs,
+        enqueued_at=at,
+        class_queue_name=queues[0],
+        class_priority=queues[1],
+    )
     general = with_counters(fast, executions=0, exception_executions={})
-    assert fast == general == json.dumps(json.loads(fast), sort_keys=True, separators=(",", ":"),
-                                         ensure_ascii=False)
+    assert fast == general == json.dumps(json.loads(fast), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     decoded = decode_envelope(fast)
     assert decoded.args == tuple(json.loads(json.dumps(list(args)))) and decoded.kwargs == kwargs
 
 
 def test_seed_options_not_enforced_yet_warn_instead_of_silently_doing_nothing() -> None:
     with pytest.warns(RuntimeWarning, match="ReportJob.concurrency_limit is accepted but not enforced"):
+
         class ReportJob(quebec.BaseClass):
             concurrency_limit = 3
 

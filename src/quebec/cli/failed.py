@@ -37,14 +37,21 @@ def run_failed(argv: Sequence[str], url: str) -> int:
         if args.action == "list":
             rows = ops.failed_jobs(db, class_name=args.class_name, queue_name=args.queue_name)
             if args.json:
-                json.dump([{"id": r.id, "class_name": r.class_name, "queue_name": r.queue_name,
-                            "error": r.error} for r in rows], sys.stdout)
+                json.dump(
+                    [
+                        {"id": r.id, "class_name": r.class_name, "queue_name": r.queue_name, "error": r.error}
+                        for r in rows
+                    ],
+                    sys.stdout,
+                )
                 print()
             else:
                 for r in rows:
                     error = r.error or {}
-                    print(f"{r.id:>8}  {r.class_name:<30} {r.queue_name:<15} "
-                          f"{error.get('exception_class', '')}: {error.get('message', '')}")
+                    print(
+                        f"{r.id:>8}  {r.class_name:<30} {r.queue_name:<15} "
+                        f"{error.get('exception_class', '')}: {error.get('message', '')}"
+                    )
                 print(f"{len(rows)} failed job(s)")
             return 0
         if not args.ids and not args.all:

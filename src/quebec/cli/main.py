@@ -39,8 +39,9 @@ def _flag(name: str, default: bool) -> bool:
 def database_url() -> str:
     url = os.environ.get("QUEBEC_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if not url:
-        raise UsageError("no database URL; set DATABASE_URL (or QUEBEC_DATABASE_URL), "
-                         "e.g. DATABASE_URL=sqlite:///demo.db?mode=rwc")
+        raise UsageError(
+            "no database URL; set DATABASE_URL (or QUEBEC_DATABASE_URL), e.g. DATABASE_URL=sqlite:///demo.db?mode=rwc"
+        )
     return url
 
 
@@ -48,8 +49,9 @@ def run_packages(packages: Sequence[str]) -> int:
     from quebec.app import Quebec
     from quebec.logger import setup_logging
 
-    setup_logging(level=os.environ.get("QUEBEC_LOG_LEVEL", "INFO").upper(),
-                  fmt=os.environ.get("QUEBEC_LOG_FORMAT") or None)
+    setup_logging(
+        level=os.environ.get("QUEBEC_LOG_LEVEL", "INFO").upper(), fmt=os.environ.get("QUEBEC_LOG_FORMAT") or None
+    )
     log = logging.getLogger("quebec.cli")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -58,21 +60,28 @@ def run_packages(packages: Sequence[str]) -> int:
     try:
         found = qc.discover_jobs(*packages, on_error=on_error)
     except ModuleNotFoundError as exc:
-        raise UsageError(f"cannot import {exc.name!r} while discovering jobs in {', '.join(packages)}; "
-                         f"run from the folder that contains the package, or fix the import") from None
+        raise UsageError(
+            f"cannot import {exc.name!r} while discovering jobs in {', '.join(packages)}; "
+            f"run from the folder that contains the package, or fix the import"
+        ) from None
     except ImportError as exc:
         raise UsageError(f"importing {', '.join(packages)} failed: {exc}") from None
     if not found:
-        raise UsageError(f"no quebec.BaseClass subclasses found in {', '.join(packages)}; define jobs there "
-                         f"and import them in the package's __init__.py or submodules")
+        raise UsageError(
+            f"no quebec.BaseClass subclasses found in {', '.join(packages)}; define jobs there "
+            f"and import them in the package's __init__.py or submodules"
+        )
     for cls in found:
         log.info("Registered %s", cls.__qualname__)
     spawn_env = os.environ.get("QUEBEC_SPAWN")
     spawn = [s.strip() for s in spawn_env.split(",") if s.strip()] if spawn_env else None
     threads_env = os.environ.get("QUEBEC_WORKER_THREADS")
-    return qc.run(create_tables=_flag("QUEBEC_CREATE_TABLES", True),
-                  control_plane=os.environ.get("QUEBEC_CONTROL_PLANE") or None, spawn=spawn,
-                  threads=int(threads_env) if threads_env and threads_env.isdigit() else None)
+    return qc.run(
+        create_tables=_flag("QUEBEC_CREATE_TABLES", True),
+        control_plane=os.environ.get("QUEBEC_CONTROL_PLANE") or None,
+        spawn=spawn,
+        threads=int(threads_env) if threads_env and threads_env.isdigit() else None,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

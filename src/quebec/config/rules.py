@@ -109,8 +109,7 @@ def queues(value: object, label: str) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
         raise ConfigError(
-            f"{label} must be '*', a queue name, a comma-separated string or a list of queue names, "
-            f"got {value!r}"
+            f"{label} must be '*', a queue name, a comma-separated string or a list of queue names, got {value!r}"
         )
     patterns = tuple(item.strip() for item in items if item.strip())
     if not patterns:

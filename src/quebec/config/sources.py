@@ -53,9 +53,7 @@ _FROM_DISPATCHER = {
     "dispatcher_concurrency_maintenance_interval": "concurrency_maintenance_interval",
 }
 # env and config_path choose the file, so the file cannot set them; database.url spells database_url.
-_FILE_OPTIONS = (
-    frozenset(OPTIONS) - {"env", "config_path", "database_url"} - set(_FROM_WORKER) - set(_FROM_DISPATCHER)
-)
+_FILE_OPTIONS = frozenset(OPTIONS) - {"env", "config_path", "database_url"} - set(_FROM_WORKER) - set(_FROM_DISPATCHER)
 _SECTION_KEYS = frozenset({"workers", "dispatchers", "database"}) | _FILE_OPTIONS
 KWARGS = frozenset(_KWARGS.get(option, option) for option in OPTIONS)
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -105,9 +103,7 @@ def load_settings(
     return replace(
         settings,
         workers=_first_follows(queue_file.workers, WorkerConfig(), _worker_overrides(settings)),
-        dispatchers=_first_follows(
-            queue_file.dispatchers, DispatcherConfig(), _dispatcher_overrides(settings)
-        ),
+        dispatchers=_first_follows(queue_file.dispatchers, DispatcherConfig(), _dispatcher_overrides(settings)),
     )
 
 
@@ -130,18 +126,14 @@ def _dispatcher_overrides(settings: Settings) -> dict[str, Any]:
     return {entry_key: getattr(settings, option) for option, entry_key in _FROM_DISPATCHER.items()}
 
 
-def _first_follows(
-    entries: tuple[Entry, ...] | None, default: Entry, overrides: dict[str, Any]
-) -> tuple[Entry, ...]:
+def _first_follows(entries: tuple[Entry, ...] | None, default: Entry, overrides: dict[str, Any]) -> tuple[Entry, ...]:
     # The in-process worker and the supervisor's first worker are the same worker: a
     # QUEBEC_WORKER_THREADS override must not leave the fork plan saying otherwise.
     chosen = (default,) if entries is None else entries
     return tuple(replace(entry, **overrides) if i == 0 else entry for i, entry in enumerate(chosen))
 
 
-def _first_entry_options(
-    entries: tuple[Entry, ...] | None, mapping: Mapping[str, str], label: str
-) -> dict[str, Found]:
+def _first_entry_options(entries: tuple[Entry, ...] | None, mapping: Mapping[str, str], label: str) -> dict[str, Found]:
     if not entries:
         return {}
     first = entries[0]
@@ -202,9 +194,7 @@ def _parse(display: str, path: str, environ: Mapping[str, str]) -> object:
             source = file.read()
     except (OSError, UnicodeDecodeError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise ConfigError(
-            f"{display} cannot be read ({reason}); check its permissions and encoding"
-        ) from None
+        raise ConfigError(f"{display} cannot be read ({reason}); check its permissions and encoding") from None
     try:
         return yaml.safe_load(expand_variables(source, environ))
     except yaml.MarkedYAMLError as err:
@@ -227,9 +217,7 @@ def expand_variables(source: str, environ: Mapping[str, str]) -> str:
     return _VARIABLE.sub(lambda m: environ.get(m[1] or m[2], m[0]), source)
 
 
-def _select_section(
-    document: object, display: str, env_name: str, env_source: str
-) -> tuple[dict[Any, Any], str]:
+def _select_section(document: object, display: str, env_name: str, env_source: str) -> tuple[dict[Any, Any], str]:
     """The mapping of settings to read, and the label prefix for its keys."""
     if document is None:
         return {}, f"{display} "
@@ -264,9 +252,7 @@ def _is_flat(document: dict[Any, Any], env_name: str) -> bool:
     )
 
 
-def _entries(
-    value: object, label: str, kind: Callable[..., T], rules: Mapping[str, Rule]
-) -> tuple[T, ...] | None:
+def _entries(value: object, label: str, kind: Callable[..., T], rules: Mapping[str, Rule]) -> tuple[T, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list):

@@ -34,7 +34,7 @@ def redact(url: str) -> str:
 
 
 def _sqlite(url: str) -> tuple[URL, SQLiteDialect]:
-    rest = url[len("sqlite:"):]
+    rest = url[len("sqlite:") :]
     path, _, query = rest.partition("?")
     params = dict(parse_qsl(query))
     if path in (":memory:", "//:memory:", "///:memory:", "", "//"):
@@ -103,5 +103,3 @@ def for_url(url: str, *, use_skip_locked: bool = True) -> tuple[URL, Dialect]:
     if not parsed.database:
         raise ConfigError(f"database URL {redact(url)!r} names no database; add it after the host, e.g. /myapp")
     return parsed, dialect
-
-

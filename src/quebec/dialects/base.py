@@ -95,12 +95,22 @@ class Dialect:
     def insert_sql(self, conn: Connection, table: Table, columns: Sequence[str], rows: int = 1) -> str:
         quote = conn.dialect.identifier_preparer.quote
         one = "(" + ", ".join([self.placeholder] * len(columns)) + ")"
-        return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-                f"VALUES {', '.join([one] * rows)}")
+        return (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES {', '.join([one] * rows)}"
+        )
 
-    def enqueue_in_one_statement(self, conn: Connection, jobs: Table, ready: Table, scheduled: Table,
-                                 columns: Sequence[str], rows: Sequence[Sequence[Any]], *, now: Any,
-                                 channel: str | None) -> list[tuple[int, bool]] | None:
+    def enqueue_in_one_statement(
+        self,
+        conn: Connection,
+        jobs: Table,
+        ready: Table,
+        scheduled: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        now: Any,
+        channel: str | None,
+    ) -> list[tuple[int, bool]] | None:
         """Insert jobs and their ready/scheduled rows (and wake listeners) in one statement;
         returns (id, scheduled?) in input order, or None where the database cannot."""
         return None
@@ -113,8 +123,7 @@ class Dialect:
         """`count` new values of table's id sequence, for rows inserted with explicit ids."""
         raise NotImplementedError(f"{self.name} has no sequences to draw ids from")
 
-    def copy_rows(self, conn: Connection, table: Table, columns: Sequence[str],
-                  rows: Iterable[Sequence[Any]]) -> None:
+    def copy_rows(self, conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Stream rows into table with COPY, in the connection's transaction."""
         raise NotImplementedError(f"{self.name} has no COPY")
 
@@ -122,21 +131,23 @@ class Dialect:
         """A Python value as the driver should receive it (SQLite stores datetimes as text)."""
         return value
 
-    def insert_rows(self, conn: Connection, table: Table, columns: Sequence[str],
-                    rows: Sequence[Sequence[Any]]) -> None:
+    def insert_rows(
+        self, conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
         """Insert many rows, ids not needed (execution rows)."""
         if rows:
             conn.exec_driver_sql(self.insert_sql(conn, table, columns), [tuple(r) for r in rows])
 
-    def insert_returning_ids(self, conn: Connection, table: Table, columns: Sequence[str],
-                             rows: Sequence[Sequence[Any]], *, key: str) -> list[int]:
+    def insert_returning_ids(
+        self, conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, key: str
+    ) -> list[int]:
         """Insert many rows; return their new ids in input order. `key` names a unique column,
         used to match RETURNING rows (whose order no database promises) to input rows."""
         quote = conn.dialect.identifier_preparer.quote
         k = list(columns).index(key)
         ids: dict[Any, int] = {}
         for start in range(0, len(rows), self.chunk_rows):
-            chunk = rows[start:start + self.chunk_rows]
+            chunk = rows[start : start + self.chunk_rows]
             sql = self.insert_sql(conn, table, columns, len(chunk)) + f" RETURNING {quote('id')}, {quote(key)}"
             flat = tuple(v for row in chunk for v in row)
             ids.update((r[1], r[0]) for r in conn.exec_driver_sql(sql, flat))

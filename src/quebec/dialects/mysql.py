@@ -80,8 +80,9 @@ class MySQLDialect(Dialect):
             conn.execute(delete(table).where(table.c.job_id.in_(ids)))
         return ids
 
-    def insert_returning_ids(self, conn: Connection, table: Table, columns: Sequence[str],
-                             rows: Sequence[Sequence[Any]], *, key: str) -> list[int]:
+    def insert_returning_ids(
+        self, conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, key: str
+    ) -> list[int]:
         if self._returning:  # MariaDB: INSERT … RETURNING, as the portable path
             return super().insert_returning_ids(conn, table, columns, rows, key=key)
         # MySQL: one multi-row INSERT per chunk; LAST_INSERT_ID() is the first id of the
@@ -90,16 +91,18 @@ class MySQLDialect(Dialect):
         ids: list[int] = []
         k = list(columns).index(key)
         for start in range(0, len(rows), self.chunk_rows):
-            chunk = rows[start:start + self.chunk_rows]
-            conn.exec_driver_sql(self.insert_sql(conn, table, columns, len(chunk)),
-                                 tuple(v for row in chunk for v in row))
+            chunk = rows[start : start + self.chunk_rows]
+            conn.exec_driver_sql(
+                self.insert_sql(conn, table, columns, len(chunk)), tuple(v for row in chunk for v in row)
+            )
             first = int(conn.exec_driver_sql("SELECT LAST_INSERT_ID()").scalar_one())
             if self._consecutive_ids:
                 ids.extend(range(first, first + len(chunk)))
                 continue
             keys = [row[k] for row in chunk]
-            found = dict(conn.execute(select(table.c[key], table.c.id)
-                                      .where(table.c.id >= first, table.c[key].in_(keys))).all())
+            found = dict(
+                conn.execute(select(table.c[key], table.c.id).where(table.c.id >= first, table.c[key].in_(keys))).all()
+            )
             ids.extend(found[x] for x in keys)
         return ids
 

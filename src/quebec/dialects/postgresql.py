@@ -41,14 +41,23 @@ class PostgreSQLDialect(Dialect):
         quote = conn.dialect.identifier_preparer.quote
         # %b: arrays travel in binary; text-format arrays are escaped element by element.
         holders = [f"%(c{i})b" for i in range(len(columns))]
-        casts = ", ".join(f"{h}::{table.c[c].type.compile(dialect=conn.dialect)}[]"
-                          for h, c in zip(holders, columns, strict=True))
-        return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-                f"SELECT * FROM unnest({casts})")
+        casts = ", ".join(
+            f"{h}::{table.c[c].type.compile(dialect=conn.dialect)}[]" for h, c in zip(holders, columns, strict=True)
+        )
+        return f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) SELECT * FROM unnest({casts})"
 
-    def enqueue_in_one_statement(self, conn: Connection, jobs: Table, ready: Table, scheduled: Table,
-                                 columns: Sequence[str], rows: Sequence[Sequence[Any]], *, now: Any,
-                                 channel: str | None) -> list[tuple[int, bool]] | None:
+    def enqueue_in_one_statement(
+        self,
+        conn: Connection,
+        jobs: Table,
+        ready: Table,
+        scheduled: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        now: Any,
+        channel: str | None,
+    ) -> list[tuple[int, bool]] | None:
         # One round trip for any number of jobs: data-modifying CTEs insert the jobs, then
         # their execution rows, then NOTIFY each queue that got ready jobs.
         if not rows:
@@ -61,8 +70,15 @@ class PostgreSQLDialect(Dialect):
         k = list(columns).index("active_job_id")
         return [found[row[k]] for row in rows]
 
-    def _enqueue_sql(self, conn: Connection, jobs: Table, ready: Table, scheduled: Table,
-                     columns: tuple[str, ...], quote: Callable[[str], str]) -> str:
+    def _enqueue_sql(
+        self,
+        conn: Connection,
+        jobs: Table,
+        ready: Table,
+        scheduled: Table,
+        columns: tuple[str, ...],
+        quote: Callable[[str], str],
+    ) -> str:
         key = (jobs.name, columns)
         cached = self._sql_cache.get(key)
         if cached is not None:
@@ -89,15 +105,16 @@ class PostgreSQLDialect(Dialect):
         # nextval(), pg_get_serial_sequence() runs per row (28 ms for 10,000 against 4).
         sequence = self._sequences.get(table.name)
         if sequence is None:
-            found = conn.exec_driver_sql("SELECT pg_get_serial_sequence(%(t)s, 'id')",
-                                         {"t": conn.dialect.identifier_preparer.quote(table.name)})
+            found = conn.exec_driver_sql(
+                "SELECT pg_get_serial_sequence(%(t)s, 'id')", {"t": conn.dialect.identifier_preparer.quote(table.name)}
+            )
             sequence = self._sequences[table.name] = str(found.scalar_one())
-        ids = conn.exec_driver_sql("SELECT array_agg(nextval(%(s)s::regclass)) FROM generate_series(1, %(n)s)",
-                                   {"s": sequence, "n": count})
+        ids = conn.exec_driver_sql(
+            "SELECT array_agg(nextval(%(s)s::regclass)) FROM generate_series(1, %(n)s)", {"s": sequence, "n": count}
+        )
         return list(ids.scalar_one())
 
-    def copy_rows(self, conn: Connection, table: Table, columns: Sequence[str],
-                  rows: Iterable[Sequence[Any]]) -> None:
+    def copy_rows(self, conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         # COPY … FORMAT BINARY: the server inserts in batches (one WAL record per page, not
         # per row) while psycopg is still sending, so encoding and inserting overlap.
         import psycopg

@@ -70,8 +70,9 @@ class SQLiteDialect(Dialect):
             return f"{value:%Y-%m-%d %H:%M:%S.%f}"
         return value
 
-    def insert_returning_ids(self, conn: Connection, table: Table, columns: Sequence[str],
-                             rows: Sequence[Sequence[Any]], *, key: str) -> list[int]:
+    def insert_returning_ids(
+        self, conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, key: str
+    ) -> list[int]:
         # Multi-row VALUES instead of RETURNING: our BEGIN IMMEDIATE holds the only write
         # lock, and AUTOINCREMENT gives each row max(id)+1, so the rows we insert get
         # consecutive ids ending at last_insert_rowid(). 500 rows a statement, not one
@@ -83,9 +84,10 @@ class SQLiteDialect(Dialect):
         limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if raw is not None else 999
         per = max(1, min(500, limit // len(columns)))
         for start in range(0, len(rows), per):
-            chunk = rows[start:start + per]
-            conn.exec_driver_sql(self.insert_sql(conn, table, columns, len(chunk)),
-                                 tuple([value for row in chunk for value in row]))
+            chunk = rows[start : start + per]
+            conn.exec_driver_sql(
+                self.insert_sql(conn, table, columns, len(chunk)), tuple([value for row in chunk for value in row])
+            )
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
         return list(range(last - len(rows) + 1, last + 1))
 

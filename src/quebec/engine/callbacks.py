@@ -46,8 +46,10 @@ def _around(instance: Any, around: Callable[[], Any], perform: Callable[[], Any]
     name = type(instance).__qualname__
     gen = around()
     if not inspect.isgenerator(gen):
-        raise ConfigError(f"{name}.around_perform must be a generator function that yields once "
-                          f"(code before `yield` runs before perform, code after it runs after)")
+        raise ConfigError(
+            f"{name}.around_perform must be a generator function that yields once "
+            f"(code before `yield` runs before perform, code after it runs after)"
+        )
     try:
         next(gen)
     except StopIteration:

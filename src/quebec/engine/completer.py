@@ -38,8 +38,14 @@ class Completion:
 
 
 class Completer:
-    def __init__(self, db: Database, process_id: Callable[[], int], *, preserve_finished: bool,
-                 on_applied: Callable[[list[Completion]], None] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        process_id: Callable[[], int],
+        *,
+        preserve_finished: bool,
+        on_applied: Callable[[list[Completion]], None] | None = None,
+    ) -> None:
         self._db = db
         self._process_id = process_id
         self._preserve = preserve_finished
@@ -100,8 +106,13 @@ class Completer:
             except Exception:
                 attempt += 1
                 delay = min(5.0, 0.05 * 2 ** min(attempt, 7))
-                log.warning("completer.retry jobs=%d attempt=%d retry_in=%.2fs", len(batch), attempt, delay,
-                            exc_info=attempt == 1)
+                log.warning(
+                    "completer.retry jobs=%d attempt=%d retry_in=%.2fs",
+                    len(batch),
+                    attempt,
+                    delay,
+                    exc_info=attempt == 1,
+                )
                 time.sleep(delay)
         if self._on_applied is not None:
             self._on_applied(applied)
@@ -118,8 +129,10 @@ class Completer:
         if done:
             result = self._db.transact(claimed.finish_many, process_id=pid, job_ids=done, preserve=self._preserve)
             if result.lost:
-                log.warning("job.claim_lost job_ids=%s: this process no longer held them (pruned?); they run "
-                            "again elsewhere", list(result.lost))
+                log.warning(
+                    "job.claim_lost job_ids=%s: this process no longer held them (pruned?); they run again elsewhere",
+                    list(result.lost),
+                )
             batch[:] = [c for c in batch if c.kind != "finish"]
         releases = [c.job_id for c in batch if c.kind == "release"]
         if releases:
@@ -128,8 +141,7 @@ class Completer:
         while batch:
             c = batch[0]
             if c.kind == "fail" and c.error is not None:
-                self._db.transact(claimed.fail, process_id=pid, job_id=c.job_id, error=c.error,
-                                  arguments=c.arguments)
+                self._db.transact(claimed.fail, process_id=pid, job_id=c.job_id, error=c.error, arguments=c.arguments)
             elif c.kind == "retry" and c.next_run is not None:
                 self._db.transact(claimed.retry, process_id=pid, job_id=c.job_id, next_run=c.next_run)
             elif c.kind == "discard":

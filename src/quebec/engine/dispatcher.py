@@ -14,8 +14,9 @@ log = logging.getLogger("quebec.dispatcher")
 class Dispatcher(Runnable):
     name = "dispatcher"
 
-    def __init__(self, db: Database, *, polling_interval: float, batch_size: int,
-                 on_dispatched: Callable[[], None]) -> None:
+    def __init__(
+        self, db: Database, *, polling_interval: float, batch_size: int, on_dispatched: Callable[[], None]
+    ) -> None:
         super().__init__()
         self._db = db
         self.polling_interval = polling_interval

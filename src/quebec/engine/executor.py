@@ -41,7 +41,8 @@ class Executor:
             error = UnknownJobClass(
                 f"job {job.id} in queue {job.queue_name!r} names class {job.class_name!r}, which is not "
                 f"registered in this process; import the module that defines it, or pass its package to "
-                f"`python -m quebec`")
+                f"`python -m quebec`"
+            )
             log.error("job.unknown_class job_id=%s class=%s", job.id, job.class_name)
             return self._failed(job, error, None)
         try:
@@ -74,28 +75,39 @@ class Executor:
         vars(instance)["priority"] = job.priority
         return instance
 
-    def _after_error(self, cls: type[BaseClass], instance: BaseClass, job: ClaimedJob, envelope: Envelope,
-                     exc: Exception) -> Completion:
+    def _after_error(
+        self, cls: type[BaseClass], instance: BaseClass, job: ClaimedJob, envelope: Envelope, exc: Exception
+    ) -> Completion:
         decision = decide(cls, exc, dict(envelope.exception_executions))
         if isinstance(decision, RetryAt):
             counters = dict(envelope.exception_executions)
             counters[decision.strategy_key] = counters.get(decision.strategy_key, 0) + 1
-            arguments = with_counters(job.arguments, executions=envelope.executions + 1,
-                                      exception_executions=counters)
-            log.info("job.retry job_id=%s class=%s in=%.1fs error=%s", job.id, job.class_name, decision.delay,
-                     decision.error.exception_class)
-            next_run = NewJob(queue_name=job.queue_name, class_name=job.class_name, arguments=arguments,
-                              priority=job.priority, active_job_id=job.active_job_id or "",
-                              scheduled_at=self._clock.now() + timedelta(seconds=decision.delay),
-                              concurrency_key=job.concurrency_key)
+            arguments = with_counters(job.arguments, executions=envelope.executions + 1, exception_executions=counters)
+            log.info(
+                "job.retry job_id=%s class=%s in=%.1fs error=%s",
+                job.id,
+                job.class_name,
+                decision.delay,
+                decision.error.exception_class,
+            )
+            next_run = NewJob(
+                queue_name=job.queue_name,
+                class_name=job.class_name,
+                arguments=arguments,
+                priority=job.priority,
+                active_job_id=job.active_job_id or "",
+                scheduled_at=self._clock.now() + timedelta(seconds=decision.delay),
+                concurrency_key=job.concurrency_key,
+            )
             return Completion("retry", job.id, job.class_name, next_run=next_run)
         if isinstance(decision, Discarded):
             if decision.handler is not None:
                 try:
                     decision.handler(instance, exc)
                 except Exception as handler_error:
-                    log.exception("job.handler_failed job_id=%s class=%s reason=%s", job.id, job.class_name,
-                                  decision.reason)
+                    log.exception(
+                        "job.handler_failed job_id=%s class=%s reason=%s", job.id, job.class_name, decision.reason
+                    )
                     return self._failed(job, handler_error, envelope)
             after_discard = getattr(instance, "after_discard", None)
             if decision.reason != "rescue_from" and callable(after_discard):
@@ -103,22 +115,25 @@ class Executor:
             log.info("job.discarded job_id=%s class=%s reason=%s", job.id, job.class_name, decision.reason)
             return Completion("discard", job.id, job.class_name, error=decision.error)
         assert isinstance(decision, Failed)
-        log.warning("job.failed job_id=%s class=%s error=%s: %s", job.id, job.class_name,
-                    decision.error.exception_class, decision.error.message)
+        log.warning(
+            "job.failed job_id=%s class=%s error=%s: %s",
+            job.id,
+            job.class_name,
+            decision.error.exception_class,
+            decision.error.message,
+        )
         return self._failed(job, exc, envelope, counted=True)
 
-    def _failed(self, job: ClaimedJob, exc: BaseException, envelope: Envelope | None,
-                counted: bool = False) -> Completion:
+    def _failed(
+        self, job: ClaimedJob, exc: BaseException, envelope: Envelope | None, counted: bool = False
+    ) -> Completion:
         arguments = None
         if envelope is not None and counted:
             counters = dict(envelope.exception_executions)
             key = f"[{type(exc).__name__}]"
             counters[key] = counters.get(key, 0) + 1
-            arguments = with_counters(job.arguments, executions=envelope.executions + 1,
-                                      exception_executions=counters)
+            arguments = with_counters(job.arguments, executions=envelope.executions + 1, exception_executions=counters)
         return Completion("fail", job.id, job.class_name, error=error_info(exc), arguments=arguments)
-
-
 
 
 def _seconds(value: float | timedelta | None) -> float | None:

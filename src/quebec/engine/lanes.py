@@ -20,8 +20,14 @@ PREFETCH_SECONDS = 0.05
 
 
 class ThreadLane:
-    def __init__(self, threads: int, perform: Callable[[ClaimedJob], None], on_free: Callable[[], None],
-                 name: str = "worker", max_prefetch: int = 0) -> None:
+    def __init__(
+        self,
+        threads: int,
+        perform: Callable[[ClaimedJob], None],
+        on_free: Callable[[], None],
+        name: str = "worker",
+        max_prefetch: int = 0,
+    ) -> None:
         self.threads = threads
         self.max_prefetch = max_prefetch
         self._avg_seconds: float | None = None
@@ -32,8 +38,9 @@ class ThreadLane:
         self._pending: dict[int, ClaimedJob] = {}
         self._running: dict[int, ClaimedJob] = {}
         self._idle = threading.Condition(self._lock)
-        self._threads = [threading.Thread(target=self._loop, name=f"quebec-{name}-{i}", daemon=True)
-                         for i in range(threads)]
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"quebec-{name}-{i}", daemon=True) for i in range(threads)
+        ]
         for t in self._threads:
             t.start()
 

@@ -34,9 +34,18 @@ def pid_alive(pid: int, started_at: float | None) -> bool:
 class Maintenance(Runnable):
     name = "maintenance"
 
-    def __init__(self, db: Database, *, hostname: str, heartbeat_interval: float, alive_threshold: float,
-                 process_ids: Callable[[], list[int]], on_pruned: Callable[[list[int]], None],
-                 at_most_once: Callable[[], list[str]], prune_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        hostname: str,
+        heartbeat_interval: float,
+        alive_threshold: float,
+        process_ids: Callable[[], list[int]],
+        on_pruned: Callable[[list[int]], None],
+        at_most_once: Callable[[], list[str]],
+        prune_interval: float | None = None,
+    ) -> None:
         super().__init__()
         self._db = db
         self._hostname = hostname
@@ -69,11 +78,17 @@ class Maintenance(Runnable):
     def prune(self) -> None:
         own = set(self._process_ids())
         local = self._db.read(processes.on_host, hostname=self._hostname)
-        dead = [p["id"] for p in local
-                if p["id"] not in own and not pid_alive(p["pid"], p["metadata"].get("started_at"))]
+        dead = [
+            p["id"] for p in local if p["id"] not in own and not pid_alive(p["pid"], p["metadata"].get("started_at"))
+        ]
         stale_before = self._db.clock.now() - timedelta(seconds=self._alive_threshold)
-        pruned = self._db.transact(processes.prune_dead, stale_before=stale_before, dead_ids=dead,
-                                   at_most_once=self._at_most_once())
+        pruned = self._db.transact(
+            processes.prune_dead, stale_before=stale_before, dead_ids=dead, at_most_once=self._at_most_once()
+        )
         if pruned.process_ids or pruned.released or pruned.failed:
-            log.warning("process.pruned ids=%s released=%d failed=%d", list(pruned.process_ids),
-                        len(pruned.released), len(pruned.failed))
+            log.warning(
+                "process.pruned ids=%s released=%d failed=%d",
+                list(pruned.process_ids),
+                len(pruned.released),
+                len(pruned.failed),
+            )

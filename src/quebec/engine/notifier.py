@@ -12,8 +12,9 @@ log = logging.getLogger("quebec.notifier")
 
 
 class Notifier:
-    def __init__(self, db: Database, channel: str, wake: Callable[[Iterable[str] | None], None],
-                 use_listen: bool) -> None:
+    def __init__(
+        self, db: Database, channel: str, wake: Callable[[Iterable[str] | None], None], use_listen: bool
+    ) -> None:
         self._wake = wake
         self._listener: Any = None
         if use_listen and db.dialect.supports_listen:

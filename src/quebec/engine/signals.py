@@ -12,9 +12,9 @@ from types import FrameType
 
 
 class Intent(StrEnum):
-    STOP = "stop"      # TERM, INT: graceful
-    QUIT = "quit"      # QUIT: at once
-    QUIET = "quiet"    # USR1, TSTP: stop claiming
+    STOP = "stop"  # TERM, INT: graceful
+    QUIT = "quit"  # QUIT: at once
+    QUIET = "quiet"  # USR1, TSTP: stop claiming
 
 
 _SIGNALS = {

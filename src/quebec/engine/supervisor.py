@@ -45,8 +45,16 @@ class _Registered:
 
 
 class ThreadSupervisor:
-    def __init__(self, db: Database, settings: Settings, registry: Registry, hooks: Hooks, *,
-                 spawn: Iterable[str] | None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        registry: Registry,
+        hooks: Hooks,
+        *,
+        spawn: Iterable[str] | None,
+        threads: int | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.registry = registry
@@ -74,26 +82,51 @@ class ThreadSupervisor:
         s = self.settings
         clock = self.db.clock
         if "worker" in self.spawn:
-            worker_row = self._register("Worker", "worker", {"queues": list(s.worker_queues),
-                                                              "threads": self._threads()})
-            self.completer = Completer(self.db, lambda: self._rows["worker"].id,
-                                       preserve_finished=s.preserve_finished_jobs)
+            worker_row = self._register(
+                "Worker", "worker", {"queues": list(s.worker_queues), "threads": self._threads()}
+            )
+            self.completer = Completer(
+                self.db, lambda: self._rows["worker"].id, preserve_finished=s.preserve_finished_jobs
+            )
             executor = Executor(self.registry, clock)
-            self.workers.append(Worker(
-                self.db, queues=self._queues(), threads=self._threads(),
-                polling_interval=s.worker_polling_interval, executor=executor, completer=self.completer,
-                process_id=lambda: self._rows["worker"].id))
-            log.info("worker.started id=%s queues=%s threads=%d", worker_row.id, ",".join(self._queues().patterns),
-                     self._threads())
+            self.workers.append(
+                Worker(
+                    self.db,
+                    queues=self._queues(),
+                    threads=self._threads(),
+                    polling_interval=s.worker_polling_interval,
+                    executor=executor,
+                    completer=self.completer,
+                    process_id=lambda: self._rows["worker"].id,
+                )
+            )
+            log.info(
+                "worker.started id=%s queues=%s threads=%d",
+                worker_row.id,
+                ",".join(self._queues().patterns),
+                self._threads(),
+            )
         if "dispatcher" in self.spawn:
-            self._register("Dispatcher", "dispatcher", {"polling_interval": s.dispatcher_polling_interval,
-                                                        "batch_size": s.dispatcher_batch_size})
-            self.dispatcher = Dispatcher(self.db, polling_interval=s.dispatcher_polling_interval,
-                                         batch_size=s.dispatcher_batch_size, on_dispatched=self.wake_workers)
+            self._register(
+                "Dispatcher",
+                "dispatcher",
+                {"polling_interval": s.dispatcher_polling_interval, "batch_size": s.dispatcher_batch_size},
+            )
+            self.dispatcher = Dispatcher(
+                self.db,
+                polling_interval=s.dispatcher_polling_interval,
+                batch_size=s.dispatcher_batch_size,
+                on_dispatched=self.wake_workers,
+            )
         self.maintenance = Maintenance(
-            self.db, hostname=self.hostname, heartbeat_interval=s.process_heartbeat_interval,
-            alive_threshold=s.process_alive_threshold, process_ids=self.process_ids,
-            on_pruned=self._reregister, at_most_once=self._at_most_once)
+            self.db,
+            hostname=self.hostname,
+            heartbeat_interval=s.process_heartbeat_interval,
+            alive_threshold=s.process_alive_threshold,
+            process_ids=self.process_ids,
+            on_pruned=self._reregister,
+            at_most_once=self._at_most_once,
+        )
         if self.workers:
             self.notifier = Notifier(self.db, s.name, self.wake_workers, s.use_listen_notify)
             self.notifier.start()
@@ -119,8 +152,12 @@ class ThreadSupervisor:
         started_at = psutil.Process(os.getpid()).create_time()
         metadata = {"started_at": started_at, "hostname": self.hostname, **extra}
         name = f"{key}-{secrets.token_hex(6)}"
-        pid = self.db.transact(processes.register, info=ProcessInfo(
-            kind=kind, name=name, pid=os.getpid(), hostname=self.hostname, metadata=json.dumps(metadata)))
+        pid = self.db.transact(
+            processes.register,
+            info=ProcessInfo(
+                kind=kind, name=name, pid=os.getpid(), hostname=self.hostname, metadata=json.dumps(metadata)
+            ),
+        )
         row = _Registered(kind, name, pid, metadata)
         with self._lock:
             self._rows[key] = row
@@ -129,8 +166,9 @@ class ThreadSupervisor:
     def _reregister(self, missing: list[int]) -> None:
         for key, row in list(self._rows.items()):
             if row.id in missing:
-                self._register(row.kind, key, {k: v for k, v in row.metadata.items()
-                                               if k not in ("started_at", "hostname")})
+                self._register(
+                    row.kind, key, {k: v for k, v in row.metadata.items() if k not in ("started_at", "hostname")}
+                )
 
     def process_ids(self) -> list[int]:
         with self._lock:
@@ -206,8 +244,11 @@ class ThreadSupervisor:
         for worker in self.workers:
             if not worker.lane.is_idle():
                 again = worker.release_running()
-                log.warning("job.released_running count=%d: still running after shutdown_timeout=%.1fs; "
-                            "they will run again", len(again), timeout)
+                log.warning(
+                    "job.released_running count=%d: still running after shutdown_timeout=%.1fs; they will run again",
+                    len(again),
+                    timeout,
+                )
             worker.lane.close()
             self.hooks.run("worker_stop")
         if self.completer is not None:

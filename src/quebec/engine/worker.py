@@ -15,8 +15,9 @@ from quebec.store import Database, claimed, ready
 from quebec.types import ClaimedJob, ErrorInfo, QueueSelector
 
 log = logging.getLogger("quebec.worker")
-_CUT_SHORT = ErrorInfo("ProcessPrunedError", "still running when shutdown_timeout ran out; at_most_once jobs "
-                       "are not run again")
+_CUT_SHORT = ErrorInfo(
+    "ProcessPrunedError", "still running when shutdown_timeout ran out; at_most_once jobs are not run again"
+)
 # With no free slot the worker sleeps until the lane frees one and wakes it; this is
 # only the safety net.
 _FULL_WAIT = 1.0
@@ -27,9 +28,18 @@ _TICK = 0.01
 class Worker(Runnable):
     name = "worker"
 
-    def __init__(self, db: Database, *, queues: QueueSelector, threads: int, polling_interval: float,
-                 executor: Executor, completer: Completer, process_id: Callable[[], int],
-                 max_prefetch: int = 64) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        queues: QueueSelector,
+        threads: int,
+        polling_interval: float,
+        executor: Executor,
+        completer: Completer,
+        process_id: Callable[[], int],
+        max_prefetch: int = 64,
+    ) -> None:
         super().__init__()
         self.queues = queues
         self.polling_interval = polling_interval

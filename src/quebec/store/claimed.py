@@ -16,7 +16,8 @@ from quebec.types import ErrorInfo, Finished, NewJob
 def _held(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
     claims = tx.tables.claimed_executions
     return tx.dialect.delete_returning(
-        tx.conn, claims, claims.c.job_id.in_(list(job_ids)) & (claims.c.process_id == process_id))
+        tx.conn, claims, claims.c.job_id.in_(list(job_ids)) & (claims.c.process_id == process_id)
+    )
 
 
 def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bool = True) -> Finished:
@@ -38,8 +39,9 @@ def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bo
 
 
 def error_json(error: ErrorInfo) -> str:
-    return json.dumps({"exception_class": error.exception_class, "message": error.message,
-                       "backtrace": list(error.backtrace)})
+    return json.dumps(
+        {"exception_class": error.exception_class, "message": error.message, "backtrace": list(error.backtrace)}
+    )
 
 
 def fail(tx: Tx, *, process_id: int, job_id: int, error: ErrorInfo, arguments: str | None = None) -> bool:
@@ -51,8 +53,9 @@ def fail(tx: Tx, *, process_id: int, job_id: int, error: ErrorInfo, arguments: s
         values["arguments"] = arguments
     jobs = tx.tables.jobs
     tx.conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
-    tx.conn.execute(insert(tx.tables.failed_executions).values(job_id=job_id, error=error_json(error),
-                                                               created_at=tx.now))
+    tx.conn.execute(
+        insert(tx.tables.failed_executions).values(job_id=job_id, error=error_json(error), created_at=tx.now)
+    )
     return True
 
 
@@ -79,10 +82,18 @@ def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: object) -> bool:
     if not _held(tx, process_id=process_id, job_ids=[job_id]):
         return False
     t = tx.tables
-    tx.conn.execute(insert(t.scheduled_executions).from_select(
-        ["job_id", "queue_name", "priority", "scheduled_at", "created_at"],
-        select(t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, literal(run_at, UTCDateTime()),
-               literal(tx.now, UTCDateTime())).where(t.jobs.c.id == job_id)))
+    tx.conn.execute(
+        insert(t.scheduled_executions).from_select(
+            ["job_id", "queue_name", "priority", "scheduled_at", "created_at"],
+            select(
+                t.jobs.c.id,
+                t.jobs.c.queue_name,
+                t.jobs.c.priority,
+                literal(run_at, UTCDateTime()),
+                literal(tx.now, UTCDateTime()),
+            ).where(t.jobs.c.id == job_id),
+        )
+    )
     return True
 
 
@@ -100,10 +111,14 @@ def to_ready(tx: Tx, job_ids: Sequence[int]) -> None:
     if not job_ids:
         return
     t = tx.tables
-    tx.conn.execute(insert(t.ready_executions).from_select(
-        ["job_id", "queue_name", "priority", "created_at"],
-        select(t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, literal(tx.now, UTCDateTime()))
-        .where(t.jobs.c.id.in_(list(job_ids)))))
+    tx.conn.execute(
+        insert(t.ready_executions).from_select(
+            ["job_id", "queue_name", "priority", "created_at"],
+            select(t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, literal(tx.now, UTCDateTime())).where(
+                t.jobs.c.id.in_(list(job_ids))
+            ),
+        )
+    )
     if tx.dialect.supports_listen:
         ids = list(job_ids)
         announce(tx, set(tx.conn.scalars(select(t.jobs.c.queue_name).where(t.jobs.c.id.in_(ids)).distinct())))

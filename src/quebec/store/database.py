@@ -36,9 +36,18 @@ class Tx:
 
 
 class Database:
-    def __init__(self, url: str, *, prefix: str, clock: Clock | None = None, use_skip_locked: bool = True,
-                 pool_size: int | None = None, connect_timeout: float | None = None,
-                 retry_for: float = 30.0, ssl: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        clock: Clock | None = None,
+        use_skip_locked: bool = True,
+        pool_size: int | None = None,
+        connect_timeout: float | None = None,
+        retry_for: float = 30.0,
+        ssl: Mapping[str, str] | None = None,
+    ) -> None:
         sa_url, dialect = for_url(url, use_skip_locked=use_skip_locked)
         self.url = url
         self.display_url = redact(url)

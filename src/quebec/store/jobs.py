@@ -17,8 +17,17 @@ from quebec.types import EnqueuedJobs, NewJob, NewJobs
 NOTIFY_CHANNEL = ["quebec"]
 
 
-_JOB_COLUMNS = ("queue_name", "class_name", "arguments", "priority", "active_job_id", "scheduled_at",
-                "concurrency_key", "created_at", "updated_at")
+_JOB_COLUMNS = (
+    "queue_name",
+    "class_name",
+    "arguments",
+    "priority",
+    "active_job_id",
+    "scheduled_at",
+    "concurrency_key",
+    "created_at",
+    "updated_at",
+)
 _READY_COLUMNS = ("job_id", "queue_name", "priority", "created_at")
 _SCHEDULED_COLUMNS = ("job_id", "queue_name", "priority", "scheduled_at", "created_at")
 
@@ -50,8 +59,17 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
     else:
         later, db_at = [when > now for when in at], [d.to_db(when) for when in at]
     # In _JOB_COLUMNS order; rows are zipped from them in C.
-    columns = (batch.queue_names, batch.class_names, batch.arguments, batch.priorities, batch.active_job_ids,
-               db_at, batch.concurrency_keys, [db_now] * n, [db_now] * n)
+    columns = (
+        batch.queue_names,
+        batch.class_names,
+        batch.arguments,
+        batch.priorities,
+        batch.active_job_ids,
+        db_at,
+        batch.concurrency_keys,
+        [db_now] * n,
+        [db_now] * n,
+    )
     bulk = n >= BULK
     if bulk and d.supports_copy:
         ids = d.reserve_ids(tx.conn, t.jobs, n)
@@ -61,8 +79,9 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
     rows = list(zip(*columns, strict=True))
     if d.supports_modifying_cte:
         channel = NOTIFY_CHANNEL[0] if d.supports_listen else None
-        done = d.enqueue_in_one_statement(tx.conn, t.jobs, t.ready_executions, t.scheduled_executions,
-                                          _JOB_COLUMNS, rows, now=db_now, channel=channel)
+        done = d.enqueue_in_one_statement(
+            tx.conn, t.jobs, t.ready_executions, t.scheduled_executions, _JOB_COLUMNS, rows, now=db_now, channel=channel
+        )
         assert done is not None  # supports_modifying_cte promises it
         ids, later = [job_id for job_id, _ in done], [wait for _, wait in done]
     else:
@@ -74,8 +93,15 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
     return EnqueuedJobs(ids, batch.active_job_ids, later)
 
 
-def _add_executions(tx: Tx, batch: NewJobs, ids: list[int], later: list[bool], db_at: list[Any], db_now: Any,
-                    add: Callable[[Connection, Table, Sequence[str], Sequence[Sequence[Any]]], None]) -> None:
+def _add_executions(
+    tx: Tx,
+    batch: NewJobs,
+    ids: list[int],
+    later: list[bool],
+    db_at: list[Any],
+    db_now: Any,
+    add: Callable[[Connection, Table, Sequence[str], Sequence[Sequence[Any]]], None],
+) -> None:
     """Ready and scheduled rows for jobs just inserted with ids `ids`, sent row by row."""
     t = tx.tables
     ready: list[tuple[Any, ...]]
@@ -101,13 +127,22 @@ def _executions_from_jobs(tx: Tx, batch: NewJobs, ids: list[int], later: list[bo
     due = t.jobs.c.scheduled_at <= now
     created = literal(now, t.jobs.c.created_at.type)
     if not all(later):
-        _copy(tx, t.ready_executions, _READY_COLUMNS,
-              (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, created), new_jobs & due)
+        _copy(
+            tx,
+            t.ready_executions,
+            _READY_COLUMNS,
+            (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, created),
+            new_jobs & due,
+        )
         announce(tx, _due_queues(batch, later))
     if any(later):
-        _copy(tx, t.scheduled_executions, _SCHEDULED_COLUMNS,
-              (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, t.jobs.c.scheduled_at, created),
-              new_jobs & ~due)
+        _copy(
+            tx,
+            t.scheduled_executions,
+            _SCHEDULED_COLUMNS,
+            (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, t.jobs.c.scheduled_at, created),
+            new_jobs & ~due,
+        )
 
 
 def _copy(tx: Tx, table: Table, columns: Sequence[str], values: Sequence[Any], where: ColumnElement[bool]) -> None:

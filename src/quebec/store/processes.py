@@ -17,9 +17,18 @@ PRUNED_ERROR = ErrorInfo("ProcessPrunedError", "Process crashed or was killed be
 
 
 def register(tx: Tx, *, info: ProcessInfo) -> int:
-    result = tx.conn.execute(insert(tx.tables.processes).values(
-        kind=info.kind, name=info.name, pid=info.pid, hostname=info.hostname, metadata=info.metadata,
-        supervisor_id=info.supervisor_id, last_heartbeat_at=tx.now, created_at=tx.now))
+    result = tx.conn.execute(
+        insert(tx.tables.processes).values(
+            kind=info.kind,
+            name=info.name,
+            pid=info.pid,
+            hostname=info.hostname,
+            metadata=info.metadata,
+            supervisor_id=info.supervisor_id,
+            last_heartbeat_at=tx.now,
+            created_at=tx.now,
+        )
+    )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -47,8 +56,9 @@ def on_host(tx: Tx, *, hostname: str) -> list[dict[str, Any]]:
     return [{"id": r.id, "pid": r.pid, "metadata": json.loads(r.metadata) if r.metadata else {}} for r in rows]
 
 
-def prune_dead(tx: Tx, *, stale_before: datetime, dead_ids: Collection[int] = (),
-               at_most_once: Collection[str] = ()) -> Pruned:
+def prune_dead(
+    tx: Tx, *, stale_before: datetime, dead_ids: Collection[int] = (), at_most_once: Collection[str] = ()
+) -> Pruned:
     """Remove dead processes; their claims go back to ready (they run again) or, for
     classes that opted out of re-running (`at_most_once`), to failed with ProcessPrunedError.
 
@@ -64,9 +74,11 @@ def prune_dead(tx: Tx, *, stale_before: datetime, dead_ids: Collection[int] = ()
     victims = list(tx.conn.scalars(tx.dialect.lock_skip_locked(select(procs.c.id).where(cond))))
     orphan = claims.c.process_id.is_(None) | claims.c.process_id.not_in(select(procs.c.id).scalar_subquery())
     claim_cond = or_(claims.c.process_id.in_(victims), orphan) if victims else orphan
-    rows = tx.conn.execute(tx.dialect.lock_skip_locked(
-        select(claims.c.job_id, jobs.c.class_name).join(jobs, jobs.c.id == claims.c.job_id).where(claim_cond)
-    )).all()
+    rows = tx.conn.execute(
+        tx.dialect.lock_skip_locked(
+            select(claims.c.job_id, jobs.c.class_name).join(jobs, jobs.c.id == claims.c.job_id).where(claim_cond)
+        )
+    ).all()
     job_ids = [r.job_id for r in rows]
     if job_ids:
         tx.conn.execute(delete(claims).where(claims.c.job_id.in_(job_ids)))
@@ -74,8 +86,10 @@ def prune_dead(tx: Tx, *, stale_before: datetime, dead_ids: Collection[int] = ()
     to_release = [r.job_id for r in rows if r.class_name not in at_most_once]
     to_ready(tx, to_release)
     if to_fail:
-        tx.conn.execute(insert(t.failed_executions), [
-            {"job_id": j, "error": error_json(PRUNED_ERROR), "created_at": tx.now} for j in to_fail])
+        tx.conn.execute(
+            insert(t.failed_executions),
+            [{"job_id": j, "error": error_json(PRUNED_ERROR), "created_at": tx.now} for j in to_fail],
+        )
     if victims:
         tx.conn.execute(delete(procs).where(procs.c.id.in_(victims)))
     return Pruned(process_ids=tuple(victims), released=tuple(to_release), failed=tuple(to_fail))

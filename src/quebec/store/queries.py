@@ -32,14 +32,19 @@ class JobRow:
 def state_counts(tx: Tx) -> dict[JobState, int]:
     t = tx.tables
     counts = {
-        JobState.READY: t.ready_executions, JobState.SCHEDULED: t.scheduled_executions,
-        JobState.CLAIMED: t.claimed_executions, JobState.BLOCKED: t.blocked_executions,
+        JobState.READY: t.ready_executions,
+        JobState.SCHEDULED: t.scheduled_executions,
+        JobState.CLAIMED: t.claimed_executions,
+        JobState.BLOCKED: t.blocked_executions,
         JobState.FAILED: t.failed_executions,
     }
-    out = {state: int(tx.conn.execute(select(func.count()).select_from(table)).scalar() or 0)
-           for state, table in counts.items()}
-    out[JobState.FINISHED] = int(tx.conn.execute(
-        select(func.count()).select_from(t.jobs).where(t.jobs.c.finished_at.is_not(None))).scalar() or 0)
+    out = {
+        state: int(tx.conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+        for state, table in counts.items()
+    }
+    out[JobState.FINISHED] = int(
+        tx.conn.execute(select(func.count()).select_from(t.jobs).where(t.jobs.c.finished_at.is_not(None))).scalar() or 0
+    )
     return out
 
 
@@ -48,22 +53,39 @@ def get_job(tx: Tx, *, job_id: int) -> JobRow | None:
     return rows[0] if rows else None
 
 
-def list_jobs(tx: Tx, *, job_ids: list[int] | None = None, state: JobState | None = None,
-              class_name: str | None = None, queue_name: str | None = None,
-              after_id: int = 0, limit: int = 100) -> list[JobRow]:
+def list_jobs(
+    tx: Tx,
+    *,
+    job_ids: list[int] | None = None,
+    state: JobState | None = None,
+    class_name: str | None = None,
+    queue_name: str | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[JobRow]:
     """Jobs with their derived state, keyset-paged by id."""
     t = tx.tables
     jobs = t.jobs
-    stmt = (select(jobs, t.failed_executions.c.error, t.claimed_executions.c.process_id,
-                   t.ready_executions.c.id.label("r"), t.scheduled_executions.c.id.label("s"),
-                   t.blocked_executions.c.id.label("b"), t.claimed_executions.c.id.label("c"),
-                   t.failed_executions.c.id.label("f"))
-            .outerjoin(t.ready_executions, t.ready_executions.c.job_id == jobs.c.id)
-            .outerjoin(t.scheduled_executions, t.scheduled_executions.c.job_id == jobs.c.id)
-            .outerjoin(t.blocked_executions, t.blocked_executions.c.job_id == jobs.c.id)
-            .outerjoin(t.claimed_executions, t.claimed_executions.c.job_id == jobs.c.id)
-            .outerjoin(t.failed_executions, t.failed_executions.c.job_id == jobs.c.id)
-            .where(jobs.c.id > after_id).order_by(jobs.c.id).limit(limit))
+    stmt = (
+        select(
+            jobs,
+            t.failed_executions.c.error,
+            t.claimed_executions.c.process_id,
+            t.ready_executions.c.id.label("r"),
+            t.scheduled_executions.c.id.label("s"),
+            t.blocked_executions.c.id.label("b"),
+            t.claimed_executions.c.id.label("c"),
+            t.failed_executions.c.id.label("f"),
+        )
+        .outerjoin(t.ready_executions, t.ready_executions.c.job_id == jobs.c.id)
+        .outerjoin(t.scheduled_executions, t.scheduled_executions.c.job_id == jobs.c.id)
+        .outerjoin(t.blocked_executions, t.blocked_executions.c.job_id == jobs.c.id)
+        .outerjoin(t.claimed_executions, t.claimed_executions.c.job_id == jobs.c.id)
+        .outerjoin(t.failed_executions, t.failed_executions.c.job_id == jobs.c.id)
+        .where(jobs.c.id > after_id)
+        .order_by(jobs.c.id)
+        .limit(limit)
+    )
     if job_ids is not None:
         stmt = stmt.where(jobs.c.id.in_(job_ids))
     if class_name:
@@ -74,11 +96,22 @@ def list_jobs(tx: Tx, *, job_ids: list[int] | None = None, state: JobState | Non
         stmt = stmt.where(_state_condition(t, state))
     out = []
     for r in tx.conn.execute(stmt):
-        out.append(JobRow(
-            id=r.id, queue_name=r.queue_name, class_name=r.class_name, priority=r.priority,
-            active_job_id=r.active_job_id, arguments=r.arguments, scheduled_at=r.scheduled_at,
-            finished_at=r.finished_at, created_at=r.created_at, state=_state(r),
-            error=json.loads(r.error) if r.error else None, process_id=r.process_id))
+        out.append(
+            JobRow(
+                id=r.id,
+                queue_name=r.queue_name,
+                class_name=r.class_name,
+                priority=r.priority,
+                active_job_id=r.active_job_id,
+                arguments=r.arguments,
+                scheduled_at=r.scheduled_at,
+                finished_at=r.finished_at,
+                created_at=r.created_at,
+                state=_state(r),
+                error=json.loads(r.error) if r.error else None,
+                process_id=r.process_id,
+            )
+        )
     return out
 
 
@@ -99,9 +132,13 @@ def _state(r: Any) -> JobState:
 
 
 def _state_condition(t: Any, state: JobState) -> Any:
-    table = {JobState.READY: t.ready_executions, JobState.SCHEDULED: t.scheduled_executions,
-             JobState.CLAIMED: t.claimed_executions, JobState.BLOCKED: t.blocked_executions,
-             JobState.FAILED: t.failed_executions}.get(state)
+    table = {
+        JobState.READY: t.ready_executions,
+        JobState.SCHEDULED: t.scheduled_executions,
+        JobState.CLAIMED: t.claimed_executions,
+        JobState.BLOCKED: t.blocked_executions,
+        JobState.FAILED: t.failed_executions,
+    }.get(state)
     if table is not None:
         return table.c.id.is_not(None)
     return t.jobs.c.finished_at.is_not(None) & t.failed_executions.c.id.is_(None)

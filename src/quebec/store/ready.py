@@ -10,8 +10,11 @@ from quebec.store.rows import claimed_job
 from quebec.types import ClaimedJob, QueueSelector
 
 
-@one_statement_when(lambda dialect, _args, kwargs: dialect.supports_modifying_cte
-                    and (kwargs["queues"].is_all or len(kwargs["queues"].patterns) == 1))
+@one_statement_when(
+    lambda dialect, _args, kwargs: (
+        dialect.supports_modifying_cte and (kwargs["queues"].is_all or len(kwargs["queues"].patterns) == 1)
+    )
+)
 def claim(tx: Tx, *, queues: QueueSelector, limit: int, process_id: int) -> list[ClaimedJob]:
     """ready → claimed: up to `limit` jobs, lowest priority number first, queues in selector order.
 
@@ -51,12 +54,18 @@ def _claim_in_one_statement(tx: Tx, pick: Select[tuple[int]], process_id: int) -
     picked = pick.cte("picked")
     deleted = delete(ready).where(ready.c.job_id.in_(select(picked.c.job_id))).returning(ready.c.job_id)
     deleted_cte = deleted.cte("deleted")
-    inserted = (insert(claims).from_select(
-        ["job_id", "process_id", "created_at"],
-        select(deleted_cte.c.job_id, literal(process_id, BigInteger()), literal(tx.now, UTCDateTime())))
-        .returning(claims.c.job_id).cte("inserted"))
-    rows = tx.conn.execute(select(jobs).join(inserted, inserted.c.job_id == jobs.c.id)
-                           .order_by(jobs.c.priority, jobs.c.id))
+    inserted = (
+        insert(claims)
+        .from_select(
+            ["job_id", "process_id", "created_at"],
+            select(deleted_cte.c.job_id, literal(process_id, BigInteger()), literal(tx.now, UTCDateTime())),
+        )
+        .returning(claims.c.job_id)
+        .cte("inserted")
+    )
+    rows = tx.conn.execute(
+        select(jobs).join(inserted, inserted.c.job_id == jobs.c.id).order_by(jobs.c.priority, jobs.c.id)
+    )
     return [claimed_job(r) for r in rows]
 
 
@@ -68,8 +77,9 @@ def _claim_in_steps(tx: Tx, picked: list[int], process_id: int) -> list[ClaimedJ
     held = tx.dialect.delete_returning(tx.conn, ready, ready.c.job_id.in_(picked))
     if not held:
         return []
-    tx.conn.execute(insert(t.claimed_executions),
-                    [{"job_id": j, "process_id": process_id, "created_at": tx.now} for j in held])
+    tx.conn.execute(
+        insert(t.claimed_executions), [{"job_id": j, "process_id": process_id, "created_at": tx.now} for j in held]
+    )
     jobs = t.jobs
     rows = tx.conn.execute(select(jobs).where(jobs.c.id.in_(held)).order_by(jobs.c.priority, jobs.c.id))
     return [claimed_job(r) for r in rows]
@@ -80,7 +90,9 @@ def any_ready(tx: Tx, *, queues: QueueSelector) -> bool:
     ready = tx.tables.ready_executions
     stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(select(tx.tables.pauses.c.queue_name)))
     if not queues.is_all:
-        conditions = [ready.c.queue_name.startswith(p[:-1], autoescape=True) if p.endswith("*")
-                      else ready.c.queue_name == p for p in queues.patterns]
+        conditions = [
+            ready.c.queue_name.startswith(p[:-1], autoescape=True) if p.endswith("*") else ready.c.queue_name == p
+            for p in queues.patterns
+        ]
         stmt = stmt.where(or_(*conditions))
     return tx.conn.execute(stmt.limit(1)).first() is not None

@@ -11,7 +11,12 @@ from quebec.types import ClaimedJob
 
 def claimed_job(row: Row[Any]) -> ClaimedJob:
     return ClaimedJob(
-        id=row.id, queue_name=row.queue_name, class_name=row.class_name, arguments=row.arguments,
-        priority=row.priority, active_job_id=row.active_job_id, scheduled_at=row.scheduled_at,
+        id=row.id,
+        queue_name=row.queue_name,
+        class_name=row.class_name,
+        arguments=row.arguments,
+        priority=row.priority,
+        active_job_id=row.active_job_id,
+        scheduled_at=row.scheduled_at,
         concurrency_key=row.concurrency_key,
     )

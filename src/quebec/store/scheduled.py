@@ -16,17 +16,21 @@ def dispatch_due(tx: Tx, *, limit: int) -> int:
     Another dispatcher may be moving the same rows: SKIP LOCKED leaves them to it.
     """
     sched = tx.tables.scheduled_executions
-    stmt = (select(sched.c.job_id, sched.c.queue_name, sched.c.priority)
-            .where(sched.c.scheduled_at <= tx.now)
-            .order_by(sched.c.scheduled_at, sched.c.priority, sched.c.job_id).limit(limit))
+    stmt = (
+        select(sched.c.job_id, sched.c.queue_name, sched.c.priority)
+        .where(sched.c.scheduled_at <= tx.now)
+        .order_by(sched.c.scheduled_at, sched.c.priority, sched.c.job_id)
+        .limit(limit)
+    )
     rows = tx.conn.execute(tx.dialect.lock_skip_locked(stmt)).all()
     if not rows:
         return 0
     ids = [r.job_id for r in rows]
     tx.conn.execute(delete(sched).where(sched.c.job_id.in_(ids)))
-    tx.conn.execute(insert(tx.tables.ready_executions),
-                    [{"job_id": r.job_id, "queue_name": r.queue_name, "priority": r.priority,
-                      "created_at": tx.now} for r in rows])
+    tx.conn.execute(
+        insert(tx.tables.ready_executions),
+        [{"job_id": r.job_id, "queue_name": r.queue_name, "priority": r.priority, "created_at": tx.now} for r in rows],
+    )
     announce(tx, {r.queue_name for r in rows})
     return len(rows)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
+from quebec.retry import DiscardStrategy, RetryStrategy, rescue_strategies_of
 from quebec.types import ErrorInfo
 
 Handler = Callable[[Any, BaseException], Any]
@@ -33,7 +33,8 @@ class RetryAt:
 
 @dataclass(frozen=True, slots=True)
 class Discarded:
-    """Done without running again; `handler` (if any) is called by the executor, outside any transaction."""
+    """Done without running again; `handler` (if any) is called by the executor, outside any transaction,
+    always as handler(job, error): retry.job_handler() adapted a one-argument handler already."""
 
     handler: Handler | None
     reason: str  # "retry_exhausted" | "discard_on" | "rescue_from"
@@ -62,14 +63,13 @@ def decide(job_class: Any, error: BaseException, exception_executions: dict[str,
             if count + 1 < strategy.attempts:
                 return RetryAt(strategy.delay(count + 1), strategy.key, info)
             if strategy.handler is not None:
-                return Discarded(strategy.handler, "retry_exhausted", info)
+                return Discarded(strategy.job_handler, "retry_exhausted", info)
             break
     for entry in getattr(job_class, "discard_on", ()):
         discard = entry if isinstance(entry, DiscardStrategy) else DiscardStrategy(entry)
         if discard.matches(error):
-            return Discarded(discard.handler, "discard_on", info)
-    rescue_from: list[RescueStrategy] = list(getattr(job_class, "rescue_from", ()))
-    for rescue in rescue_from:
+            return Discarded(discard.job_handler, "discard_on", info)
+    for rescue in rescue_strategies_of(job_class):
         if rescue.matches(error):
-            return Discarded(rescue.handler, "rescue_from", info)
+            return Discarded(rescue.job_handler, "rescue_from", info)
     return Failed(info)

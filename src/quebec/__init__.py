@@ -2,6 +2,7 @@
 
 from quebec.app import Quebec
 from quebec.errors import (
+    AbortEnqueue,
     ConfigError,
     DatabaseUnavailable,
     EnqueueError,
@@ -9,12 +10,13 @@ from quebec.errors import (
     SerializationError,
     UnknownJobClass,
 )
-from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, RateLimitConflict
+from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbortEnqueue",
     "ActiveJob",
     "BaseClass",
     "ConcurrencyConflict",
@@ -22,6 +24,8 @@ __all__ = [
     "DatabaseUnavailable",
     "DiscardStrategy",
     "EnqueueError",
+    "JobBuilder",
+    "JobDescriptor",
     "Quebec",
     "QuebecError",
     "RateLimitConflict",

@@ -7,12 +7,12 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from quebec import enqueuing, ops
+from quebec import enqueue_callbacks, enqueuing, ops
 from quebec.config import Settings, load_settings
 from quebec.engine.supervisor import ThreadSupervisor
-from quebec.errors import ConfigError
+from quebec.errors import ConfigError, EnqueueError
 from quebec.hooks import Hooks
-from quebec.job import ActiveJob, BaseClass
+from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.registry import Registry
 from quebec.store import Database, jobs
 
@@ -72,20 +72,35 @@ class Quebec:
         return found
 
     # -- enqueue --------------------------------------------------------------------------
-    def enqueue_jobs(self, batch: Sequence[ActiveJob]) -> list[ActiveJob]:
-        """Insert jobs in one transaction; returns them with ids, in input order."""
+    def enqueue_jobs(self, batch: Sequence[ActiveJob], *, callbacks: bool = False) -> list[ActiveJob]:
+        """Insert jobs in one transaction; returns them with ids, in input order.
+
+        callbacks=True (perform_later's one job): its class's enqueue callbacks run around the insert.
+        """
         if not batch:
             return []
         rows, plans = enqueuing.plan(batch, self.db.clock.now(), self.settings.force_override_queue)
-        enqueued = self.db.transact(jobs.enqueue_many, rows)
-        enqueuing.settle(batch, plans, enqueued)
-        if self._supervisor is not None:
-            self._supervisor.wake_workers(set(rows.queue_names))
-        return list(batch)
 
-    def perform_all_later(self, batch: Iterable[ActiveJob]) -> list[ActiveJob]:
-        """Bulk enqueue: `qc.perform_all_later([Job.build(1), Job.build(2), ...])`."""
-        return self.enqueue_jobs(list(batch))
+        def insert() -> list[ActiveJob]:
+            enqueued = self.db.transact(jobs.enqueue_many, rows)
+            enqueuing.settle(batch, plans, enqueued, rows.arguments)
+            if self._supervisor is not None:
+                self._supervisor.wake_workers(set(rows.queue_names))
+            return list(batch)
+
+        if callbacks:
+            return [enqueue_callbacks.run(batch[0], rows, insert)]
+        return insert()
+
+    def perform_all_later(self, batch: Iterable[JobDescriptor]) -> list[ActiveJob]:
+        """Bulk enqueue: `qc.perform_all_later([Job.build(1), Job.build(2), ...])`. No enqueue callbacks run."""
+        return self.enqueue_jobs(active_jobs(batch))
+
+    def perform_later(self, klass: type[BaseClass], *args: Any, **kwargs: Any) -> ActiveJob:
+        """`klass.perform_later(*args, **kwargs)` on this instance, whichever Quebec the class is registered with."""
+        if not (isinstance(klass, type) and issubclass(klass, BaseClass)):
+            raise EnqueueError(f"qc.perform_later takes a job class (a quebec.BaseClass subclass) first, got {klass!r}")
+        return klass.perform_later(self, *args, **kwargs)
 
     # -- schema ---------------------------------------------------------------------------
     def create_tables(self) -> bool:

@@ -69,12 +69,13 @@ def plan(batch: Sequence[ActiveJob], now: datetime, forced: str | None) -> tuple
     return rows, plans
 
 
-def settle(batch: Sequence[ActiveJob], plans: Sequence[Plan], enqueued: EnqueuedJobs) -> None:
-    """Write what the store answered (ids, states) and what was resolved onto the jobs."""
-    for job, p, job_id, active_job_id, later in zip(
-        batch, plans, enqueued.ids, enqueued.active_job_ids, enqueued.scheduled, strict=True
+def settle(batch: Sequence[ActiveJob], plans: Sequence[Plan], enqueued: EnqueuedJobs, arguments: Sequence[str]) -> None:
+    """Write what the store answered (ids, states), what was resolved and what was stored onto the jobs."""
+    for job, p, job_id, active_job_id, later, stored in zip(
+        batch, plans, enqueued.ids, enqueued.active_job_ids, enqueued.scheduled, arguments, strict=True
     ):
         job.id, job.active_job_id, job.state = job_id, active_job_id, _SCHEDULED if later else _READY
+        job.envelope = stored
         job.queue_name, job.priority, job.scheduled_at = p.queue_name, p.priority, p.scheduled_at
 
 

@@ -45,3 +45,9 @@ class ProcessPrunedError(QuebecError):
 
 class JobTimeoutError(QuebecError, TimeoutError):
     """A job ran longer than its class's `timeout`."""
+
+
+class AbortEnqueue(Exception):
+    """Raise in a job's before_enqueue or around_enqueue to skip the enqueue: nothing is
+    inserted and perform_later returns the job with `id` None. Raised by user code, so (as
+    in the wheel) it is a plain Exception, not a QuebecError."""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
+from itertools import repeat
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from quebec.clock import to_naive_utc
+from quebec.enqueue_callbacks import check_enqueue_callbacks, has_enqueue_callbacks
 from quebec.errors import ConfigError, EnqueueError
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
 
@@ -22,11 +25,30 @@ _RESERVED = ("_scheduled_at", "_queue", "_priority")
 class Enqueuer(Protocol):
     """What a job class needs from Quebec to enqueue (bound at registration)."""
 
-    def enqueue_jobs(self, jobs: Sequence[ActiveJob]) -> list[ActiveJob]: ...
+    def enqueue_jobs(self, jobs: Sequence[ActiveJob], *, callbacks: bool = False) -> list[ActiveJob]: ...
+
+
+class _OptionsMapping(Mapping[str, Any]):
+    """JobOptions read as the wheel's options dict: only the options that were given."""
+
+    __slots__ = ()
+    _NAMES = ("wait", "wait_until", "queue", "priority")
+
+    def __getitem__(self, key: str) -> Any:
+        value = getattr(self, key, None) if key in self._NAMES else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._NAMES if getattr(self, name) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True, slots=True)
-class JobOptions:
+class JobOptions(_OptionsMapping):
     wait: float | timedelta | None = None
     wait_until: datetime | None = None
     queue: str | None = None
@@ -36,24 +58,92 @@ class JobOptions:
 _NO_OPTIONS = JobOptions()
 
 
+class ConcurrencyConflict(Enum):
+    Block = "block"
+    Discard = "discard"
+
+    # the wheel's lower-case spellings: functions returning the member
+    block = staticmethod(lambda: ConcurrencyConflict.Block)
+    discard = staticmethod(lambda: ConcurrencyConflict.Discard)
+
+
+class RateLimitConflict(Enum):
+    Reschedule = "reschedule"
+    Discard = "discard"
+
+    reschedule = staticmethod(lambda: RateLimitConflict.Reschedule)
+    discard = staticmethod(lambda: RateLimitConflict.Discard)
+
+
 @dataclass(slots=True)
-class ActiveJob:
-    """A job as enqueued (id set) or built for `perform_all_later` (id None)."""
+class JobDescriptor:
+    """What `perform_all_later` takes: a job class with its arguments and enqueue options.
+
+    `Job.build(...)` makes one (an ActiveJob not enqueued yet, the cheapest thing to bulk
+    insert); one made by hand, as in the wheel, may give `options` as a dict of set()'s
+    keywords.
+    """
 
     job_class: type[BaseClass]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    options: JobOptions = field(default_factory=JobOptions)
+    options: JobOptions | Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class ActiveJob(JobDescriptor):
+    """A job as enqueued (id set) or built for `perform_all_later` (id None).
+
+    `envelope` is the arguments column as stored (JSON), known once the job is planned for
+    insert. The class-level values below are the wheel's defaults for a job outside perform.
+    """
+
+    options: JobOptions = _NO_OPTIONS
     id: int | None = None
     active_job_id: str | None = None
     queue_name: str | None = None
     priority: int | None = None
     scheduled_at: datetime | None = None
     state: str | None = None
+    envelope: str | None = None
+
+    batch_id: ClassVar[str | None] = None
+    callback_batch_id: ClassVar[str | None] = None
+    concurrency_key: ClassVar[str | None] = None
+    concurrency_on_conflict: ClassVar[ConcurrencyConflict] = ConcurrencyConflict.Block
+    created_at: ClassVar[datetime | None] = None
+    updated_at: ClassVar[datetime | None] = None
+    finished_at: ClassVar[datetime | None] = None
+    executions: ClassVar[int] = 0
+    logger: ClassVar[logging.Logger] = logging.getLogger("quebec.job")
+    rescue_strategies: ClassVar[tuple[RescueStrategy, ...]] = ()
 
     @property
     def class_name(self) -> str:
         return self.job_class.__qualname__
+
+    @property
+    def arguments(self) -> str | None:
+        """The envelope's `arguments` object as JSON, as the wheel's ActiveJob.arguments shows it
+        (read from `envelope` when asked, so that a bulk enqueue parses nothing)."""
+        return None if self.envelope is None else arguments_json(self.envelope)
+
+    @classmethod
+    def perform_later(cls, *args: Any, **kwargs: Any) -> ActiveJob:
+        """Refused: an ActiveJob is the record of an enqueued job, not a job class (the wheel
+        would insert a row of class "ActiveJob" that no worker can run)."""
+        raise EnqueueError(
+            "quebec.ActiveJob is the record of an enqueued job, not a job class; subclass quebec.BaseClass "
+            "and call YourJob.perform_later(...)"
+        )
+
+    @classmethod
+    def register_rescue_strategy(cls, strategy: RescueStrategy) -> None:
+        """Refused: no job class inherits from ActiveJob here (the wheel accepts it and never uses it)."""
+        raise ConfigError(
+            "rescue strategies are registered on a job class: YourJob.register_rescue_strategy(...), or "
+            "quebec.BaseClass.register_rescue_strategy(...) for every job"
+        )
 
     def __repr__(self) -> str:
         return (
@@ -76,6 +166,11 @@ class ActiveJob:
             at = now
         self.queue_name, self.priority, self.scheduled_at = queue, priority, at
         return self
+
+
+def arguments_json(envelope: str) -> str:
+    inner = json.loads(envelope).get("arguments")
+    return json.dumps(inner, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _as_timedelta(wait: object, owner: str) -> timedelta:
@@ -111,12 +206,17 @@ def _options_from_kwargs(kwargs: dict[str, Any], base: JobOptions) -> JobOptions
     )
 
 
-class ConfiguredJob:
-    """`Job.set(...)`: the same class with enqueue options bound."""
+class JobBuilder:
+    """`Job.set(...)`: the same class with enqueue options bound. `JobBuilder(Job, queue=...)`
+    as in the wheel is the same as `Job.set(queue=...)`."""
 
-    def __init__(self, job_class: type[BaseClass], options: JobOptions) -> None:
+    def __init__(self, job_class: type[BaseClass], options: JobOptions | None = None, /, **named: Any) -> None:
+        if options is None:
+            options = job_class.set(**named).options if named else _NO_OPTIONS
+        elif named:
+            raise EnqueueError(f"JobBuilder({job_class.__qualname__}, ...) takes JobOptions or keywords, not both")
         self.job_class = job_class
-        self.options = options
+        self.options: JobOptions = options
 
     def set(self, **options: Any) -> ConfiguredJob:
         return self.job_class.set(**{**_options_dict(self.options), **options})
@@ -127,7 +227,33 @@ class ConfiguredJob:
 
     def perform_later(self, *args: Any, **kwargs: Any) -> ActiveJob:
         qc, rest = _split(self.job_class, args)
-        return qc.enqueue_jobs([self.build(*rest, **kwargs)])[0]
+        job = self.build(*rest, **kwargs)
+        return qc.enqueue_jobs([job], callbacks=has_enqueue_callbacks(self.job_class))[0]
+
+
+ConfiguredJob = JobBuilder  # its earlier name, kept for code that imports it
+
+
+def active_jobs(batch: Iterable[JobDescriptor]) -> list[ActiveJob]:
+    """perform_all_later's input as ActiveJobs: what Job.build made passes as is (the bulk
+    path: one isinstance per job); a JobDescriptor made by hand is built through set(), so its
+    options are checked as set() checks them. Anything else is left for enqueuing to refuse."""
+    jobs: list[Any] = list(batch)
+    if all(map(isinstance, jobs, repeat(ActiveJob))):
+        return jobs
+    return [_from_descriptor(j) if _hand_made(j) else j for j in jobs]
+
+
+def _hand_made(job: object) -> bool:
+    return isinstance(job, JobDescriptor) and not isinstance(job, ActiveJob)
+
+
+def _from_descriptor(descriptor: JobDescriptor) -> ActiveJob:
+    cls, options = descriptor.job_class, descriptor.options
+    if not (isinstance(cls, type) and issubclass(cls, BaseClass)):
+        raise EnqueueError(f"JobDescriptor.job_class must be a quebec.BaseClass subclass, got {cls!r}")
+    builder = JobBuilder(cls, options) if isinstance(options, JobOptions) else cls.set(**dict(options or {}))
+    return builder.build(*descriptor.args, **descriptor.kwargs)
 
 
 def _options_dict(options: JobOptions) -> dict[str, Any]:
@@ -150,6 +276,9 @@ class BaseClass:
     at_most_once: ClassVar[bool] = False
 
     _quebec: ClassVar[Enqueuer | None] = None
+    # Registered with register_rescue_strategy, tried after rescue_from (retry.rescue_strategies_of).
+    # One list per class that registers; this one, on BaseClass, applies to every job.
+    rescue_strategies: ClassVar[list[RescueStrategy]] = []
 
     # set on the instance before perform
     id: int
@@ -169,6 +298,7 @@ class BaseClass:
                     f"or a before_perform hook"
                 )
         _check_class_options(cls, name)
+        _check_callbacks_and_rescues(cls, name)
 
     def perform(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__qualname__} must define perform(self, ...)")
@@ -195,6 +325,17 @@ class BaseClass:
         return ConfiguredJob(cls, _NO_OPTIONS).perform_later(*args, **kwargs)
 
     @classmethod
+    def register_rescue_strategy(cls, strategy: RescueStrategy) -> None:
+        """Add a rescue strategy to this class (and its subclasses), tried after `rescue_from`."""
+        if not isinstance(strategy, RescueStrategy):
+            raise ConfigError(
+                f"{cls.__qualname__}.register_rescue_strategy takes a quebec.RescueStrategy(...), got {strategy!r}"
+            )
+        if "rescue_strategies" not in cls.__dict__:  # never append to a base class's list
+            cls.rescue_strategies = []
+        cls.rescue_strategies.append(strategy)
+
+    @classmethod
     def resolve_queue(cls, *args: Any, **kwargs: Any) -> str:
         queue = cls.queue_as
         if callable(queue):
@@ -206,16 +347,6 @@ class BaseClass:
     @classmethod
     def resolve_priority(cls) -> int:
         return cls.queue_with_priority if cls.queue_with_priority is not None else cls.priority
-
-
-class ConcurrencyConflict(Enum):
-    Block = "block"
-    Discard = "discard"
-
-
-class RateLimitConflict(Enum):
-    Reschedule = "reschedule"
-    Discard = "discard"
 
 
 # Seed options that are accepted but not enforced yet: say so once per class rather than
@@ -256,3 +387,17 @@ def _check_class_options(cls: type[BaseClass], name: str) -> None:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
             raise ConfigError(f"{name}.timeout must be seconds > 0 or a timedelta, got {timeout!r}")
+
+
+def _check_callbacks_and_rescues(cls: type[BaseClass], name: str) -> None:
+    check_enqueue_callbacks(cls, name)
+    own = cls.__dict__.get("rescue_strategies")
+    if own is not None:
+        if not isinstance(own, list | tuple):
+            raise ConfigError(f"{name}.rescue_strategies must be a list of quebec.RescueStrategy(...), got {own!r}")
+        for rescue in own:
+            if not isinstance(rescue, RescueStrategy):
+                raise ConfigError(
+                    f"{name}.rescue_strategies entries must be quebec.RescueStrategy(...), got {rescue!r}"
+                )
+        cls.rescue_strategies = list(own)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from quebec import enqueue_callbacks, enqueuing, ops
@@ -214,11 +215,30 @@ class Quebec:
         """Cancel a job that has not started; False when it is running, finished or failed."""
         return bool(ops.cancel(self.db, [job_id]))
 
-    def retry_all_failed(self, class_name: str | None = None, queue_name: str | None = None) -> int:
-        return ops.retry_all_failed(self.db, class_name=class_name, queue_name=queue_name)
+    def retry_all_failed(
+        self,
+        class_name: str | None = None,
+        queue_name: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        error_like: str | None = None,
+    ) -> int:
+        """Retry the failed jobs every given filter matches (ops.failed_filter says how); returns how many."""
+        return ops.retry_all_failed(
+            self.db, class_name=class_name, queue_name=queue_name, since=since, until=until, error_like=error_like
+        )
 
-    def discard_all_failed(self, class_name: str | None = None, queue_name: str | None = None) -> int:
-        return ops.discard_all_failed(self.db, class_name=class_name, queue_name=queue_name)
+    def discard_all_failed(
+        self,
+        class_name: str | None = None,
+        queue_name: str | None = None,
+        since: float | datetime | None = None,
+        until: float | datetime | None = None,
+        error_like: str | None = None,
+    ) -> int:
+        return ops.discard_all_failed(
+            self.db, class_name=class_name, queue_name=queue_name, since=since, until=until, error_like=error_like
+        )
 
     def cancel_scheduled(self, job_id: int) -> bool:
         return ops.cancel_scheduled(self.db, [job_id]) > 0
@@ -232,5 +252,20 @@ class Quebec:
     def paused_queues(self) -> list[str]:
         return ops.paused_queues(self.db)
 
+    def pause_all(self) -> int:
+        """Pause every queue that has a job now (as the wheel); returns how many were newly paused."""
+        return ops.pause_all(self.db)
+
+    def resume_all(self) -> int:
+        """Resume every paused queue; returns how many pauses were removed."""
+        return ops.resume_all(self.db)
+
+    def queue_paused(self, queue_name: str) -> bool:
+        return ops.queue_paused(self.db, queue_name)
+
     def clear_finished_jobs(self, batch_size: int = 500, finished_before: Any = None) -> int:
         return ops.clear_finished_jobs(self.db, self.settings, batch_size=batch_size, finished_before=finished_before)
+
+    def count_clearable_jobs(self, finished_before: float | datetime | None = None) -> int:
+        """How many finished jobs clear_finished_jobs would delete now (seconds since the epoch or a datetime)."""
+        return ops.count_clearable_jobs(self.db, self.settings, finished_before=finished_before)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from quebec.clock import to_naive_utc
 from quebec.identifiers import queue_name
@@ -49,6 +49,41 @@ def paused_queues(db: Database) -> list[str]:
     return db.read(pauses.paused_queues)
 
 
+def pause_all(db: Database) -> int:
+    """Pause every queue that has a job now; returns how many were newly paused."""
+    return db.transact(pauses.pause_all)
+
+
+def resume_all(db: Database) -> int:
+    return db.transact(pauses.resume_all)
+
+
+def queue_paused(db: Database, name: str) -> bool:
+    return db.read(pauses.is_paused, queue_name=queue_name(name))
+
+
+def instant(value: object, what: str) -> datetime | None:
+    """A moment given as seconds since the epoch (as the wheel takes it) or a datetime, as naive UTC."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return to_naive_utc(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be seconds since the epoch or a datetime, got {value!r}")
+    try:
+        return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"{what}={value!r} is out of range; give seconds since the epoch or a datetime") from None
+
+
+def count_clearable_jobs(db: Database, settings: Settings, *, finished_before: object = None) -> int:
+    """How many finished jobs clear_finished_jobs would delete now (same default cut-off)."""
+    before = instant(finished_before, "finished_before")
+    if before is None:
+        before = db.clock.now() - timedelta(seconds=settings.clear_finished_jobs_after)
+    return db.read(cleanup.count_finished, finished_before=before)
+
+
 def clear_finished_jobs(
     db: Database, settings: Settings, *, batch_size: int = 500, finished_before: datetime | None = None
 ) -> int:
@@ -65,36 +100,51 @@ def clear_finished_jobs(
             return total
 
 
-def failed_jobs(
-    db: Database, *, class_name: str | None = None, queue_name: str | None = None, limit: int = 1000
-) -> list[JobRow]:
-    return db.read(queries.list_jobs, state=JobState.FAILED, class_name=class_name, queue_name=queue_name, limit=limit)
+def failed_filter(
+    *,
+    class_name: str | None = None,
+    queue_name: str | None = None,
+    since: object = None,
+    until: object = None,
+    error_like: str | None = None,
+) -> dict[str, Any]:
+    """queries.list_jobs' filters for failed jobs; each one given must match.
+
+    since/until: when the job failed, seconds since the epoch (as the wheel) or a datetime,
+    both inclusive. error_like: an SQL LIKE pattern matched as given against the stored error
+    JSON (`%TimeoutError%`), as the wheel does (see queries.list_jobs).
+    """
+    if error_like is not None and not isinstance(error_like, str):
+        raise TypeError(f"error_like must be an SQL LIKE pattern (a str) such as '%Timeout%', got {error_like!r}")
+    return {
+        "class_name": class_name,
+        "queue_name": queue_name,
+        "failed_since": instant(since, "since"),
+        "failed_until": instant(until, "until"),
+        "error_like": error_like,
+    }
 
 
-def retry_all_failed(
-    db: Database, *, class_name: str | None = None, queue_name: str | None = None, batch_size: int = 500
-) -> int:
-    """failed → ready for every failed job (optionally of one class or queue), in batches."""
-    return _all_failed(db, retry_failed, class_name=class_name, queue_name=queue_name, batch_size=batch_size)
+def failed_jobs(db: Database, *, limit: int = 1000, **where: Any) -> list[JobRow]:
+    """Failed jobs, oldest first; `where` as failed_filter() takes it."""
+    return db.read(queries.list_jobs, state=JobState.FAILED, limit=limit, **failed_filter(**where))
 
 
-def discard_all_failed(
-    db: Database, *, class_name: str | None = None, queue_name: str | None = None, batch_size: int = 500
-) -> int:
-    return _all_failed(db, discard_failed, class_name=class_name, queue_name=queue_name, batch_size=batch_size)
+def retry_all_failed(db: Database, *, batch_size: int = 500, **where: Any) -> int:
+    """failed → ready for every failed job that `where` (as failed_filter) takes, all without it, in batches."""
+    return _all_failed(db, retry_failed, failed_filter(**where), batch_size=batch_size)
+
+
+def discard_all_failed(db: Database, *, batch_size: int = 500, **where: Any) -> int:
+    return _all_failed(db, discard_failed, failed_filter(**where), batch_size=batch_size)
 
 
 def _all_failed(
-    db: Database,
-    action: Callable[[Database, Sequence[int]], int],
-    *,
-    class_name: str | None,
-    queue_name: str | None,
-    batch_size: int,
+    db: Database, action: Callable[[Database, Sequence[int]], int], where: dict[str, Any], *, batch_size: int
 ) -> int:
     total = 0
     while True:
-        rows = failed_jobs(db, class_name=class_name, queue_name=queue_name, limit=batch_size)
+        rows = db.read(queries.list_jobs, state=JobState.FAILED, limit=batch_size, **where)
         if not rows:
             return total
         done = action(db, [r.id for r in rows])

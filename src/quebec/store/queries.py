@@ -60,10 +60,20 @@ def list_jobs(
     state: JobState | None = None,
     class_name: str | None = None,
     queue_name: str | None = None,
+    failed_since: datetime | None = None,
+    failed_until: datetime | None = None,
+    error_like: str | None = None,
     after_id: int = 0,
     limit: int = 100,
 ) -> list[JobRow]:
-    """Jobs with their derived state, keyset-paged by id."""
+    """Jobs with their derived state, keyset-paged by id.
+
+    failed_since/failed_until bound when the job failed (failed_executions.created_at, both
+    inclusive); error_like is an SQL LIKE pattern matched as given against the stored error
+    (its JSON text), as the wheel does: `%` and `_` are wildcards, and case and backslash
+    escapes follow the database (PostgreSQL compares case-sensitively, SQLite and MySQL do not).
+    All three keep only failed jobs.
+    """
     t = tx.tables
     jobs = t.jobs
     stmt = (
@@ -94,6 +104,13 @@ def list_jobs(
         stmt = stmt.where(jobs.c.queue_name == queue_name)
     if state is not None:
         stmt = stmt.where(_state_condition(t, state))
+    failed = t.failed_executions.c
+    if failed_since is not None:
+        stmt = stmt.where(failed.created_at >= failed_since)
+    if failed_until is not None:
+        stmt = stmt.where(failed.created_at <= failed_until)
+    if error_like is not None:
+        stmt = stmt.where(failed.error.like(error_like))
     out = []
     for r in tx.conn.execute(stmt):
         out.append(

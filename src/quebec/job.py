@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import Enum, EnumType
 from itertools import repeat
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -58,7 +58,14 @@ class JobOptions(_OptionsMapping):
 _NO_OPTIONS = JobOptions()
 
 
-class ConcurrencyConflict(Enum):
+class _ListedEnum(EnumType):
+    """dir() names the class's functions too, as from Python 3.12 (3.11 lists only members)."""
+
+    def __dir__(cls) -> list[str]:
+        return sorted({*super().__dir__(), *(name for name in vars(cls) if not name.startswith("_"))})
+
+
+class ConcurrencyConflict(Enum, metaclass=_ListedEnum):
     Block = "block"
     Discard = "discard"
 
@@ -67,7 +74,7 @@ class ConcurrencyConflict(Enum):
     discard = staticmethod(lambda: ConcurrencyConflict.Discard)
 
 
-class RateLimitConflict(Enum):
+class RateLimitConflict(Enum, metaclass=_ListedEnum):
     Reschedule = "reschedule"
     Discard = "discard"
 

@@ -138,6 +138,8 @@ def test_lower_case_conflict_names_return_the_members_as_the_wheel() -> None:
     assert quebec.RateLimitConflict.reschedule() is quebec.RateLimitConflict.Reschedule
     assert quebec.RateLimitConflict.discard() is quebec.RateLimitConflict.Discard
     assert len(quebec.ConcurrencyConflict) == 2 and len(quebec.RateLimitConflict) == 2  # aliases are not members
+    assert {"block", "discard", "Block"} <= set(dir(quebec.ConcurrencyConflict))
+    assert {"reschedule", "discard"} <= set(dir(quebec.RateLimitConflict))
 
 
 def test_abort_enqueue_is_a_plain_exception_as_the_wheel() -> None:

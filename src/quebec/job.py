@@ -259,7 +259,9 @@ def _from_descriptor(descriptor: JobDescriptor) -> ActiveJob:
     cls, options = descriptor.job_class, descriptor.options
     if not (isinstance(cls, type) and issubclass(cls, BaseClass)):
         raise EnqueueError(f"JobDescriptor.job_class must be a quebec.BaseClass subclass, got {cls!r}")
-    builder = JobBuilder(cls, options) if isinstance(options, JobOptions) else cls.set(**dict(options or {}))
+    if not isinstance(options, Mapping):
+        raise EnqueueError(f"JobDescriptor.options must be a dict of set()'s keywords, got {options!r}")
+    builder = JobBuilder(cls, options) if isinstance(options, JobOptions) else cls.set(**dict(options))
     return builder.build(*descriptor.args, **descriptor.kwargs)
 
 

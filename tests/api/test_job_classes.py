@@ -44,6 +44,8 @@ def test_perform_all_later_takes_built_jobs_and_hand_made_descriptors(qc: Any) -
     assert all(j.envelope == r.arguments for j, r in zip(jobs, rows, strict=True))
     with pytest.raises(quebec.EnqueueError, match="must be a quebec.BaseClass subclass"):
         qc.perform_all_later([quebec.JobDescriptor(int, (), {}, {})])  # type: ignore[arg-type]
+    with pytest.raises(quebec.EnqueueError, match="options must be a dict of set"):
+        qc.perform_all_later([quebec.JobDescriptor(Mixed, (), {}, ["queue"])])  # type: ignore[arg-type]
     with pytest.raises(quebec.EnqueueError, match="Job.build"):
         qc.perform_all_later([built, 3])
     assert count_rows(qc) == 2

@@ -158,6 +158,10 @@ class JobMetrics:
                 "true" if window.single else "false",
                 active,
             )
+            if not recording.offer(row):
+                # The row limit: end here, without waiting for the writer (no disk I/O on a job thread).
+                recording.finish("limit reached")
+                self._forget(recording)
             self._summary.add(
                 job.class_name,
                 failed=failed,
@@ -166,10 +170,6 @@ class JobMetrics:
                 rss_delta=peak_kb - window.start_kb if window.single else None,
                 jid=jid,
             )
-            if not recording.offer(row):
-                # The row limit: end here, without waiting for the writer (no disk I/O on a job thread).
-                recording.finish("limit reached")
-                self._forget(recording)
         except Exception:  # noqa: BLE001 - measuring must never cost a job its outcome
             self._measure_failed()
 

@@ -201,7 +201,8 @@ class Quebec:
 
     def close(self) -> None:
         self.stop()
-        self._job_metrics().close()
+        if self._metrics is not None:
+            self._metrics.close()
         self.db.dispose()
 
     # -- runtime control --------------------------------------------------------------------

@@ -128,31 +128,12 @@ class Quebec:
         Called on the main thread it handles signals as run() does (TERM/INT stop, USR1 quiet,
         USR2 job metrics) until it stops; elsewhere it handles none.
         """
-        supervisor = self._new_supervisor(create_tables, control_plane, spawn, threads)
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def main() -> None:
-            try:
-                supervisor.start()
-            except BaseException as exc:
-                failure.append(exc)
-                supervisor.shutdown()
-                return
-            finally:
-                ready.set()
-            supervisor.wait_for_stop()
-
-        self._supervisor = supervisor
-        supervisor.install_signals()
-        self._thread = threading.Thread(target=main, name="quebec-supervisor", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            supervisor.release_signals()
-            self._thread = self._supervisor = None
-            raise failure[0]
+        self._supervisor = self._new_supervisor(create_tables, control_plane, spawn, threads)
+        try:
+            self._supervisor.start_background()
+        except BaseException:
+            self._supervisor = None
+            raise
         return self
 
     def _new_supervisor(
@@ -178,26 +159,18 @@ class Quebec:
 
     def stop(self, timeout: float | None = None) -> None:
         """Graceful shutdown of a runtime started with start() (or run() in another thread)."""
-        supervisor = self._supervisor
+        supervisor, self._supervisor = self._supervisor, None
+        self._quiet_requested = False
         if supervisor is not None:
             supervisor.stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        if supervisor is not None:
-            supervisor.release_signals()
-        self._supervisor = None
-        self._quiet_requested = False
+            supervisor.join(timeout)
 
     graceful_shutdown = stop
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the runtime started with start() stops (a signal, or qc.stop() elsewhere)."""
-        thread, supervisor = self._thread, self._supervisor
-        if thread is not None:
-            thread.join(timeout)
-            if not thread.is_alive() and supervisor is not None:
-                supervisor.release_signals()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
 
     def close(self) -> None:
         self.stop()

@@ -71,6 +71,7 @@ class ThreadSupervisor:
         self.control_plane = control_plane
         self.metrics = metrics
         self._quiet = False
+        self._thread: threading.Thread | None = None  # start_background()'s
         self.intents = Intents()
         self.hostname = socket.gethostname()
         self.exit_code = 0
@@ -250,9 +251,43 @@ class ThreadSupervisor:
             self.release_signals()
         return self.exit_code
 
-    def wait_for_stop(self) -> None:
-        """The main loop of a runtime started off the main thread (qc.start())."""
-        self._wait()
+    def start_background(self) -> None:
+        """start(), then the main loop, in a thread of their own (qc.start()); returns once
+        started, raising what start() raised. Called on the main thread, signals come here
+        until it stops."""
+        self.install_signals()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            try:
+                self.start()
+            except BaseException as exc:
+                failure.append(exc)
+                self.shutdown()
+                return
+            finally:
+                ready.set()
+            self._wait()
+
+        self._thread = threading.Thread(target=main, name="quebec-supervisor", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self.release_signals()
+            raise failure[0]
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for start_background()'s runtime to end, then give the signals back; True once it
+        has ended. (run() gives its signals back itself, on its own thread.)"""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        self.release_signals()
+        return True
 
     def _wait(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -10,20 +11,26 @@ from typing import Any, TypeVar
 
 from quebec import enqueue_callbacks, enqueuing, ops
 from quebec.config import Settings, load_settings
+from quebec.engine.metrics import JobMetrics
 from quebec.engine.supervisor import ThreadSupervisor
-from quebec.errors import ConfigError, EnqueueError
+from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
 from quebec.hooks import Hooks
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.registry import Registry
-from quebec.store import Database, jobs
+from quebec.store import Database, health, jobs
 
 log = logging.getLogger("quebec")
 J = TypeVar("J", bound=type[BaseClass])
 F = TypeVar("F", bound=Callable[..., Any])
+_LAZY = threading.Lock()  # guards the lazy creation of an instance's JobMetrics
 
 
 class Quebec:
     """One per process. `Quebec(url, **options)`; options as in spec/configuration.md."""
+
+    # Runtime state that exists before any start(); class defaults, set per instance when used.
+    _quiet_requested = False
+    _metrics: JobMetrics | None = None
 
     def __init__(self, database_url: str | None = None, /, **options: Any) -> None:
         if "database_url" in options and database_url is not None:
@@ -110,74 +117,147 @@ class Quebec:
     # -- running --------------------------------------------------------------------------
     def run(
         self,
+        *,
         create_tables: bool = False,
         control_plane: str | None = None,
         spawn: Iterable[str] | None = None,
         threads: int | None = None,
     ) -> int:
         """Run worker, dispatcher and maintenance in this process until TERM/INT (blocking)."""
-        if control_plane:
-            log.warning("control_plane=%r: the dashboard is not built yet; running without it", control_plane)
-        if create_tables:
-            self.create_tables()
-        self._supervisor = ThreadSupervisor(
-            self.db, self.settings, self.registry, self.hooks, spawn=spawn, threads=threads
-        )
+        self._supervisor = self._new_supervisor(create_tables, control_plane, spawn, threads)
         try:
             return self._supervisor.run()
         finally:
             self._supervisor = None
+            self._quiet_requested = False
 
     def start(
-        self, create_tables: bool = False, spawn: Iterable[str] | None = None, threads: int | None = None
-    ) -> None:
-        """Run in a background thread (no signal handlers); stop with `qc.stop()`."""
+        self,
+        *,
+        create_tables: bool = False,
+        control_plane: str | None = None,
+        spawn: Iterable[str] | None = None,
+        threads: int | None = None,
+    ) -> Quebec:
+        """Run in a background thread and return at once (`qc.start().wait()`); stop with `qc.stop()`.
+
+        Called on the main thread it handles signals as run() does (TERM/INT stop, USR1 quiet,
+        USR2 job metrics) until it stops; elsewhere it handles none.
+        """
+        self._supervisor = self._new_supervisor(create_tables, control_plane, spawn, threads)
+        try:
+            self._supervisor.start_background()
+        except BaseException:
+            self._supervisor = None
+            raise
+        return self
+
+    def _new_supervisor(
+        self, create_tables: bool, control_plane: str | None, spawn: Iterable[str] | None, threads: int | None
+    ) -> ThreadSupervisor:
+        if self._supervisor is not None and not self._supervisor.stopped:
+            raise RuntimeError("this Quebec is already running; call qc.stop() before starting it again")
         if create_tables:
             self.create_tables()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        self._supervisor = ThreadSupervisor(
-            self.db, self.settings, self.registry, self.hooks, spawn=spawn, threads=threads
+        supervisor = ThreadSupervisor(
+            self.db,
+            self.settings,
+            self.registry,
+            self.hooks,
+            spawn=spawn,
+            threads=threads,
+            control_plane=control_plane,
+            metrics=self._job_metrics(),
         )
-        supervisor = self._supervisor
-
-        def main() -> None:
-            try:
-                supervisor.start()
-            except BaseException as exc:
-                failure.append(exc)
-                supervisor.shutdown()
-                return
-            finally:
-                ready.set()
-            supervisor.wait_for_stop()
-
-        self._thread = threading.Thread(target=main, name="quebec-supervisor", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            self._thread = self._supervisor = None
-            raise failure[0]
+        if self._quiet_requested:
+            supervisor.quiet()
+        return supervisor
 
     def stop(self, timeout: float | None = None) -> None:
         """Graceful shutdown of a runtime started with start() (or run() in another thread)."""
-        if self._supervisor is not None:
-            self._supervisor.stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        self._supervisor = None
+        supervisor, self._supervisor = self._supervisor, None
+        self._quiet_requested = False
+        if supervisor is not None:
+            supervisor.stop()
+            supervisor.join(timeout)
 
     graceful_shutdown = stop
 
     def wait(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Block until the runtime started with start() stops (a signal, or qc.stop() elsewhere)."""
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
 
     def close(self) -> None:
         self.stop()
+        if self._metrics is not None:
+            self._metrics.close()
         self.db.dispose()
+
+    # -- runtime control --------------------------------------------------------------------
+    def quiet(self) -> None:
+        """Stop claiming new jobs; running ones finish (what USR1 does). Idempotent; before
+        start() it makes the next start quiet."""
+        self._quiet_requested = True
+        if self._supervisor is not None:
+            self._supervisor.quiet()
+
+    @property
+    def is_quiet(self) -> bool:
+        return self._supervisor.is_quiet if self._supervisor is not None else self._quiet_requested
+
+    def in_flight_count(self) -> int:
+        """Jobs running on this process's worker threads now (busy threads)."""
+        return self._supervisor.in_flight_count() if self._supervisor is not None else 0
+
+    @property
+    def worker_threads(self) -> int:
+        """Worker threads this process runs (or will run): start(threads=) or the settings."""
+        return self._supervisor.worker_threads if self._supervisor is not None else self.settings.worker_threads
+
+    def ping(self) -> bool:
+        """One database round trip: True when it answered; False (and an error logged) when not."""
+        try:
+            health.ping(self.db)
+        except DatabaseUnavailable as exc:
+            log.error("database.ping_failed: %s", exc)
+            return False
+        return True
+
+    # -- job metrics (SIGUSR2) --------------------------------------------------------------
+    def start_job_metrics(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Record one CSV row per finished job to `path`, or to a new file in
+        $QUEBEC_JOB_METRICS_DIR / the temp dir. Returns the path; raises if already recording."""
+        return self._job_metrics().start(path)
+
+    def stop_job_metrics(self) -> dict[str, Any] | None:
+        """Stop recording: `{"path", "rows", "dropped"}`, or None when nothing was recording."""
+        return self._job_metrics().stop()
+
+    def toggle_job_metrics(self) -> dict[str, Any] | None:
+        """Start if idle (returns None), stop if recording (returns the stop result, logs the summary): SIGUSR2."""
+        return self._job_metrics().toggle()
+
+    @property
+    def job_metrics_path(self) -> str | None:
+        """Path of the running job metrics recording, or None."""
+        return self._job_metrics().path
+
+    def job_metrics_summary(self, reset: bool = False) -> dict[str, dict[str, Any]]:
+        """Per class: count, failed, duration_ms, minor_faults, process_rss_peak_delta_kb, of the
+        jobs recorded since start-up (or the last reset=True, which takes and clears them)."""
+        return self._job_metrics().summary(reset=reset)
+
+    def log_job_metrics_summary(self) -> None:
+        """Log one `job_metrics.summary` line per class."""
+        self._job_metrics().log_summary()
+
+    def _job_metrics(self) -> JobMetrics:
+        if self._metrics is None:
+            with _LAZY:
+                if self._metrics is None:
+                    self._metrics = JobMetrics(self.db.clock, os.environ)
+        return self._metrics
 
     # -- hooks ----------------------------------------------------------------------------
     def on_start(self, fn: F) -> F:

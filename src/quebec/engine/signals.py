@@ -15,6 +15,7 @@ class Intent(StrEnum):
     STOP = "stop"  # TERM, INT: graceful
     QUIT = "quit"  # QUIT: at once
     QUIET = "quiet"  # USR1, TSTP: stop claiming
+    METRICS = "metrics"  # USR2: start or stop recording per-job metrics
 
 
 _SIGNALS = {
@@ -22,6 +23,7 @@ _SIGNALS = {
     signal.SIGINT: Intent.STOP,
     signal.SIGQUIT: Intent.QUIT,
     signal.SIGUSR1: Intent.QUIET,
+    signal.SIGUSR2: Intent.METRICS,
 }
 
 
@@ -30,6 +32,7 @@ class Intents:
         self._queue: queue.SimpleQueue[Intent] = queue.SimpleQueue()
         self.arrived = threading.Event()
         self._previous: dict[int, object] = {}
+        self._closed = False
 
     def put(self, intent: Intent) -> None:
         self._queue.put(intent)
@@ -54,10 +57,23 @@ class Intents:
         return True
 
     def _handler(self, intent: Intent) -> Callable[[int, FrameType | None], None]:
-        def handle(_signum: int, _frame: FrameType | None) -> None:
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            if self._closed:
+                # The runtime stopped but nobody could restore the handlers from the main
+                # thread (qc.start() stopped by a signal, no qc.wait()): give this signal,
+                # and every later one, the behaviour it had before us.
+                self.restore()
+                signal.raise_signal(signum)
+                return
             self.put(intent)
 
         return handle
+
+    def close(self) -> None:
+        """No one reads intents any more: restore the handlers now if we can, else at the next signal."""
+        self._closed = True
+        if threading.current_thread() is threading.main_thread():
+            self.restore()
 
     def restore(self) -> None:
         for signum, handler in self._previous.items():

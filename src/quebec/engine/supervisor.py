@@ -3,6 +3,8 @@
 Shutdown on TERM/INT: workers stop claiming and hand back jobs they have not
 started; running jobs get `shutdown_timeout`; jobs still running after that are
 handed back to ready (they run again); stop hooks run; rows are deregistered.
+USR1/TSTP (or quiet()): stop claiming. USR2: start or stop the job metrics recording.
+Signal handlers only record an intent; this main loop acts on it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import psutil
@@ -24,8 +26,10 @@ from quebec.engine.completer import Completer
 from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
+from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
 from quebec.engine.signals import Intent, Intents
+from quebec.engine.unsupported import unsupported_options
 from quebec.engine.worker import Worker
 from quebec.hooks import Hooks
 from quebec.registry import Registry
@@ -54,16 +58,20 @@ class ThreadSupervisor:
         *,
         spawn: Iterable[str] | None,
         threads: int | None = None,
+        control_plane: str | None = None,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.registry = registry
         self.hooks = hooks
-        self.spawn = set(spawn) if spawn is not None else set(COMPONENTS)
-        unknown = self.spawn - set(COMPONENTS)
-        if unknown:
-            raise ValueError(f"spawn={sorted(unknown)} names unknown components; choose from {list(COMPONENTS)}")
+        self._spawn_given = _spawn(spawn)
+        self.spawn = set(self._spawn_given) if self._spawn_given is not None else set(COMPONENTS)
         self.threads = threads
+        self.control_plane = control_plane
+        self.metrics = metrics
+        self._quiet = False
+        self._thread: threading.Thread | None = None  # start_background()'s
         self.intents = Intents()
         self.hostname = socket.gethostname()
         self.exit_code = 0
@@ -81,6 +89,10 @@ class ThreadSupervisor:
     def start(self) -> None:
         s = self.settings
         clock = self.db.clock
+        for sentence in unsupported_options(
+            s, spawn=self._spawn_given, control_plane=self.control_plane, environ=os.environ
+        ):
+            log.warning(sentence)
         if "worker" in self.spawn:
             worker_row = self._register(
                 "Worker", "worker", {"queues": list(s.worker_queues), "threads": self._threads()}
@@ -95,7 +107,7 @@ class ThreadSupervisor:
                     queues=self._queues(),
                     threads=self._threads(),
                     polling_interval=s.worker_polling_interval,
-                    executor=executor,
+                    executor=executor if self.metrics is None else self._metered(executor),
                     completer=self.completer,
                     process_id=lambda: self._rows["worker"].id,
                 )
@@ -130,6 +142,8 @@ class ThreadSupervisor:
         if self.workers:
             self.notifier = Notifier(self.db, s.name, self.wake_workers, s.use_listen_notify)
             self.notifier.start()
+        if self._quiet:  # quiet() before start: the workers never claim
+            self.quiet()
         self.hooks.run("start")
         for worker in self.workers:
             self.hooks.run("worker_start")
@@ -138,8 +152,16 @@ class ThreadSupervisor:
             self.dispatcher.start()
         self.maintenance.start()
 
+    @property
+    def worker_threads(self) -> int:
+        return self._threads()
+
     def _threads(self) -> int:
         return self.threads or self.settings.worker_threads
+
+    def _metered(self, executor: Executor) -> Executor:
+        assert self.metrics is not None
+        return MeteredExecutor(executor, self.metrics, self.in_flight_count)
 
     def _queues(self) -> QueueSelector:
         forced = self.settings.force_override_queue
@@ -179,23 +201,95 @@ class ThreadSupervisor:
             if queues is None or any(worker.queues.matches(q) for q in queues):
                 worker.wake_up()
 
+    # -- runtime control (qc.quiet(), qc.in_flight_count(), signals) -----------------------
+    @property
+    def is_quiet(self) -> bool:
+        return self._quiet
+
+    @property
+    def stopped(self) -> bool:
+        """Shutdown has begun (stop(), a signal, or a failed start)."""
+        return self._stopped.is_set()
+
+    def quiet(self) -> None:
+        """Stop claiming; running jobs finish. What USR1 does; idempotent, from any thread."""
+        if not self._quiet:
+            log.info("supervisor.quiet: no longer claiming")
+        self._quiet = True
+        for worker in self.workers:
+            worker.go_quiet()
+
+    def in_flight_count(self) -> int:
+        """Jobs running on this process's worker threads now (busy threads)."""
+        return sum(len(worker.lane.running()) for worker in self.workers)
+
+    def install_signals(self) -> bool:
+        """Route signals to this runtime's intents; only on the main thread (False elsewhere)."""
+        self._signals_installed = self.intents.install()
+        return self._signals_installed
+
+    def release_signals(self) -> None:
+        """Give signals back (now on the main thread, else at the next signal that arrives)."""
+        self.intents.close()
+
+    def _toggle_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        try:
+            self.metrics.toggle(reason="stopped by signal")
+        except Exception as exc:  # noqa: BLE001 - a bad metrics folder must not stop the runtime
+            log.error("job_metrics.toggle_failed: %s", exc)
+
     # -- run loop -------------------------------------------------------------------------
     def run(self) -> int:
         """Start, wait for a signal or stop(), shut down; returns the exit code."""
-        self._signals_installed = self.intents.install()
+        self.install_signals()
         try:
             self.start()
             self._wait()
         finally:
-            self.intents.restore()
+            self.release_signals()
         return self.exit_code
 
-    def wait_for_stop(self) -> None:
-        """The main loop of a runtime started off the main thread (qc.start())."""
-        self._wait()
+    def start_background(self) -> None:
+        """start(), then the main loop, in a thread of their own (qc.start()); returns once
+        started, raising what start() raised. Called on the main thread, signals come here
+        until it stops."""
+        self.install_signals()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            try:
+                self.start()
+            except BaseException as exc:
+                failure.append(exc)
+                self.shutdown()
+                return
+            finally:
+                ready.set()
+            self._wait()
+
+        self._thread = threading.Thread(target=main, name="quebec-supervisor", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self.release_signals()
+            raise failure[0]
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for start_background()'s runtime to end, then give the signals back; True once it
+        has ended. (run() gives its signals back itself, on its own thread.)"""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        self.release_signals()
+        return True
 
     def _wait(self) -> None:
-        quiet_exit = False
         while True:
             intent = self.intents.get(timeout=0.25)
             if intent is Intent.STOP:
@@ -205,11 +299,10 @@ class ThreadSupervisor:
                 log.warning("supervisor.quit: exiting at once; claims are recovered by pruning")
                 os._exit(0)
             if intent is Intent.QUIET:
-                log.info("supervisor.quiet: no longer claiming")
-                for worker in self.workers:
-                    worker.go_quiet()
-                quiet_exit = self.settings.quiet_then_exit
-            if quiet_exit and all(w.lane.wait_idle(0) for w in self.workers):
+                self.quiet()
+            if intent is Intent.METRICS:
+                self._toggle_metrics()
+            if self._quiet and self.settings.quiet_then_exit and all(w.lane.wait_idle(0) for w in self.workers):
                 log.info("supervisor.drained: exiting (quiet_then_exit)")
                 self.shutdown()
                 return
@@ -264,4 +357,20 @@ class ThreadSupervisor:
                 self.db.transact(processes.deregister, process_id=row.id)
             except Exception:
                 log.exception("process.deregister_failed id=%s", row.id)
+        if self.metrics is not None:
+            self.metrics.stop("shutdown")  # the file is complete when the runtime ends
         self.hooks.run("stop")
+        self.intents.close()
+
+
+def _spawn(spawn: Iterable[str] | None) -> Collection[str] | None:
+    """The components asked for, checked: None means all of them."""
+    if spawn is None:
+        return None
+    if isinstance(spawn, str):
+        raise ValueError(f"spawn={spawn!r} must be a list of component names, e.g. spawn=[{spawn!r}]")
+    given = tuple(spawn)
+    unknown = sorted(set(given) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"spawn={unknown} names unknown components; choose from {list(COMPONENTS)}")
+    return given

@@ -1,0 +1,75 @@
+"""Options that are accepted but not enforced yet: one warning sentence each, at start-up.
+
+Nothing accepted may silently do nothing. Until the feature behind an option is built,
+the runtime says so once, naming the option and its value; this is the one list of them.
+Remove an entry when its feature lands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import fields
+from typing import Any
+
+from quebec.config import Settings
+
+# The memory-recycle settings (QUEBEC_WORKER_MAX_RSS_MB and its companions).
+_MEMORY = (
+    "worker_max_rss_mb",
+    "worker_memory_check_interval",
+    "worker_memory_recycle_confirmations",
+    "worker_memory_graceful_timeout",
+)
+_NO_FORK = "the fork supervisor is not built yet, so this process runs workers[0] and dispatchers[0] as threads"
+
+
+def unsupported_options(
+    settings: Settings,
+    *,
+    spawn: Collection[str] | None,
+    control_plane: str | None,
+    environ: Mapping[str, str],
+) -> list[str]:
+    """One sentence per option that is set (to a non-default value) but has no effect yet."""
+    found: list[str] = []
+    defaults = {f.name: f.default for f in fields(Settings)}
+    for name in _MEMORY:
+        value = getattr(settings, name)
+        if value != defaults[name]:
+            found.append(
+                f"{name}={value!r} (QUEBEC_{name.upper()}) has no effect yet: workers are not recycled "
+                f"on memory use; unset it, or watch the process's memory yourself"
+            )
+    if settings.experimental_queue_concurrency:
+        limits = dict(settings.experimental_queue_concurrency)
+        found.append(
+            f"experimental_queue_concurrency={limits!r} has no effect yet: queues are not limited, "
+            f"their jobs run with the worker's full thread count"
+        )
+    supervisor = environ.get("QUEBEC_SUPERVISOR", "").strip()
+    if supervisor and supervisor.lower() not in ("0", "false", "no", "off"):
+        found.append(f"QUEBEC_SUPERVISOR={supervisor} has no effect yet: {_NO_FORK}")
+    found.extend(_plan_entries("workers", settings.workers))
+    found.extend(_plan_entries("dispatchers", settings.dispatchers))
+    if spawn is not None and "scheduler" in spawn:
+        found.append(
+            "spawn=['scheduler'] has no effect yet: the scheduler is not built, so no recurring task "
+            "runs; leave 'scheduler' out of spawn"
+        )
+    if control_plane:
+        found.append(
+            f"control_plane={control_plane!r} has no effect yet: the dashboard is not built, so nothing "
+            f"listens on that address; leave it unset"
+        )
+    return found
+
+
+def _plan_entries(section: str, entries: tuple[Any, ...]) -> list[str]:
+    """queue.yml plan entries this process does not run: `processes: > 1`, and entries past the first."""
+    found: list[str] = []
+    for index, entry in enumerate(entries):
+        if entry.processes > 1:
+            found.append(f"queue.yml {section}[{index}].processes={entry.processes} has no effect yet: {_NO_FORK}")
+        elif index > 0:
+            found.append(f"queue.yml {section}[{index}] has no effect yet: {_NO_FORK}")
+    return found

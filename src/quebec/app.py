@@ -44,8 +44,8 @@ class Quebec:
                 for k in ("sslmode", "sslrootcert", "sslcert", "sslkey")
                 if getattr(self.settings, k) is not None
             },
+            channel=self.settings.name,
         )
-        jobs.NOTIFY_CHANNEL[0] = self.settings.name
         self.db.connect()
         self.registry = Registry()
         self.hooks = Hooks()

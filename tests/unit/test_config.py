@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -428,3 +429,35 @@ def test_settings_built_by_hand_are_validated_and_normalised() -> None:
 def test_repr_hides_the_database_password() -> None:
     text = repr(Settings(database_url="postgresql://app:hunter2@db/prod"))
     assert "hunter2" not in text and "postgresql://app:***@db/prod" in text
+
+
+def test_two_instances_in_one_process_notify_on_their_own_channel(tmp_path: Path) -> None:
+    # The channel was a module global that the last Quebec() overwrote for every instance.
+    import psycopg
+
+    import quebec
+    from conftest import backend_url, drop_prefix, eventually
+
+    url = backend_url("postgresql", tmp_path)
+    prefix = f"t_{secrets.token_hex(4)}"
+    first = quebec.Quebec(url, table_name_prefix=prefix, name="quebec_first")
+    second = quebec.Quebec(url, table_name_prefix=prefix, name="quebec_second")
+    try:
+        first.create_tables()
+
+        @first.register_job
+        class Announced(quebec.BaseClass):
+            def perform(self) -> None:
+                pass
+
+        with psycopg.connect(url, autocommit=True) as listener:
+            listener.execute("LISTEN quebec_first")
+            Announced.perform_later()
+            heard: list[str] = []
+            eventually(lambda: heard.extend(n.channel for n in listener.notifies(timeout=0.05, stop_after=1)) or heard)
+            assert heard == ["quebec_first"]
+        assert (first.db.channel, second.db.channel) == ("quebec_first", "quebec_second")
+    finally:
+        first.close()
+        second.close()
+        drop_prefix(url, prefix)

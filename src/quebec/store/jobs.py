@@ -13,10 +13,6 @@ from quebec.dialects import Dialect
 from quebec.store.database import Tx, one_statement_when
 from quebec.types import EnqueuedJobs, NewJob, NewJobs
 
-# The NOTIFY channel; app.py may rename it from QUEBEC_NAME before any enqueue.
-NOTIFY_CHANNEL = ["quebec"]
-
-
 _JOB_COLUMNS = (
     "queue_name",
     "class_name",
@@ -78,7 +74,7 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
         return EnqueuedJobs(ids, batch.active_job_ids, later)
     rows = list(zip(*columns, strict=True))
     if d.supports_modifying_cte:
-        channel = NOTIFY_CHANNEL[0] if d.supports_listen else None
+        channel = tx.channel if d.supports_listen else None
         done = d.enqueue_in_one_statement(
             tx.conn, t.jobs, t.ready_executions, t.scheduled_executions, _JOB_COLUMNS, rows, now=db_now, channel=channel
         )
@@ -158,7 +154,7 @@ def announce(tx: Tx, queues: Iterable[str]) -> None:
     """Tell listening workers in other processes that these queues have ready jobs."""
     if tx.dialect.supports_listen:
         for queue in sorted(set(queues)):
-            tx.dialect.notify(tx.conn, NOTIFY_CHANNEL[0], queue)
+            tx.dialect.notify(tx.conn, tx.channel, queue)
 
 
 def cancel(tx: Tx, *, job_ids: Sequence[int]) -> list[int]:

@@ -45,3 +45,12 @@ class ProcessPrunedError(QuebecError):
 
 class JobTimeoutError(QuebecError, TimeoutError):
     """A job ran longer than its class's `timeout`."""
+
+
+class EnqueueOptionError(EnqueueError, ConfigError):
+    """An enqueue option (wait, wait_until, queue, priority) is invalid: both an EnqueueError
+    (what enqueue raises) and a ConfigError/ValueError (a bad value)."""
+
+
+class ArgumentsTooLarge(SerializationError):
+    """A job's arguments are larger than the database can store in one row."""

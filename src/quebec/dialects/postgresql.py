@@ -37,6 +37,9 @@ class PostgreSQLDialect(Dialect):
         opts["connect_args"] = {"application_name": "quebec"}
         return opts
 
+    def read_limits(self, conn: Connection, jobs: Table) -> None:
+        self.arguments_limit = (2**30 - 1, "PostgreSQL's limit on one text value")
+
     def _unnest_sql(self, conn: Connection, table: Table, columns: Sequence[str]) -> str:
         quote = conn.dialect.identifier_preparer.quote
         # %b: arrays travel in binary; text-format arrays are escaped element by element.

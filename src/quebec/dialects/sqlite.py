@@ -56,6 +56,11 @@ class SQLiteDialect(Dialect):
             mode = conn.info.pop("quebec_begin", "")
             conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
+    def read_limits(self, conn: Connection, jobs: Table) -> None:
+        raw = conn.connection.driver_connection
+        most = raw.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) if raw is not None else 1_000_000_000
+        self.arguments_limit = (most, "SQLite's SQLITE_MAX_LENGTH")
+
     def begin_write(self, conn: Connection) -> None:
         # A deferred transaction that later writes fails with SQLITE_BUSY at once,
         # skipping busy_timeout; taking the write lock up front makes it wait instead.

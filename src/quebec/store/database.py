@@ -82,6 +82,7 @@ class Database:
                 with self.engine.connect() as conn:
                     self.dialect.check_server(conn)
                     conn.execute(text("SELECT 1"))
+                    self.dialect.read_limits(conn, self.tables.jobs)
                 if self.dialect.embedded:
                     self.create_tables()
                 return
@@ -98,10 +99,13 @@ class Database:
         # Two processes may create the same tables at once; the loser's CREATE fails
         # with "already exists", and a second pass then finds everything in place.
         try:
-            return _create_tables(self.engine, self.tables)
+            created = _create_tables(self.engine, self.tables)
         except SQLAlchemyError:
             time.sleep(0.2)
-            return _create_tables(self.engine, self.tables)
+            created = _create_tables(self.engine, self.tables)
+        with self.engine.connect() as conn:  # the new table's column type may set a limit
+            self.dialect.read_limits(conn, self.tables.jobs)
+        return created
 
     def dispose(self, close: bool = True) -> None:
         self.engine.dispose(close=close)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Table, insert, literal, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.dialects import Dialect
+from quebec.errors import ArgumentsTooLarge
 from quebec.store.database import Tx, one_statement_when
 from quebec.types import EnqueuedJobs, NewJob, NewJobs
 
@@ -47,6 +48,7 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
     n = len(batch)
     if not n:
         return EnqueuedJobs([], [], [])
+    _check_sizes(tx, batch)
     t, d, now = tx.tables, tx.dialect, tx.now
     db_now = d.to_db(now)
     at = batch.scheduled_at
@@ -87,6 +89,24 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
         else:
             _add_executions(tx, batch, ids, later, db_at, db_now, d.insert_rows)
     return EnqueuedJobs(ids, batch.active_job_ids, later)
+
+
+def _check_sizes(tx: Tx, batch: NewJobs) -> None:
+    """Refuse arguments the database cannot store, in one sentence, before any statement
+    (else: a raw DataError, or on MySQL retries until "server has gone away")."""
+    limit = tx.dialect.arguments_limit
+    if limit is None:
+        return
+    most, why = limit
+    # UTF-8 takes at most 4 bytes a character: only a long text needs its bytes counted.
+    if max(map(len, batch.arguments)) * 4 <= most:
+        return
+    for class_name, arguments in zip(batch.class_names, batch.arguments, strict=True):
+        if len(arguments) * 4 > most and (size := len(arguments.encode())) > most:
+            raise ArgumentsTooLarge(
+                f"the arguments of {class_name} take {size:,} bytes as JSON, more than {why} allows "
+                f"({most:,} bytes); pass a reference to large data (an id, a path, a URL) instead of the data itself"
+            )
 
 
 def _add_executions(

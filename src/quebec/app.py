@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from quebec import enqueuing, ops
-from quebec.config import Settings, load_settings
+from quebec.config import Settings, load_settings, run_options
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.errors import ConfigError
 from quebec.hooks import Hooks
@@ -30,22 +31,7 @@ class Quebec:
         if database_url is not None:
             options["database_url"] = database_url
         self.settings: Settings = load_settings(options)
-        url = self.settings.database_url
-        if not url:
-            raise ConfigError("no database URL; pass Quebec('sqlite:///app.db?mode=rwc') or set DATABASE_URL")
-        self.db = Database(
-            url,
-            prefix=self.settings.table_name_prefix,
-            use_skip_locked=self.settings.use_skip_locked,
-            pool_size=self.settings.db_max_connections,
-            connect_timeout=self.settings.db_connect_timeout,
-            ssl={
-                k: getattr(self.settings, k)
-                for k in ("sslmode", "sslrootcert", "sslcert", "sslkey")
-                if getattr(self.settings, k) is not None
-            },
-            channel=self.settings.name,
-        )
+        self.db = Database.from_settings(self.settings)
         self.db.connect()
         self.registry = Registry()
         self.hooks = Hooks()
@@ -102,6 +88,7 @@ class Quebec:
         """Run worker, dispatcher and maintenance in this process until TERM/INT (blocking)."""
         if control_plane:
             log.warning("control_plane=%r: the dashboard is not built yet; running without it", control_plane)
+        spawn, threads = run_options(spawn, threads)
         if create_tables:
             self.create_tables()
         self._supervisor = ThreadSupervisor(
@@ -116,6 +103,7 @@ class Quebec:
         self, create_tables: bool = False, spawn: Iterable[str] | None = None, threads: int | None = None
     ) -> None:
         """Run in a background thread (no signal handlers); stop with `qc.stop()`."""
+        spawn, threads = run_options(spawn, threads)
         if create_tables:
             self.create_tables()
         ready = threading.Event()
@@ -217,5 +205,5 @@ class Quebec:
     def paused_queues(self) -> list[str]:
         return ops.paused_queues(self.db)
 
-    def clear_finished_jobs(self, batch_size: int = 500, finished_before: Any = None) -> int:
+    def clear_finished_jobs(self, batch_size: int = 500, finished_before: datetime | None = None) -> int:
         return ops.clear_finished_jobs(self.db, self.settings, batch_size=batch_size, finished_before=finished_before)

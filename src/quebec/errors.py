@@ -54,3 +54,8 @@ class EnqueueOptionError(EnqueueError, ConfigError):
 
 class ArgumentsTooLarge(SerializationError):
     """A job's arguments are larger than the database can store in one row."""
+
+
+class StoreError(QuebecError):
+    """A database statement failed for a reason rerunning cannot cure (a value a column refuses,
+    a read-only database); the driver's exception is kept as `.original`."""

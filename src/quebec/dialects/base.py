@@ -39,6 +39,8 @@ class Dialect:
     # True for an embedded database the application owns (a file): its tables are
     # created on first connect, as there is no DBA or DDL permission to respect.
     embedded = False
+    # True when the URL opens the database read-only (SQLite's mode=ro): nothing is created.
+    read_only = False
 
     def __init__(self, url: URL, *, use_skip_locked: bool = True) -> None:
         self.url = url
@@ -49,6 +51,14 @@ class Dialect:
         # No pre-ping: it would cost a round trip per transaction. A connection that died
         # in the pool fails its first statement, and transact() reruns the transaction.
         return {"pool_size": 10, "max_overflow": 20}
+
+    # How long to wait for a connection when the settings say nothing (db_connect_timeout):
+    # libpq would otherwise wait forever for a host that does not answer.
+    default_connect_timeout = 10.0
+
+    def timeout_args(self, seconds: float) -> dict[str, Any]:
+        """Driver arguments that bound opening a connection to `seconds`."""
+        return {"connect_timeout": max(1, round(seconds))}
 
     def ssl_connect_args(self, options: Mapping[str, str]) -> dict[str, str]:
         """Driver arguments for sslmode/sslrootcert/sslcert/sslkey; only PostgreSQL takes them."""
@@ -187,6 +197,10 @@ class Dialect:
         return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
     def is_duplicate_key(self, exc: BaseException) -> bool:
+        return False
+
+    def is_read_only(self, exc: BaseException) -> bool:
+        """True when the database refused a write because it is read-only."""
         return False
 
     def is_missing_table(self, exc: BaseException) -> bool:

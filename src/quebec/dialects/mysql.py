@@ -166,5 +166,8 @@ class MySQLDialect(Dialect):
     def is_missing_table(self, exc: BaseException) -> bool:
         return _code(exc) == 1146
 
+    def is_read_only(self, exc: BaseException) -> bool:
+        return _code(exc) in (1290, 1792)  # --read-only server; READ ONLY transaction
+
     def is_duplicate_key(self, exc: BaseException) -> bool:
         return _code(exc) == 1062

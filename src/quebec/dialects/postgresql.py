@@ -166,6 +166,9 @@ class PostgreSQLDialect(Dialect):
     def is_missing_table(self, exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "42P01"
 
+    def is_read_only(self, exc: BaseException) -> bool:
+        return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "25006"
+
     def is_duplicate_key(self, exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "23505"
 

@@ -126,12 +126,15 @@ class Database:
         # Two processes may create the same tables at once; the loser's CREATE fails
         # with "already exists", and a second pass then finds everything in place.
         try:
-            created = _create_tables(self.engine, self.tables)
-        except SQLAlchemyError:
-            time.sleep(0.2)
-            created = _create_tables(self.engine, self.tables)
-        with self.engine.connect() as conn:  # the new table's column type may set a limit
-            self.dialect.read_limits(conn, self.tables.jobs)
+            try:
+                created = _create_tables(self.engine, self.tables)
+            except SQLAlchemyError:
+                time.sleep(0.2)
+                created = _create_tables(self.engine, self.tables)
+            with self.engine.connect() as conn:  # the new table's column type may set a limit
+                self.dialect.read_limits(conn, self.tables.jobs)
+        except SQLAlchemyError as exc:
+            raise self._gave_up(self.create_tables, exc) from None
         return created
 
     def dispose(self, close: bool = True) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from quebec import enqueue_callbacks, enqueuing, ops
-from quebec.config import Settings, load_settings
+from quebec.config import Settings, load_settings, run_options
 from quebec.engine.metrics import JobMetrics
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
@@ -38,22 +38,7 @@ class Quebec:
         if database_url is not None:
             options["database_url"] = database_url
         self.settings: Settings = load_settings(options)
-        url = self.settings.database_url
-        if not url:
-            raise ConfigError("no database URL; pass Quebec('sqlite:///app.db?mode=rwc') or set DATABASE_URL")
-        self.db = Database(
-            url,
-            prefix=self.settings.table_name_prefix,
-            use_skip_locked=self.settings.use_skip_locked,
-            pool_size=self.settings.db_max_connections,
-            connect_timeout=self.settings.db_connect_timeout,
-            ssl={
-                k: getattr(self.settings, k)
-                for k in ("sslmode", "sslrootcert", "sslcert", "sslkey")
-                if getattr(self.settings, k) is not None
-            },
-        )
-        jobs.NOTIFY_CHANNEL[0] = self.settings.name
+        self.db = Database.from_settings(self.settings)
         self.db.connect()
         self.registry = Registry()
         self.hooks = Hooks()
@@ -157,6 +142,7 @@ class Quebec:
     ) -> ThreadSupervisor:
         if self._supervisor is not None and not self._supervisor.stopped:
             raise RuntimeError("this Quebec is already running; call qc.stop() before starting it again")
+        spawn, threads = run_options(spawn, threads)
         if create_tables:
             self.create_tables()
         supervisor = ThreadSupervisor(
@@ -343,7 +329,7 @@ class Quebec:
     def queue_paused(self, queue_name: str) -> bool:
         return ops.queue_paused(self.db, queue_name)
 
-    def clear_finished_jobs(self, batch_size: int = 500, finished_before: Any = None) -> int:
+    def clear_finished_jobs(self, batch_size: int = 500, finished_before: datetime | None = None) -> int:
         return ops.clear_finished_jobs(self.db, self.settings, batch_size=batch_size, finished_before=finished_before)
 
     def count_clearable_jobs(self, finished_before: float | datetime | None = None) -> int:

@@ -25,6 +25,10 @@ KWARGS_TAG = "_quebec_kwargs"
 TYPE_TAG = "_quebec_type"
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+# Lists and dicts nested deeper than this are refused at enqueue: json's C encoder gives up
+# near the recursion limit (~1,000) with a RecursionError, a worker decoding on a deep stack
+# sooner, and the Rust wheel's serde_json reads no deeper than ~125 levels of arguments.
+MAX_DEPTH = 100
 _is_str = str.__instancecheck__
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -104,8 +108,9 @@ def encode_envelope(
         _check_keys(arguments)  # after dumps, which has refused cycles, so the walk ends
         if not text.isascii():
             text.encode("utf-8")  # a lone surrogate (os.fsdecode of a bad file name) has no UTF-8 form
-    except (TypeError, ValueError) as exc:
-        raise _explain(class_name, args, kwargs, exc) from exc
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _explain(class_name, args, kwargs, exc) from None
+    _check_depth(class_name, args, kwargs, text)
     return text
 
 
@@ -290,11 +295,52 @@ def _explain(class_name: str, args: Sequence[Any], kwargs: Mapping[str, Any], ex
             return SerializationError(
                 f"keyword argument {key!r} of {class_name} is {_a(key)}; keyword names must be str"
             )
-    roots = [(f"args[{i}]", v) for i, v in enumerate(args)]
-    roots += [(f"kwargs[{k!r}]", v) for k, v in kwargs.items()]
-    for path, what, fix in _problems(roots):
-        return SerializationError(f"{path} of {class_name} ({what}) cannot be stored as JSON; {fix}")
+    roots = _roots(args, kwargs)
+    try:
+        for path, what, fix in _problems(roots):
+            return SerializationError(f"{path} of {class_name} ({what}) cannot be stored as JSON; {fix}")
+    except RecursionError:  # _problems recurses; a value this deep is the problem itself
+        pass
+    deep = _too_deep(roots)
+    if deep is not None:
+        return _deep_error(class_name, deep)
     return SerializationError(f"the arguments of {class_name} cannot be stored as JSON: {exc}")
+
+
+def _roots(args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    return [(f"args[{i}]", v) for i, v in enumerate(args)] + [(f"kwargs[{k!r}]", v) for k, v in kwargs.items()]
+
+
+def _check_depth(class_name: str, args: Sequence[Any], kwargs: Mapping[str, Any], encoded: str) -> None:
+    """Refuse arguments nested deeper than MAX_DEPTH. Each level opens a bracket, so text with
+    fewer brackets than that is shallow enough without a walk."""
+    if encoded.count("[") + encoded.count("{") <= MAX_DEPTH:
+        return
+    deep = _too_deep(_roots(args, kwargs))
+    if deep is not None:
+        raise _deep_error(class_name, deep)
+
+
+def _too_deep(roots: list[tuple[str, Any]]) -> str | None:
+    """The path of the first root nesting lists/dicts more than MAX_DEPTH deep (iterative:
+    the value may be too deep for recursion)."""
+    for path, value in roots:
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if isinstance(node, dict | list | tuple):
+                if depth > MAX_DEPTH:
+                    return path
+                children = node.values() if isinstance(node, dict) else node
+                stack += [(child, depth + 1) for child in children if type(child) not in _SCALARS]
+    return None
+
+
+def _deep_error(class_name: str, path: str) -> SerializationError:
+    return SerializationError(
+        f"{path} of {class_name} nests lists or dicts more than {MAX_DEPTH} levels deep, deeper than a job's "
+        f"arguments may go; flatten it, or pass it as a JSON string or a reference to where it is stored"
+    )
 
 
 def _problems(roots: list[tuple[str, Any]], within: frozenset[int] = frozenset()) -> Iterator[tuple[str, str, str]]:
@@ -415,7 +461,8 @@ class FreshEnvelope:
             if not encoded.isascii():
                 encoded.encode("utf-8")
         except (TypeError, ValueError, RecursionError) as exc:
-            raise _explain(self.class_name, args, kwargs, exc) from exc
+            raise _explain(self.class_name, args, kwargs, exc) from None
+        _check_depth(self.class_name, args, kwargs, encoded)
         # ids are lowercase alphanumerics (ours and the wheel's): nothing to escape
         jid = f'"{active_job_id}"' if active_job_id.isalnum() else _dumps_str(active_job_id)
         return f'{{"arguments":{{"arguments":{encoded}{self._head}{jid}{self._mid}{jid}{self._mid2}{jid}{self._tail}'

@@ -15,8 +15,9 @@ from itertools import repeat
 from quebec.arguments import FreshEnvelope
 from quebec.errors import EnqueueError
 from quebec.identifiers import queue_name as valid_queue
-from quebec.job import ActiveJob, BaseClass, JobOptions
+from quebec.job import ActiveJob, BaseClass
 from quebec.job_ids import new_active_job_ids
+from quebec.options import JobOptions
 from quebec.types import EnqueuedJobs, JobState, NewJobs
 
 _READY, _SCHEDULED = JobState.READY.value, JobState.SCHEDULED.value

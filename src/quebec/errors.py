@@ -51,3 +51,17 @@ class AbortEnqueue(Exception):
     """Raise in a job's before_enqueue or around_enqueue to skip the enqueue: nothing is
     inserted and perform_later returns the job with `id` None. Raised by user code, so (as
     in the wheel) it is a plain Exception, not a QuebecError."""
+
+
+class EnqueueOptionError(EnqueueError, ConfigError):
+    """An enqueue option (wait, wait_until, queue, priority) is invalid: both an EnqueueError
+    (what enqueue raises) and a ConfigError/ValueError (a bad value)."""
+
+
+class ArgumentsTooLarge(SerializationError):
+    """A job's arguments are larger than the database can store in one row."""
+
+
+class StoreError(QuebecError):
+    """A database statement failed for a reason rerunning cannot cure (a value a column refuses,
+    a read-only database); the driver's exception is kept as `.original`."""

@@ -18,14 +18,23 @@ _FORCED_QUEUE_HOSTILE = re.compile(r"[/\\?#%*\s]")
 
 
 def table_prefix(value: str | None) -> str:
-    """Validated prefix: '' or None means the default; one trailing '_' is dropped."""
-    if value is None or value == "":
+    """The one normalisation of a table prefix, used by every path (app, CLI, Database).
+
+    '' or None means the default; surrounding spaces and every trailing '_' are dropped, as
+    the Rust wheel does (its tables for 'ab__' are ab_jobs…). Idempotent, so applying it twice
+    (kwargs, then Settings) cannot pick different tables.
+    """
+    if value is None:
         return DEFAULT_PREFIX
-    prefix = value[:-1] if value.endswith("_") else value
+    if not isinstance(value, str):
+        raise InvalidIdentifier(f"table prefix {value!r} is not a string; use e.g. 'solid_queue'")
+    prefix = value.strip().rstrip("_")
+    if value.strip() == "":
+        return DEFAULT_PREFIX
     if not _PREFIX.match(prefix):
         raise InvalidIdentifier(
             f"table prefix {value!r} is not a valid identifier; use letters, digits and '_' "
-            f"(starting with a letter or '_', at most 40 characters), e.g. 'solid_queue'"
+            f"(starting with a letter or '_', at most 40 characters, not only '_'), e.g. 'solid_queue'"
         )
     return prefix
 

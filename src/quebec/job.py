@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum, EnumType
 from itertools import repeat
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from quebec.clock import to_naive_utc
+from quebec import options as enqueue_options
 from quebec.enqueue_callbacks import check_enqueue_callbacks, has_enqueue_callbacks
 from quebec.errors import ConfigError, EnqueueError
+from quebec.options import NO_OPTIONS as _NO_OPTIONS
+from quebec.options import RESERVED_KWARGS as _RESERVED
+from quebec.options import JobOptions
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
-
-# keyword arguments the wheel strips from perform_later: they are options, not arguments
-_RESERVED = ("_scheduled_at", "_queue", "_priority")
 
 
 @runtime_checkable
@@ -26,36 +26,6 @@ class Enqueuer(Protocol):
     """What a job class needs from Quebec to enqueue (bound at registration)."""
 
     def enqueue_jobs(self, jobs: Sequence[ActiveJob], *, callbacks: bool = False) -> list[ActiveJob]: ...
-
-
-class _OptionsMapping(Mapping[str, Any]):
-    """JobOptions read as the wheel's options dict: only the options that were given."""
-
-    __slots__ = ()
-    _NAMES = ("wait", "wait_until", "queue", "priority")
-
-    def __getitem__(self, key: str) -> Any:
-        value = getattr(self, key, None) if key in self._NAMES else None
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name in self._NAMES if getattr(self, name) is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-@dataclass(frozen=True, slots=True)
-class JobOptions(_OptionsMapping):
-    wait: float | timedelta | None = None
-    wait_until: datetime | None = None
-    queue: str | None = None
-    priority: int | None = None
-
-
-_NO_OPTIONS = JobOptions()
 
 
 class _ListedEnum(EnumType):
@@ -161,16 +131,9 @@ class ActiveJob(JobDescriptor):
     def resolve(self, *, now: datetime, forced_queue: str | None = None) -> ActiveJob:
         """Fill in queue, priority and scheduled_at from the options and the class (in place)."""
         cls, opts = self.job_class, self.options
-        queue = forced_queue or opts.queue or cls.resolve_queue(*self.args, **self.kwargs)
+        queue = forced_queue or (opts.queue if opts.queue is not None else cls.resolve_queue(*self.args, **self.kwargs))
         priority = opts.priority if opts.priority is not None else cls.resolve_priority()
-        if opts.wait_until is not None:
-            if not isinstance(opts.wait_until, datetime):
-                raise EnqueueError(f"{cls.__qualname__}.set(wait_until=…) needs a datetime, got {opts.wait_until!r}")
-            at = to_naive_utc(opts.wait_until)
-        elif opts.wait is not None:
-            at = now + _as_timedelta(opts.wait, cls.__qualname__)
-        else:
-            at = now
+        at = enqueue_options.scheduled_at(opts, now, cls.__qualname__)
         self.queue_name, self.priority, self.scheduled_at = queue, priority, at
         return self
 
@@ -178,14 +141,6 @@ class ActiveJob(JobDescriptor):
 def arguments_json(envelope: str) -> str:
     inner = json.loads(envelope).get("arguments")
     return json.dumps(inner, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _as_timedelta(wait: object, owner: str) -> timedelta:
-    if isinstance(wait, timedelta):
-        return wait
-    if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
-        return timedelta(seconds=wait)
-    raise EnqueueError(f"{owner}.set(wait=…) needs seconds ≥ 0 or a timedelta, got {wait!r}")
 
 
 def _split(cls: type[BaseClass], args: tuple[Any, ...]) -> tuple[Enqueuer, tuple[Any, ...]]:
@@ -197,20 +152,6 @@ def _split(cls: type[BaseClass], args: tuple[Any, ...]) -> tuple[Enqueuer, tuple
             f"@qc.register_job or pass qc as the first argument of perform_later"
         )
     return cls._quebec, args
-
-
-def _options_from_kwargs(kwargs: dict[str, Any], base: JobOptions) -> JobOptions:
-    at = kwargs.pop("_scheduled_at", None)
-    queue = kwargs.pop("_queue", None)
-    priority = kwargs.pop("_priority", None)
-    if at is None and queue is None and priority is None:
-        return base
-    return replace(
-        base,
-        wait_until=at or base.wait_until,
-        queue=queue or base.queue,
-        priority=priority if priority is not None else base.priority,
-    )
 
 
 class JobBuilder:
@@ -225,11 +166,12 @@ class JobBuilder:
         self.job_class = job_class
         self.options: JobOptions = options
 
-    def set(self, **options: Any) -> ConfiguredJob:
-        return self.job_class.set(**{**_options_dict(self.options), **options})
+    def set(self, **options: Any) -> JobBuilder:
+        merged = enqueue_options.merge(self.options, self.job_class.__qualname__, **options)
+        return JobBuilder(self.job_class, merged)
 
     def build(self, *args: Any, **kwargs: Any) -> ActiveJob:
-        opts = _options_from_kwargs(kwargs, self.options)
+        opts = enqueue_options.from_reserved(self.job_class.__qualname__, kwargs, self.options)
         return ActiveJob(self.job_class, tuple(args), kwargs, opts)
 
     def perform_later(self, *args: Any, **kwargs: Any) -> ActiveJob:
@@ -263,12 +205,6 @@ def _from_descriptor(descriptor: JobDescriptor) -> ActiveJob:
         raise EnqueueError(f"JobDescriptor.options must be a dict of set()'s keywords, got {options!r}")
     builder = JobBuilder(cls, options) if isinstance(options, JobOptions) else cls.set(**dict(options))
     return builder.build(*descriptor.args, **descriptor.kwargs)
-
-
-def _options_dict(options: JobOptions) -> dict[str, Any]:
-    return {
-        k: getattr(options, k) for k in ("wait", "wait_until", "queue", "priority") if getattr(options, k) is not None
-    }
 
 
 class BaseClass:
@@ -320,18 +256,19 @@ class BaseClass:
         wait_until: datetime | None = None,
         queue: str | None = None,
         priority: int | None = None,
-    ) -> ConfiguredJob:
-        return ConfiguredJob(cls, JobOptions(wait=wait, wait_until=wait_until, queue=queue, priority=priority))
+    ) -> JobBuilder:
+        given = {"wait": wait, "wait_until": wait_until, "queue": queue, "priority": priority}
+        return JobBuilder(cls, enqueue_options.job_options(cls.__qualname__, **given))
 
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> ActiveJob:
         if kwargs and any(k in kwargs for k in _RESERVED):
-            return ConfiguredJob(cls, _NO_OPTIONS).build(*args, **kwargs)
+            return JobBuilder(cls, _NO_OPTIONS).build(*args, **kwargs)
         return ActiveJob(cls, args, kwargs, _NO_OPTIONS)  # the bulk-enqueue hot path: nothing to merge
 
     @classmethod
     def perform_later(cls, *args: Any, **kwargs: Any) -> ActiveJob:
-        return ConfiguredJob(cls, _NO_OPTIONS).perform_later(*args, **kwargs)
+        return JobBuilder(cls, _NO_OPTIONS).perform_later(*args, **kwargs)
 
     @classmethod
     def register_rescue_strategy(cls, strategy: RescueStrategy) -> None:
@@ -376,8 +313,8 @@ def _check_class_options(cls: type[BaseClass], name: str) -> None:
         raise ConfigError(f"{name}.queue_as must be a queue name or a callable, got {cls.queue_as!r}")
     for attr in ("priority", "queue_with_priority"):
         value = getattr(cls, attr)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{name}.{attr} must be an integer (lower runs first), got {value!r}")
+        if value is not None:
+            enqueue_options.check_priority(f"{name}.{attr}", value)
     for entry in cls.retry_on:
         if not isinstance(entry, RetryStrategy):
             raise ConfigError(f"{name}.retry_on entries must be quebec.RetryStrategy(...), got {entry!r}")

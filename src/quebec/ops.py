@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from quebec.clock import to_naive_utc
+from quebec.config.settings import BATCH
+from quebec.errors import ConfigError
 from quebec.identifiers import queue_name
 from quebec.store import Database, cleanup, failed, jobs, pauses, queries, scheduled
 from quebec.store.queries import JobRow
@@ -87,6 +89,15 @@ def count_clearable_jobs(db: Database, settings: Settings, *, finished_before: o
 def clear_finished_jobs(
     db: Database, settings: Settings, *, batch_size: int = 500, finished_before: datetime | None = None
 ) -> int:
+    """Delete finished jobs older than `finished_before` (default: clear_finished_jobs_after ago)."""
+    # 0 deleted nothing and looped forever (n < batch_size never held); the settings' bound
+    # also keeps one DELETE within SQLite's bound-value limit.
+    size: int = BATCH(batch_size, "clear_finished_jobs(batch_size=…)")
+    if finished_before is not None and not isinstance(finished_before, datetime):
+        raise ConfigError(
+            f"clear_finished_jobs(finished_before=…) must be a datetime (or None for "
+            f"clear_finished_jobs_after ago), got {finished_before!r}"
+        )
     before = (
         to_naive_utc(finished_before)
         if finished_before is not None
@@ -94,9 +105,9 @@ def clear_finished_jobs(
     )
     total = 0
     while True:
-        n = db.transact(cleanup.clear_finished, finished_before=before, limit=batch_size)
+        n = db.transact(cleanup.clear_finished, finished_before=before, limit=size)
         total += n
-        if n < batch_size:
+        if n < size:
             return total
 
 

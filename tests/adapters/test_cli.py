@@ -100,3 +100,101 @@ def test_failed_list_retry_and_discard_through_the_cli(make_qc: Any, db_url: str
     assert {qc.get_job(j.id).state for j in jobs[1:]} == {JobState.FINISHED}
     missing = run_cli("failed", "retry", env=env)
     assert_one_sentence(missing, "needs job ids or --all")
+
+
+def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """main() called here, for what needs no second process (a subprocess costs a second)."""
+    from quebec.cli.main import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
+def test_help_and_version_exit_0_and_an_unknown_option_is_one_sentence(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    helped = in_process(capsys, "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m quebec")
+    version = in_process(capsys, "--version")
+    assert (version.returncode, version.stdout.strip()) == (0, f"quebec {quebec.__version__}")
+    # `--once` used to be imported as a package ("cannot import '--once'").
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
+    assert_one_sentence(in_process(capsys, "jobs", "--once"), "unknown option '--once'")
+    assert_one_sentence(in_process(capsys, "-x"), "unknown option '-x'")
+
+
+def test_an_empty_spawn_list_is_refused_rather_than_running_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
+    monkeypatch.setenv("QUEBEC_SPAWN", " , ")
+    result = in_process(capsys, "jobs")
+    assert_one_sentence(result, "environment variable QUEBEC_SPAWN names no component, so nothing would run")
+
+
+def _failed_and_finished(qc: quebec.Quebec) -> tuple[int, int]:
+    from conftest import eventually
+
+    @qc.register_job
+    class Outcomes(quebec.BaseClass):
+        def perform(self, fail: bool) -> None:
+            if fail:
+                raise ValueError("no")
+
+    failed, finished = Outcomes.perform_later(True), Outcomes.perform_later(False)
+    qc.start(spawn=["worker"])
+    eventually(lambda: {qc.get_job(failed.id).state, qc.get_job(finished.id).state} == {"failed", "finished"})  # type: ignore[arg-type, union-attr]
+    qc.stop()
+    assert failed.id is not None and finished.id is not None
+    return failed.id, finished.id
+
+
+def test_failed_retry_names_the_state_of_ids_it_skipped_and_refuses_ids_out_of_range(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db?mode=rwc"
+    qc = quebec.Quebec(url)
+    try:
+        failed, finished = _failed_and_finished(qc)
+        env = {"DATABASE_URL": url}
+        result = run_cli("failed", "retry", str(finished), str(failed), "999", env=env)
+        assert result.stdout.strip() == "retried 1 job(s)"
+        assert_one_sentence(
+            result, f"job {finished} is finished, not failed; job 999 does not exist, so they were not retried"
+        )
+        assert qc.get_job(failed).state == JobState.READY  # type: ignore[union-attr]
+
+        huge = in_process(capsys, "failed", "discard", "99999999999999999999")
+        assert_one_sentence(huge, "job id 99999999999999999999 is out of range; ids run from 1 to 9223372036854775807")
+    finally:
+        qc.close()
+
+
+def test_failed_cli_reads_the_table_prefix_from_queue_yml_as_quebec_does(tmp_path: Path) -> None:
+    # It used to build its own Database from QUEBEC_TABLE_NAME_PREFIX alone, on other tables.
+    (tmp_path / "queue.yml").write_text("table_name_prefix: from_yml\n")
+    url = f"sqlite:///{tmp_path}/cli.db?mode=rwc"
+    qc = quebec.Quebec(url, config_path=str(tmp_path / "queue.yml"))
+    try:
+        assert qc.db.tables.jobs.name == "from_yml_jobs"
+        failed, _ = _failed_and_finished(qc)
+        listed = run_cli("failed", "list", "--json", env={"DATABASE_URL": url}, cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert [row["id"] for row in json.loads(listed.stdout)] == [failed]
+    finally:
+        qc.close()
+
+
+def test_the_cli_and_the_app_pick_the_same_tables_for_a_prefix_with_trailing_underscores(tmp_path: Path) -> None:
+    # 'ab__' meant ab_jobs to the app (normalised twice) and ab__jobs to the CLI (once).
+    url = f"sqlite:///{tmp_path}/cli.db?mode=rwc"
+    qc = quebec.Quebec(url, table_name_prefix="ab__")
+    try:
+        assert qc.db.tables.jobs.name == "ab_jobs"  # as the Rust wheel names them
+        failed, _ = _failed_and_finished(qc)
+        listed = run_cli("failed", "list", "--json", env={"DATABASE_URL": url, "QUEBEC_TABLE_NAME_PREFIX": "ab__"})
+        assert listed.returncode == 0, listed.stderr
+        assert [row["id"] for row in json.loads(listed.stdout)] == [failed]
+    finally:
+        qc.close()

@@ -425,3 +425,49 @@ def test_dict_subclasses_are_checked_and_str_enum_keys_accepted() -> None:
     assert round_trip(OrderedDict([(Field.NAME, 1)])).args == ({"name": 1},)
     with pytest.raises(SerializationError, match=r"^args\[0\]\[0\] of J \(a dict with an int key 1\)"):
         encode((defaultdict(list, {1: []}),))
+
+
+def _fields(args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "class_name": "J",
+        "active_job_id": "5lgij9p2vf75",
+        "queue_name": "default",
+        "priority": 0,
+        "args": args,
+        "kwargs": kwargs or {},
+        "enqueued_at": ENQUEUED,
+    }
+
+
+def _nested(depth: int, leaf: Any = None) -> Any:
+    value: Any = [] if leaf is None else leaf
+    for _ in range(depth - (1 if leaf is None else 0)):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [101, 1_000, 100_000])
+def test_arguments_nested_too_deep_are_one_sentence_not_a_recursion_error(depth: int) -> None:
+    # Depth ~1,000 was a RecursionError from the encoder (and again from the explanation).
+    for encode in (
+        lambda: encode_envelope(**_fields(args=(1, _nested(depth)))),
+        lambda: encode_envelope(**_fields(args=(1, _nested(depth))), executions=1),
+        lambda: encode_envelope(**_fields(kwargs={"tree": {"a": _nested(depth)}})),
+    ):
+        with pytest.raises(SerializationError) as caught:
+            encode()
+        message = str(caught.value)
+        assert "more than 100 levels deep" in message and "\n" not in message
+        assert message.startswith(("args[1] of J", "kwargs['tree'] of J"))
+
+
+def test_arguments_nested_100_deep_are_stored_and_read_back() -> None:
+    value = _nested(99, leaf={"k": "v"})
+    assert decode_envelope(encode_envelope(**_fields(args=(value,)))).args == (value,)
+
+
+def test_a_cycle_is_still_reported_as_a_cycle() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(SerializationError, match=r"args\[0\]\[0\] of J \(a list that contains itself\)"):
+        encode_envelope(**_fields(args=(loop,)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,7 @@ def test_variables_are_expanded_from_the_given_environment(tmp_path: Path) -> No
 
 def test_unset_variable_is_left_as_written_and_then_rejected(tmp_path: Path) -> None:
     write(tmp_path, "workers:\n  - threads: ${THREADS}\n")
-    assert error(tmp_path) == "queue.yml workers[0].threads must be an integer ≥ 1, got '${THREADS}'"
+    assert error(tmp_path) == "queue.yml workers[0].threads must be an integer from 1 to 1,000, got '${THREADS}'"
 
 
 def test_workers_and_dispatchers_entries_may_be_empty(tmp_path: Path) -> None:
@@ -202,7 +203,7 @@ def test_first_worker_follows_overrides_and_the_rest_do_not(tmp_path: Path) -> N
 def test_bad_yaml_value_names_file_section_entry_and_value(tmp_path: Path) -> None:
     write(tmp_path, "production:\n  workers:\n    - threads: 0\n")
     message = error(tmp_path, QUEBEC_ENV="production")
-    assert message == "queue.yml production.workers[0].threads must be an integer ≥ 1, got 0"
+    assert message == "queue.yml production.workers[0].threads must be an integer from 1 to 1,000, got 0"
 
 
 def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
@@ -282,13 +283,13 @@ def test_threads_is_not_an_alias_for_worker_threads(tmp_path: Path) -> None:
     ("env", "expected"),
     [
         ({"QUEBEC_WORKER_THREADS": "many"}, "environment variable QUEBEC_WORKER_THREADS must be an integer"),
-        ({"QUEBEC_DISPATCHER_BATCH_SIZE": "0"}, "QUEBEC_DISPATCHER_BATCH_SIZE must be an integer ≥ 1"),
+        ({"QUEBEC_DISPATCHER_BATCH_SIZE": "0"}, "QUEBEC_DISPATCHER_BATCH_SIZE must be an integer from 1 to 10,000"),
         ({"QUEBEC_USE_SKIP_LOCKED": "maybe"}, "QUEBEC_USE_SKIP_LOCKED must be a boolean"),
         ({"QUEBEC_SHUTDOWN_TIMEOUT": "-1"}, "QUEBEC_SHUTDOWN_TIMEOUT must not be negative"),
         ({"QUEBEC_WORKER_POLLING_INTERVAL": "0"}, "QUEBEC_WORKER_POLLING_INTERVAL must be a duration > 0"),
         ({"QUEBEC_CLEANUP_INTERVAL": "soon"}, "QUEBEC_CLEANUP_INTERVAL must be a number of seconds"),
         ({"QUEBEC_QUEUES": ","}, "QUEBEC_QUEUES names no queue"),
-        ({"QUEBEC_DB_MAX_CONNECTIONS": "0"}, "QUEBEC_DB_MAX_CONNECTIONS must be an integer ≥ 1"),
+        ({"QUEBEC_DB_MAX_CONNECTIONS": "0"}, "QUEBEC_DB_MAX_CONNECTIONS must be an integer from 1 to 1,000"),
         ({"QUEBEC_ENV": "production", "QUEBEC_CONFIG": "/nonexistent/q.yml"}, "QUEBEC_CONFIG names"),
     ],
 )
@@ -299,7 +300,8 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path, env: dict[str,
 
 
 def test_bad_kwarg_names_the_keyword_argument(tmp_path: Path) -> None:
-    assert error(tmp_path, {"worker_threads": 0}) == "keyword argument worker_threads must be an integer ≥ 1, got 0"
+    expected = "keyword argument worker_threads must be an integer from 1 to 1,000, got 0"
+    assert error(tmp_path, {"worker_threads": 0}) == expected
     assert "keyword argument worker_threads" in error(tmp_path, {"worker_threads": True})
     assert "keyword argument silence_polling" in error(tmp_path, {"silence_polling": "sometimes"})
 
@@ -333,7 +335,7 @@ def test_queue_concurrency_from_env_pairs_or_kwarg_mapping(tmp_path: Path) -> No
     assert dict(env.experimental_queue_concurrency) == {"reports": 2, "exports": 1}
     kwarg = load(tmp_path, {"experimental_queue_concurrency": {"reports": 3}})
     assert dict(kwarg.experimental_queue_concurrency) == {"reports": 3}
-    assert "['reports'] must be an integer ≥ 1, got 0" in error(
+    assert "['reports'] must be an integer from 1 to 10,000, got 0" in error(
         tmp_path, {"experimental_queue_concurrency": {"reports": 0}}
     )
     assert "must look like 'reports=2,exports=1'" in error(tmp_path, QUEBEC_EXPERIMENTAL_QUEUE_CONCURRENCY="reports")
@@ -419,7 +421,7 @@ def test_settings_are_frozen_hashable_and_picklable(tmp_path: Path) -> None:
 def test_settings_built_by_hand_are_validated_and_normalised() -> None:
     settings = Settings(shutdown_timeout=timedelta(seconds=3), worker_queues=["a"])  # type: ignore[arg-type]
     assert settings.shutdown_timeout == 3.0 and settings.worker_queues == ("a",)
-    with pytest.raises(ConfigError, match=r"^Settings\.worker_threads must be an integer ≥ 1, got 0$"):
+    with pytest.raises(ConfigError, match=r"^Settings\.worker_threads must be an integer from 1 to 1,000, got 0$"):
         Settings(worker_threads=0)
     with pytest.raises(ConfigError, match=r"^WorkerConfig\.processes"):
         WorkerConfig(processes=0)
@@ -428,3 +430,35 @@ def test_settings_built_by_hand_are_validated_and_normalised() -> None:
 def test_repr_hides_the_database_password() -> None:
     text = repr(Settings(database_url="postgresql://app:hunter2@db/prod"))
     assert "hunter2" not in text and "postgresql://app:***@db/prod" in text
+
+
+def test_two_instances_in_one_process_notify_on_their_own_channel(tmp_path: Path) -> None:
+    # The channel was a module global that the last Quebec() overwrote for every instance.
+    import psycopg
+
+    import quebec
+    from conftest import backend_url, drop_prefix, eventually
+
+    url = backend_url("postgresql", tmp_path)
+    prefix = f"t_{secrets.token_hex(4)}"
+    first = quebec.Quebec(url, table_name_prefix=prefix, name="quebec_first")
+    second = quebec.Quebec(url, table_name_prefix=prefix, name="quebec_second")
+    try:
+        first.create_tables()
+
+        @first.register_job
+        class Announced(quebec.BaseClass):
+            def perform(self) -> None:
+                pass
+
+        with psycopg.connect(url, autocommit=True) as listener:
+            listener.execute("LISTEN quebec_first")
+            Announced.perform_later()
+            heard: list[str] = []
+            eventually(lambda: heard.extend(n.channel for n in listener.notifies(timeout=0.05, stop_after=1)) or heard)
+            assert heard == ["quebec_first"]
+        assert (first.db.channel, second.db.channel) == ("quebec_first", "quebec_second")
+    finally:
+        first.close()
+        second.close()
+        drop_prefix(url, prefix)

@@ -10,53 +10,44 @@ import os
 import sys
 from collections.abc import Sequence
 
+from quebec.config.rules import boolean, components
 from quebec.errors import QuebecError
 
 USAGE = """usage: python -m quebec <package> [<package> ...]
        python -m quebec failed list|retry|discard [ID ... | --all] [--json]
+       python -m quebec --help | --version
 
 Discovers every quebec.BaseClass subclass under the packages, creates the tables
 (unless QUEBEC_CREATE_TABLES=false) and runs worker and dispatcher until TERM/INT.
-The database URL comes from QUEBEC_DATABASE_URL or DATABASE_URL; every other option
-from QUEBEC_* variables or queue.yml."""
+Settings come from QUEBEC_* variables and queue.yml, as for Quebec() (docs/configuration.md);
+the database URL from QUEBEC_DATABASE_URL, DATABASE_URL or queue.yml's database: url:."""
 
 
 class UsageError(Exception):
     pass
 
 
-def _flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise UsageError(f"{name}={value!r} is not a boolean; use true or false")
-
-
-def database_url() -> str:
-    url = os.environ.get("QUEBEC_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if not url:
-        raise UsageError(
-            "no database URL; set DATABASE_URL (or QUEBEC_DATABASE_URL), e.g. DATABASE_URL=sqlite:///demo.db?mode=rwc"
-        )
-    return url
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "")
+    return boolean(value, f"environment variable {name}") if value.strip() else default
 
 
 def run_packages(packages: Sequence[str]) -> int:
     from quebec.app import Quebec
     from quebec.logger import setup_logging
 
+    # The CLI's own variables first: a mistake there is reported before anything starts.
+    spawn_env = os.environ.get("QUEBEC_SPAWN", "")
+    spawn = components(spawn_env, "environment variable QUEBEC_SPAWN") if spawn_env.strip() else None
+    create_tables = _env_flag("QUEBEC_CREATE_TABLES", True)
+    on_error = os.environ.get("QUEBEC_DISCOVER_ON_ERROR", "raise")
     setup_logging(
         level=os.environ.get("QUEBEC_LOG_LEVEL", "INFO").upper(), fmt=os.environ.get("QUEBEC_LOG_FORMAT") or None
     )
     log = logging.getLogger("quebec.cli")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    on_error = os.environ.get("QUEBEC_DISCOVER_ON_ERROR", "raise")
-    qc = Quebec(database_url())
+    qc = Quebec()  # every setting, the URL included, through the one loader
     try:
         found = qc.discover_jobs(*packages, on_error=on_error)
     except ModuleNotFoundError as exc:
@@ -73,27 +64,36 @@ def run_packages(packages: Sequence[str]) -> int:
         )
     for cls in found:
         log.info("Registered %s", cls.__qualname__)
-    spawn_env = os.environ.get("QUEBEC_SPAWN")
-    spawn = [s.strip() for s in spawn_env.split(",") if s.strip()] if spawn_env else None
-    threads_env = os.environ.get("QUEBEC_WORKER_THREADS")
     return qc.run(
-        create_tables=_flag("QUEBEC_CREATE_TABLES", True),
-        control_plane=os.environ.get("QUEBEC_CONTROL_PLANE") or None,
-        spawn=spawn,
-        threads=int(threads_env) if threads_env and threads_env.isdigit() else None,
+        create_tables=create_tables, control_plane=os.environ.get("QUEBEC_CONTROL_PLANE") or None, spawn=spawn
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr if not args else sys.stdout)
-        return 1 if not args else 0
+    if not args:
+        print(USAGE, file=sys.stderr)
+        return 1
     try:
+        if args[0] in ("-h", "--help"):
+            print(USAGE)
+            return 0
+        if args[0] in ("-V", "--version"):
+            from quebec import __version__
+
+            print(f"quebec {__version__}")
+            return 0
         if args[0] == "failed":
             from quebec.cli.failed import run_failed
 
-            return int(run_failed(args[1:], database_url()))
+            return int(run_failed(args[1:]))
+        options = [a for a in args if a.startswith("-")]
+        if options:
+            # Else `--once` would be imported as a package and fail as one.
+            raise UsageError(
+                f"unknown option {options[0]!r}; the options are --help and --version, and the rest "
+                f"of the command line names packages (see python -m quebec --help)"
+            )
         return run_packages(args)
     except (UsageError, QuebecError, ValueError) as exc:
         print(f"quebec: error: {exc}", file=sys.stderr)

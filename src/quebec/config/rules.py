@@ -49,23 +49,45 @@ def parse_duration(value: object, *, name: str) -> float:
     return seconds
 
 
-def duration(*, positive: bool) -> Rule:
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+YEAR = 365 * DAY
+
+
+def duration(*, positive: bool, at_most: float = 100 * YEAR, at_least: float = 0.0) -> Rule:
+    """Seconds within [at_least, at_most] (and > 0 when positive). The ceiling keeps every
+    duration a timedelta and a datetime can add (`now - 1e300 s` would overflow at run time),
+    and says which values make no sense: a 10-year polling interval is a typo."""
+
     def rule(value: object, label: str) -> float:
         seconds = parse_duration(value, name=label)
         if positive and seconds == 0:
             raise ConfigError(f"{label} must be a duration > 0 seconds, got {value!r}")
+        if seconds < at_least:
+            raise ConfigError(f"{label} must be at least {_span(at_least)}, got {value!r}")
+        if seconds > at_most:
+            raise ConfigError(f"{label} must be at most {_span(at_most)}, got {value!r}")
         return seconds
 
     return rule
 
 
-def integer(minimum: int) -> Rule:
+def _span(seconds: float) -> str:
+    for unit, size in (("year", YEAR), ("day", DAY), ("hour", HOUR), ("minute", MINUTE)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds / size
+            return f"{count:g} {unit}{'' if count == 1 else 's'} ({seconds:g}s)"
+    return f"{seconds:g}s"
+
+
+def integer(minimum: int, maximum: int | None = None) -> Rule:
     def rule(value: object, label: str) -> int:
         number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
         elif isinstance(value, str) and _INTEGER.match(value.strip()):
             number = int(value.strip())
+        if maximum is not None and (number is None or not minimum <= number <= maximum):
+            raise ConfigError(f"{label} must be an integer from {minimum} to {maximum:,}, got {value!r}")
         if number is None or number < minimum:
             raise ConfigError(f"{label} must be an integer ≥ {minimum}, got {value!r}")
         return number
@@ -143,10 +165,38 @@ def sslmode(value: object, label: str) -> str:
     return mode
 
 
+def components(value: object, label: str) -> tuple[str, ...]:
+    """`spawn`: which components run (a list, or a comma-separated string as QUEBEC_SPAWN is).
+    An empty one would start a process that runs nothing and never says so."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple | set | frozenset) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{label} must be a list of component names such as ['worker', 'dispatcher'], got {value!r}")
+    names = tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+    if not names:
+        raise ConfigError(
+            f"{label} names no component, so nothing would run, got {value!r}; name at least one, "
+            f"e.g. ['worker'], or leave it out to run them all"
+        )
+    return names
+
+
 def confirmations(value: object, label: str) -> int:
     # One sample is the least that can confirm anything; 0 is accepted as "no extra confirmation".
-    count: int = integer(0)(value, label)
+    count: int = integer(0, 1000)(value, label)
     return max(1, count)
+
+
+_CHANNEL = re.compile(r"^[A-Za-z0-9_.:\-]{1,63}$")
+
+
+def channel_name(value: object, label: str) -> str:
+    """`name`: the NOTIFY channel, which PostgreSQL limits to 63 bytes."""
+    name = text(value, label)
+    if not _CHANNEL.match(name):
+        raise ConfigError(
+            f"{label} must be 1-63 letters, digits or '_' '-' '.' ':' (it names the NOTIFY channel), got {value!r}"
+        )
+    return name
 
 
 class QueueLimits(Mapping[str, int]):
@@ -188,7 +238,7 @@ def queue_limits(value: object, label: str) -> QueueLimits:
     limits: dict[str, int] = {}
     for queue, limit in value.items():
         name = _identifier(identifiers.queue_name, queue.strip() if isinstance(queue, str) else queue, label)
-        limits[name] = integer(1)(limit, f"{label}[{name!r}]")
+        limits[name] = integer(1, 10_000)(limit, f"{label}[{name!r}]")
     return QueueLimits(limits)
 
 

@@ -12,9 +12,14 @@ from typing import Any
 
 from quebec import identifiers
 from quebec.config.rules import (
+    DAY,
+    HOUR,
+    YEAR,
     QueueLimits,
     Rule,
     boolean,
+    channel_name,
+    components,
     confirmations,
     duration,
     forced_queue,
@@ -46,18 +51,25 @@ def _normalise(obj: object, rules: Mapping[str, Rule], owner: str) -> None:
         object.__setattr__(obj, name, rule(getattr(obj, name), f"{owner}.{name}"))
 
 
+# Bounds shared by the settings and the queue.yml entries that set the same thing. A poll
+# faster than 1 ms is a busy loop; batches bind their ids in one statement, and SQLite takes
+# at most 32,766 bound values.
+THREADS = integer(1, 1000)
+PROCESSES = integer(1, 256)
+BATCH = integer(1, 10_000)
+POLL = duration(positive=True, at_least=0.001, at_most=DAY)
 WORKER_RULES: dict[str, Rule] = {
     "queues": queues,
-    "threads": integer(1),
-    "polling_interval": duration(positive=True),
-    "processes": integer(1),
+    "threads": THREADS,
+    "polling_interval": POLL,
+    "processes": PROCESSES,
 }
 DISPATCHER_RULES: dict[str, Rule] = {
-    "polling_interval": duration(positive=True),
-    "batch_size": integer(1),
+    "polling_interval": POLL,
+    "batch_size": BATCH,
     "concurrency_maintenance": boolean,
-    "concurrency_maintenance_interval": duration(positive=True),
-    "processes": integer(1),
+    "concurrency_maintenance_interval": POLL,
+    "processes": PROCESSES,
 }
 
 
@@ -155,44 +167,52 @@ SSL_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
 SETTINGS_RULES: dict[str, Rule] = {
     "database_url": optional(text),
     "table_name_prefix": table_prefix,
-    "worker_threads": integer(1),
-    "worker_polling_interval": duration(positive=True),
+    "worker_threads": THREADS,
+    "worker_polling_interval": POLL,
     "worker_queues": queues,
-    "dispatcher_polling_interval": duration(positive=True),
-    "dispatcher_batch_size": integer(1),
-    "dispatcher_concurrency_maintenance_interval": duration(positive=True),
-    "default_concurrency_control_period": duration(positive=True),
+    "dispatcher_polling_interval": POLL,
+    "dispatcher_batch_size": BATCH,
+    "dispatcher_concurrency_maintenance_interval": POLL,
+    "default_concurrency_control_period": duration(positive=True, at_most=YEAR),
     "use_skip_locked": boolean,
     "use_listen_notify": boolean,
-    "notify_throttle_interval": duration(positive=False),
-    "process_heartbeat_interval": duration(positive=True),
-    "process_alive_threshold": duration(positive=True),
-    "shutdown_timeout": duration(positive=False),
+    "notify_throttle_interval": duration(positive=False, at_most=HOUR),
+    "process_heartbeat_interval": duration(positive=True, at_least=0.01, at_most=HOUR),
+    "process_alive_threshold": duration(positive=True, at_most=DAY),
+    "shutdown_timeout": duration(positive=False, at_most=DAY),
     "quiet_then_exit": boolean,
     "silence_polling": boolean,
     "preserve_finished_jobs": boolean,
     "clear_finished_jobs_after": duration(positive=False),
-    "cleanup_batch_size": integer(1),
-    "cleanup_interval": duration(positive=False),
-    "control_plane_sse_interval": duration(positive=True),
-    "worker_max_rss_mb": integer(0),
-    "worker_memory_check_interval": duration(positive=True),
+    "cleanup_batch_size": BATCH,
+    "cleanup_interval": duration(positive=False, at_most=YEAR),
+    "control_plane_sse_interval": duration(positive=True, at_least=0.01, at_most=HOUR),
+    "worker_max_rss_mb": integer(0, 1 << 20),  # up to 1 TB
+    "worker_memory_check_interval": duration(positive=True, at_least=0.01, at_most=DAY),
     "worker_memory_recycle_confirmations": confirmations,
-    "worker_memory_graceful_timeout": duration(positive=False),
+    "worker_memory_graceful_timeout": duration(positive=False, at_most=DAY),
     "experimental_queue_concurrency": queue_limits,
     "force_override_queue": forced_queue,
-    "name": text,
+    "name": channel_name,
     "env": text,
     "sslmode": optional(sslmode),
     "sslrootcert": optional(text),
     "sslcert": optional(text),
     "sslkey": optional(text),
-    "db_max_connections": optional(integer(1)),
-    "db_connect_timeout": optional(duration(positive=True)),
+    "db_max_connections": optional(integer(1, 1000)),
+    "db_connect_timeout": optional(duration(positive=True, at_least=0.01, at_most=HOUR)),
     "workers": _tuple_of(WorkerConfig),
     "dispatchers": _tuple_of(DispatcherConfig),
     "config_path": optional(text),
 }
+
+
+def run_options(spawn: object, threads: object) -> tuple[tuple[str, ...] | None, int | None]:
+    """`qc.run()` / `qc.start()`'s spawn= and threads=, checked like settings (None: not given)."""
+    return (
+        None if spawn is None else components(spawn, "spawn="),
+        None if threads is None else THREADS(threads, "threads="),
+    )
 
 
 def _check_combinations(settings: Settings) -> None:

@@ -8,8 +8,10 @@ which turns a typo in production into a mystery).
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
@@ -28,6 +30,7 @@ from quebec.config.settings import (
 )
 from quebec.errors import ConfigError
 
+log = logging.getLogger("quebec.config")
 T = TypeVar("T")
 Entry = TypeVar("Entry", WorkerConfig, DispatcherConfig)
 Found = tuple[object, str]  # a raw value and the label of the place it came from
@@ -56,6 +59,42 @@ _FROM_DISPATCHER = {
 _FILE_OPTIONS = frozenset(OPTIONS) - {"env", "config_path", "database_url"} - set(_FROM_WORKER) - set(_FROM_DISPATCHER)
 _SECTION_KEYS = frozenset({"workers", "dispatchers", "database"}) | _FILE_OPTIONS
 KWARGS = frozenset(_KWARGS.get(option, option) for option in OPTIONS)
+SETTING_VARIABLES = frozenset(v for option in OPTIONS for v in _ENV_VARS.get(option, (f"QUEBEC_{option.upper()}",)))
+# QUEBEC_* variables read elsewhere: by the CLI (`python -m quebec`) and the logger.
+CLI_VARIABLES = frozenset(
+    {
+        "QUEBEC_CREATE_TABLES",
+        "QUEBEC_CONTROL_PLANE",
+        "QUEBEC_SPAWN",
+        "QUEBEC_LOG_LEVEL",
+        "QUEBEC_LOG_FORMAT",
+        "QUEBEC_DISCOVER_ON_ERROR",
+        "QUEBEC_SUPERVISOR",
+        # the job metrics recorder (engine/metrics.py)
+        "QUEBEC_JOB_METRICS_DIR",
+        "QUEBEC_JOB_METRICS_MAX_ROWS",
+        "QUEBEC_JOB_METRICS_MAX_SECONDS",
+    }
+)
+# Read by the Rust wheel 0.4.2, not (yet) by this version: named as such, not as typos.
+WHEEL_ONLY_VARIABLES = frozenset(
+    {
+        "QUEBEC_DB_ACQUIRE_TIMEOUT",
+        "QUEBEC_DB_IDLE_TIMEOUT",
+        "QUEBEC_DB_MAX_LIFETIME",
+        "QUEBEC_DB_MIN_CONNECTIONS",
+        "QUEBEC_RECURRING_SCHEDULE",
+        "QUEBEC_RECURRING_PAUSE",
+        "QUEBEC_CGROUP",
+        "QUEBEC_CGROUP_ROOT",
+        "QUEBEC_WORKERS_POOL_MEMORY_MAX",
+        "QUEBEC_TEMPLATE_DIR",
+        "QUEBEC_COLOR",
+    }
+)
+KNOWN_VARIABLES = SETTING_VARIABLES | CLI_VARIABLES | {"QUEBEC_ENV", "QUEBEC_CONFIG"}
+# Quebec's own test suite (tests/conftest.py, the interop tests) reads these; they are no settings.
+_TEST_SUITE = ("QUEBEC_TEST_", "QUEBEC_RS_PYTHON")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -86,6 +125,7 @@ def load_settings(
             raise _unknown(f"unknown keyword argument {key!r}", key, KWARGS)
     given = {key: value for key, value in given.items() if value is not None}
     environ: Mapping[str, str] = os.environ if env is None else env
+    warn_unknown_variables(environ)
 
     env_found = _given("env", given, environ)
     env_name = text(*env_found) if env_found else DEFAULT_ENV
@@ -105,6 +145,40 @@ def load_settings(
         workers=_first_follows(queue_file.workers, WorkerConfig(), _worker_overrides(settings)),
         dispatchers=_first_follows(queue_file.dispatchers, DispatcherConfig(), _dispatcher_overrides(settings)),
     )
+
+
+class _Warned:
+    """The unknown variables already warned about: each is named once per process, not at
+    every Quebec() (tests build hundreds)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self._lock = threading.Lock()
+
+    def first_time(self, name: str) -> bool:
+        with self._lock:
+            new = name not in self.names
+            self.names.add(name)
+            return new
+
+
+_WARNED = _Warned()
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """A WARNING for each QUEBEC_* variable nothing reads, naming the closest known one: a
+    typo (QUEBEC_WORKR_THREADS) would otherwise be silently ignored."""
+    for name in sorted(environ):
+        if not name.startswith("QUEBEC_") or name in KNOWN_VARIABLES or name.startswith(_TEST_SUITE):
+            continue
+        if not _WARNED.first_time(name):
+            continue
+        if name in WHEEL_ONLY_VARIABLES:
+            log.warning("environment variable %s is read by the Rust Quebec but has no effect in this version", name)
+            continue
+        close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "docs/configuration.md lists the variables Quebec reads"
+        log.warning("environment variable %s is not a Quebec setting and is ignored; %s", name, hint)
 
 
 def _given(option: str, kwargs: Mapping[str, Any], environ: Mapping[str, str]) -> Found | None:

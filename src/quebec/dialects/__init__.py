@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from quebec.config.rules import sslmode
 from quebec.dialects.base import Dialect
 from quebec.dialects.mysql import MySQLDialect
 from quebec.dialects.postgresql import PostgreSQLDialect
@@ -33,11 +34,15 @@ def redact(url: str) -> str:
         return url.split("@")[-1] if "@" in url else url
 
 
+# SQLite's own URI modes, honoured as SQLite defines them; no other parameter is read.
+_SQLITE_MODES = ("rwc", "rw", "ro", "memory")
+
+
 def _sqlite(url: str) -> tuple[URL, SQLiteDialect]:
     rest = url[len("sqlite:") :]
     path, _, query = rest.partition("?")
-    params = dict(parse_qsl(query))
-    if path in (":memory:", "//:memory:", "///:memory:", "", "//"):
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    if path in (":memory:", "//:memory:", "///:memory:", "////:memory:", "", "//"):
         database = ":memory:"
     elif path.startswith("////"):
         database = "/" + path[4:].lstrip("/")
@@ -48,20 +53,32 @@ def _sqlite(url: str) -> tuple[URL, SQLiteDialect]:
     else:
         raise ConfigError(f"SQLite URL {url!r} is malformed; use sqlite:///relative.db or sqlite:////abs/path.db")
     mode = params.pop("mode", "rwc")
-    params.pop("cache", None)
-    if database != ":memory:":
-        if mode not in ("rwc", "rw", "ro", "memory"):
-            raise ConfigError(f"SQLite URL {url!r} has mode={mode!r}; use mode=rwc (create) or mode=rw")
-        if mode in ("rw", "ro") and not os.path.exists(database):
-            raise ConfigError(
-                f"SQLite database file {database!r} does not exist and the URL says mode={mode}; "
-                f"add ?mode=rwc to create it"
-            )
-        folder = os.path.dirname(os.path.abspath(database))
-        if not os.path.isdir(folder):
-            raise ConfigError(f"SQLite database folder {folder!r} does not exist; create it or fix the URL {url!r}")
-    sa_url = URL.create("sqlite+pysqlite", database=database, query=params)
-    return sa_url, SQLiteDialect(sa_url)
+    cache = params.pop("cache", "private")
+    if params:
+        raise ConfigError(
+            f"SQLite URL {url!r} has {', '.join(sorted(params))}=, which Quebec does not read; "
+            f"the only parameters are mode= ({', '.join(_SQLITE_MODES)}) and cache="
+        )
+    if mode not in _SQLITE_MODES:
+        raise ConfigError(f"SQLite URL {url!r} has mode={mode!r}; use one of {', '.join(_SQLITE_MODES)}")
+    if cache not in ("shared", "private"):
+        raise ConfigError(f"SQLite URL {url!r} has cache={cache!r}; use cache=shared or cache=private, or leave it out")
+    if database == ":memory:" or mode == "memory":
+        # mode=memory names no file: the database lives in this process and nothing is
+        # written to disk (one connection shared by every thread, as for :memory:).
+        sa_url = URL.create("sqlite+pysqlite", database=":memory:")
+        return sa_url, SQLiteDialect(sa_url, path=None, read_only=False)
+    if mode in ("rw", "ro") and not os.path.exists(database):
+        raise ConfigError(
+            f"SQLite database file {database!r} does not exist and the URL says mode={mode}; add ?mode=rwc to create it"
+        )
+    folder = os.path.dirname(os.path.abspath(database))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"SQLite database folder {folder!r} does not exist; create it or fix the URL {url!r}")
+    # A URI filename, so that SQLite itself enforces the mode (ro cannot write, rw cannot create).
+    uri_path = quote(os.path.abspath(database), safe="/")
+    sa_url = URL.create("sqlite+pysqlite", database=f"file:{uri_path}", query={"mode": mode, "uri": "true"})
+    return sa_url, SQLiteDialect(sa_url, path=os.path.abspath(database), read_only=mode == "ro")
 
 
 def _require(module: str, extra: str, url: str) -> None:
@@ -90,6 +107,9 @@ def for_url(url: str, *, use_skip_locked: bool = True) -> tuple[URL, Dialect]:
     dialect: Dialect
     if base in ("postgres", "postgresql"):
         _require("psycopg", "postgres", url)
+        mode = parsed.query.get("sslmode")
+        if mode is not None:  # the rule the sslmode keyword and QUEBEC_SSLMODE go through
+            sslmode(mode if isinstance(mode, str) else mode[-1], "the database URL's sslmode")
         parsed = parsed.set(drivername="postgresql+psycopg")
         dialect = PostgreSQLDialect(parsed, use_skip_locked=use_skip_locked)
     elif base in ("mysql", "mariadb"):

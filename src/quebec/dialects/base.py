@@ -7,7 +7,7 @@ which database it is talking to: it asks a capability flag or calls a hook.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select, Table, delete, select
@@ -39,6 +39,8 @@ class Dialect:
     # True for an embedded database the application owns (a file): its tables are
     # created on first connect, as there is no DBA or DDL permission to respect.
     embedded = False
+    # True when the URL opens the database read-only (SQLite's mode=ro): nothing is created.
+    read_only = False
 
     def __init__(self, url: URL, *, use_skip_locked: bool = True) -> None:
         self.url = url
@@ -50,6 +52,14 @@ class Dialect:
         # in the pool fails its first statement, and transact() reruns the transaction.
         return {"pool_size": 10, "max_overflow": 20}
 
+    # How long to wait for a connection when the settings say nothing (db_connect_timeout):
+    # libpq would otherwise wait forever for a host that does not answer.
+    default_connect_timeout = 10.0
+
+    def timeout_args(self, seconds: float) -> dict[str, Any]:
+        """Driver arguments that bound opening a connection to `seconds`."""
+        return {"connect_timeout": max(1, round(seconds))}
+
     def ssl_connect_args(self, options: Mapping[str, str]) -> dict[str, str]:
         """Driver arguments for sslmode/sslrootcert/sslcert/sslkey; only PostgreSQL takes them."""
         if options:
@@ -59,6 +69,15 @@ class Dialect:
                 f"options or use a postgresql:// URL"
             )
         return {}
+
+    # -- limits ---------------------------------------------------------------------------
+    # The most bytes one jobs.arguments value may take here, and what sets that limit (for
+    # the enqueue error); learnt by read_limits at connect, None until then.
+    arguments_limit: tuple[int, str] | None = None
+
+    def read_limits(self, conn: Connection, jobs: Table) -> None:
+        """Learn arguments_limit from the server, and from the jobs table where its column type
+        sets it (the table may not exist yet: then again after create_tables)."""
 
     def on_engine(self, engine: Engine) -> None:
         """Install event hooks (connect, begin) on a new engine."""
@@ -146,12 +165,16 @@ class Dialect:
         quote = conn.dialect.identifier_preparer.quote
         k = list(columns).index(key)
         ids: dict[Any, int] = {}
-        for start in range(0, len(rows), self.chunk_rows):
-            chunk = rows[start : start + self.chunk_rows]
+        for chunk in self.chunks(columns, rows):
             sql = self.insert_sql(conn, table, columns, len(chunk)) + f" RETURNING {quote('id')}, {quote(key)}"
             flat = tuple(v for row in chunk for v in row)
             ids.update((r[1], r[0]) for r in conn.exec_driver_sql(sql, flat))
         return [ids[row[k]] for row in rows]
+
+    def chunks(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Iterator[Sequence[Sequence[Any]]]:
+        """`rows` in slices of at most chunk_rows: one multi-row INSERT each."""
+        for start in range(0, len(rows), self.chunk_rows):
+            yield rows[start : start + self.chunk_rows]
 
     def insert_if_absent(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
         """Insert unless a unique key already exists; True when inserted."""
@@ -174,6 +197,10 @@ class Dialect:
         return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
     def is_duplicate_key(self, exc: BaseException) -> bool:
+        return False
+
+    def is_read_only(self, exc: BaseException) -> bool:
+        """True when the database refused a write because it is read-only."""
         return False
 
     def is_missing_table(self, exc: BaseException) -> bool:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, event, insert, select
+from sqlalchemy import Connection, Engine, Table, delete, event, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -13,6 +13,9 @@ from quebec.dialects.base import Dialect
 from quebec.errors import ConfigError
 
 _CHUNK = 1000
+# Room in a packet for the statement around one job's arguments.
+_PACKET_MARGIN = 64 * 1024
+_ROW_BYTES = 2048  # a job row's columns but its arguments, escaped, at most
 _COMMITTED = "quebec_committed"  # connection info: nothing has run since our COMMIT
 _TRANSIENT_CODES = {1213, 1205, 2006, 2013, 2003, 2055, 1927, 4031}
 
@@ -31,6 +34,7 @@ class MySQLDialect(Dialect):
         super().__init__(*args, **kwargs)
         self._returning = False
         self._consecutive_ids = False
+        self.packet_bytes: int | None = None
 
     def engine_options(self) -> dict[str, Any]:
         opts = super().engine_options()
@@ -71,6 +75,24 @@ class MySQLDialect(Dialect):
         mode = conn.exec_driver_sql("SELECT @@innodb_autoinc_lock_mode").scalar()
         self._consecutive_ids = mode is not None and int(mode) in (0, 1)
 
+    def read_limits(self, conn: Connection, jobs: Table) -> None:
+        # Two limits: the column's type (TEXT holds 65,535 bytes — what the wheel creates —
+        # MEDIUMTEXT 16 MB…), read from the table itself so any database is handled; and
+        # max_allowed_packet, which bounds the whole INSERT, where escaping can double a value.
+        packet = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one())
+        self.packet_bytes = packet
+        limits = [((packet - _PACKET_MARGIN) // 2, f"MySQL's max_allowed_packet of {packet:,} bytes once escaped")]
+        column = conn.execute(
+            text(
+                "SELECT DATA_TYPE, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND COLUMN_NAME = 'arguments'"
+            ),
+            {"t": jobs.name},
+        ).first()
+        if column is not None and column[1] is not None:
+            limits.append((int(column[1]), f"the {jobs.name}.arguments column ({str(column[0]).upper()})"))
+        self.arguments_limit = min(limits)
+
     def delete_returning(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
         if self._returning:
             return super().delete_returning(conn, table, where)
@@ -90,8 +112,7 @@ class MySQLDialect(Dialect):
         # consecutive ids. Under mode 2 (interleaved) read them back by the unique key.
         ids: list[int] = []
         k = list(columns).index(key)
-        for start in range(0, len(rows), self.chunk_rows):
-            chunk = rows[start : start + self.chunk_rows]
+        for chunk in self.chunks(columns, rows):
             conn.exec_driver_sql(
                 self.insert_sql(conn, table, columns, len(chunk)), tuple(v for row in chunk for v in row)
             )
@@ -105,6 +126,25 @@ class MySQLDialect(Dialect):
             )
             ids.extend(found[x] for x in keys)
         return ids
+
+    def chunks(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Iterator[Sequence[Sequence[Any]]]:
+        # A statement must fit in max_allowed_packet: 1,000 jobs of 20 KB each do not fit
+        # MariaDB's default 16 MB. Sized by the arguments column (the others are short
+        # names), counting 8 bytes a character: 4 of UTF-8, doubled by escaping.
+        budget = (self.packet_bytes or 1 << 24) - _PACKET_MARGIN
+        k = list(columns).index("arguments") if "arguments" in columns else None
+        for chunk in super().chunks(columns, rows):
+            sizes = [_ROW_BYTES + 8 * len(row[k] or "") for row in chunk] if k is not None else []
+            if sum(sizes) <= budget:
+                yield chunk
+                continue
+            start, used = 0, 0
+            for i, size in enumerate(sizes):
+                if used + size > budget and i > start:
+                    yield chunk[start:i]
+                    start, used = i, 0
+                used += size
+            yield chunk[start:]
 
     def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]
         # Only the statement rolls back on 1062 in MySQL, so catching it is safe;
@@ -125,6 +165,9 @@ class MySQLDialect(Dialect):
 
     def is_missing_table(self, exc: BaseException) -> bool:
         return _code(exc) == 1146
+
+    def is_read_only(self, exc: BaseException) -> bool:
+        return _code(exc) in (1290, 1792)  # --read-only server; READ ONLY transaction
 
     def is_duplicate_key(self, exc: BaseException) -> bool:
         return _code(exc) == 1062

@@ -37,6 +37,9 @@ class PostgreSQLDialect(Dialect):
         opts["connect_args"] = {"application_name": "quebec"}
         return opts
 
+    def read_limits(self, conn: Connection, jobs: Table) -> None:
+        self.arguments_limit = (2**30 - 1, "PostgreSQL's limit on one text value")
+
     def _unnest_sql(self, conn: Connection, table: Table, columns: Sequence[str]) -> str:
         quote = conn.dialect.identifier_preparer.quote
         # %b: arrays travel in binary; text-format arrays are escaped element by element.
@@ -162,6 +165,9 @@ class PostgreSQLDialect(Dialect):
 
     def is_missing_table(self, exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "42P01"
+
+    def is_read_only(self, exc: BaseException) -> bool:
+        return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "25006"
 
     def is_duplicate_key(self, exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "23505"

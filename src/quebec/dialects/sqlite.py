@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, event, insert
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
@@ -21,15 +22,31 @@ class SQLiteDialect(Dialect):
     single_writer = True
     embedded = True
 
+    def __init__(self, url: URL, *, path: str | None, read_only: bool, use_skip_locked: bool = True) -> None:
+        super().__init__(url, use_skip_locked=use_skip_locked)
+        self.path = path  # the file, or None in memory
+        # mode=ro: SQLite refuses every write, so enqueue and a worker's registration fail
+        # with is_read_only's sentence; tables are not created.
+        self.read_only = read_only
+        self.busy_ms = _BUSY_MS
+
     @property
     def in_memory(self) -> bool:
-        return self.url.database in (None, "", ":memory:")
+        return self.path is None
 
     def engine_options(self) -> dict[str, Any]:
         if self.in_memory:
             # One shared connection, or each thread would see its own empty database.
             return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        return {"pool_size": 12, "max_overflow": 20, "connect_args": {"timeout": _BUSY_MS / 1000}}
+        return {"pool_size": 12, "max_overflow": 20}
+
+    default_connect_timeout = _BUSY_MS / 1000
+
+    def timeout_args(self, seconds: float) -> dict[str, Any]:
+        # SQLite has no connection to wait for, but a lock: the timeout is how long a
+        # statement waits for another writer (busy_timeout) before "database is locked".
+        self.busy_ms = int(seconds * 1000)
+        return {} if self.in_memory else {"timeout": seconds}
 
     def on_engine(self, engine: Engine) -> None:
         @event.listens_for(engine, "connect")
@@ -38,7 +55,7 @@ class SQLiteDialect(Dialect):
             # so that we can say BEGIN IMMEDIATE for writes.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            if not self.in_memory:
+            if not self.in_memory and not self.read_only:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 # A bulk enqueue writes megabytes: a 2 MB page cache would spill mid-transaction.
@@ -47,7 +64,7 @@ class SQLiteDialect(Dialect):
                 # pages (ready rows, claims) over and over, and each checkpoint copies a page
                 # once however often it changed; 4 MB made every 10,000-job enqueue pay one.
                 cur.execute("PRAGMA wal_autocheckpoint=10000")
-            cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+            cur.execute(f"PRAGMA busy_timeout={self.busy_ms}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -55,6 +72,11 @@ class SQLiteDialect(Dialect):
         def _begin(conn: Connection) -> None:
             mode = conn.info.pop("quebec_begin", "")
             conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    def read_limits(self, conn: Connection, jobs: Table) -> None:
+        raw = conn.connection.driver_connection
+        most = raw.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) if raw is not None else 1_000_000_000
+        self.arguments_limit = (most, "SQLite's SQLITE_MAX_LENGTH")
 
     def begin_write(self, conn: Connection) -> None:
         # A deferred transaction that later writes fails with SQLITE_BUSY at once,
@@ -100,13 +122,16 @@ class SQLiteDialect(Dialect):
     def change_watcher(self) -> DataVersionWatcher | None:
         if self.in_memory:
             return None  # one process, whose enqueues wake its workers directly
-        return DataVersionWatcher(str(self.url.database))
+        return DataVersionWatcher(str(self.path))
 
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, OperationalError):
             text = str(exc.orig).lower()
             return "locked" in text or "busy" in text
         return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+    def is_read_only(self, exc: BaseException) -> bool:
+        return isinstance(exc, DBAPIError) and "readonly" in str(exc.orig)
 
     def is_missing_table(self, exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and "no such table" in str(exc.orig)

@@ -12,10 +12,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from quebec.clock import Clock, SystemClock
+from quebec.config.settings import SSL_OPTIONS, Settings
 from quebec.dialects import Dialect, for_url, redact
-from quebec.errors import DatabaseUnavailable, MissingTables
+from quebec.errors import ConfigError, DatabaseUnavailable, MissingTables, QuebecError, StoreError
+from quebec.identifiers import table_prefix
 from quebec.schema import Tables, build_tables
 from quebec.schema import create_tables as _create_tables
 
@@ -33,6 +36,9 @@ class Tx:
     tables: Tables
     dialect: Dialect
     now: datetime
+    # The NOTIFY channel enqueues announce ready queues on (settings.name): per Database,
+    # so two Quebec instances in one process each keep their own.
+    channel: str = "quebec"
 
 
 class Database:
@@ -47,13 +53,15 @@ class Database:
         connect_timeout: float | None = None,
         retry_for: float = 30.0,
         ssl: Mapping[str, str] | None = None,
+        channel: str = "quebec",
     ) -> None:
         sa_url, dialect = for_url(url, use_skip_locked=use_skip_locked)
         self.url = url
         self.display_url = redact(url)
         self.dialect = dialect
-        self.tables = build_tables(prefix)
+        self.tables = build_tables(table_prefix(prefix))  # the one normalisation, whoever calls
         self.clock: Clock = clock or SystemClock()
+        self.channel = channel
         # How long transact() keeps rerunning a transaction through transient errors
         # (SQLite's busy lock, a deadlock, a dropped connection) before giving up.
         self.retry_for = retry_for
@@ -63,10 +71,34 @@ class Database:
         ssl_args = dialect.ssl_connect_args({k: v for k, v in (ssl or {}).items() if v is not None})
         if ssl_args:
             options.setdefault("connect_args", {}).update(ssl_args)
-        if connect_timeout is not None and not dialect.embedded:
-            options.setdefault("connect_args", {})["connect_timeout"] = int(max(1, connect_timeout))
+        # Every backend waits at most this long to connect (SQLite: for the write lock), and
+        # connect() tries three times: no loop here waits unbounded.
+        self.connect_timeout = dialect.default_connect_timeout if connect_timeout is None else connect_timeout
+        timeouts = dialect.timeout_args(self.connect_timeout)
+        if timeouts:
+            options.setdefault("connect_args", {}).update(timeouts)
         self.engine: Engine = create_engine(sa_url, **options)
         dialect.on_engine(self.engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Database:
+        """The Database that settings describe: what Quebec() and the CLI both open, so both
+        see the same URL, tables, pool, timeouts, ssl and NOTIFY channel."""
+        if not settings.database_url:
+            raise ConfigError(
+                "no database URL; set DATABASE_URL (or QUEBEC_DATABASE_URL), give queue.yml a database: url:, "
+                "or pass it, e.g. Quebec('sqlite:///app.db?mode=rwc')"
+            )
+        return cls(
+            settings.database_url,
+            prefix=settings.table_name_prefix,
+            clock=clock,
+            use_skip_locked=settings.use_skip_locked,
+            pool_size=settings.db_max_connections,
+            connect_timeout=settings.db_connect_timeout,
+            ssl={k: v for k in SSL_OPTIONS if (v := getattr(settings, k)) is not None},
+            channel=settings.name,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
     def connect(self, attempts: int = 3) -> None:
@@ -77,7 +109,8 @@ class Database:
                 with self.engine.connect() as conn:
                     self.dialect.check_server(conn)
                     conn.execute(text("SELECT 1"))
-                if self.dialect.embedded:
+                    self.dialect.read_limits(conn, self.tables.jobs)
+                if self.dialect.embedded and not self.dialect.read_only:
                     self.create_tables()
                 return
             except DBAPIError as exc:
@@ -93,10 +126,16 @@ class Database:
         # Two processes may create the same tables at once; the loser's CREATE fails
         # with "already exists", and a second pass then finds everything in place.
         try:
-            return _create_tables(self.engine, self.tables)
-        except SQLAlchemyError:
-            time.sleep(0.2)
-            return _create_tables(self.engine, self.tables)
+            try:
+                created = _create_tables(self.engine, self.tables)
+            except SQLAlchemyError:
+                time.sleep(0.2)
+                created = _create_tables(self.engine, self.tables)
+            with self.engine.connect() as conn:  # the new table's column type may set a limit
+                self.dialect.read_limits(conn, self.tables.jobs)
+        except SQLAlchemyError as exc:
+            raise self._gave_up(self.create_tables, exc) from None
+        return created
 
     def dispose(self, close: bool = True) -> None:
         self.engine.dispose(close=close)
@@ -116,7 +155,10 @@ class Database:
 
     def join(self, conn: Connection) -> Tx:
         """A Tx on the caller's connection: it neither begins nor commits."""
-        return Tx(conn=conn, tables=self.tables, dialect=self.dialect, now=self.clock.now())
+        return self._tx(conn)
+
+    def _tx(self, conn: Connection) -> Tx:
+        return Tx(conn=conn, tables=self.tables, dialect=self.dialect, now=self.clock.now(), channel=self.channel)
 
     def _run(self, fn: Callable[..., T], write: bool, *args: Any, **kwargs: Any) -> T:
         deadline = time.monotonic() + self.retry_for
@@ -136,7 +178,7 @@ class Database:
                         self.dialect.begin_write(conn)
                     else:
                         self.dialect.begin_read(conn)
-                    tx = Tx(conn=conn, tables=self.tables, dialect=self.dialect, now=self.clock.now())
+                    tx = self._tx(conn)
                     result = fn(tx, *args, **kwargs)
                     if not autocommit:
                         committing = True
@@ -147,10 +189,13 @@ class Database:
                 if autocommit and not (isinstance(exc, DBAPIError) and exc.connection_invalidated):
                     committing = False  # the statement failed whole (deadlock, serialization): rerun it
                 if committing and not self.dialect.single_writer:
-                    raise DatabaseUnavailable(
-                        f"the connection to {self.display_url} was lost while committing "
-                        f"{getattr(fn, '__name__', fn)}; its outcome is unknown"
-                    ) from exc
+                    raise _failure(
+                        DatabaseUnavailable(
+                            f"the connection to {self.display_url} was lost while committing "
+                            f"{_name(fn)}; its outcome is unknown"
+                        ),
+                        exc,
+                    ) from None
                 if self.dialect.is_missing_table(exc):
                     raise MissingTables(
                         f"the Quebec tables with prefix {self.tables.prefix!r} do not exist in {self.display_url}; "
@@ -158,15 +203,56 @@ class Database:
                         f"(it creates them unless QUEBEC_CREATE_TABLES=false)"
                     ) from None
                 if not self.dialect.is_transient(exc) or time.monotonic() > deadline:
-                    if self.dialect.is_transient(exc):
-                        raise DatabaseUnavailable(
-                            f"{getattr(fn, '__name__', fn)} on {self.display_url} kept failing for "
-                            f"{self.retry_for:.0f}s: {str(getattr(exc, 'orig', exc)).strip()}"
-                        ) from exc
-                    raise
+                    raise self._gave_up(fn, exc) from None
                 delay = min(1.0, 0.005 * 2 ** min(attempt, 8)) * (0.5 + random.random())
-                log.debug("transact.retry fn=%s attempt=%d error=%s", getattr(fn, "__name__", fn), attempt, exc)
+                log.debug("transact.retry fn=%s attempt=%d error=%s", _name(fn), attempt, exc)
                 time.sleep(delay)
+            except OverflowError as exc:  # the driver could not bind a Python int (SQLite: > 64 bits)
+                raise _failure(
+                    StoreError(f"{_name(fn)} on {self.display_url} was given a number too large to store: {exc}"), exc
+                ) from None
+
+    def _gave_up(self, fn: Callable[..., Any], exc: SQLAlchemyError) -> QuebecError:
+        """The sentence for an error transact() does not rerun (or no longer): the driver's own
+        first line, never the SQL, which goes to the DEBUG log."""
+        reason = _reason(exc)
+        if self.dialect.is_transient(exc):
+            error: QuebecError = DatabaseUnavailable(
+                f"{_name(fn)} on {self.display_url} kept failing for {self.retry_for:.0f}s: {reason}"
+            )
+        elif isinstance(exc, PoolTimeout):
+            error = DatabaseUnavailable(
+                f"{_name(fn)} waited for a free connection to {self.display_url} and none came: {reason}; "
+                f"raise db_max_connections or run fewer threads"
+            )
+        elif self.dialect.is_read_only(exc):
+            error = StoreError(
+                f"{_name(fn)} cannot write to {self.display_url}, which is read-only ({reason}); "
+                f"open it read-write to enqueue or run jobs"
+            )
+        else:
+            error = StoreError(
+                f"{_name(fn)} on {self.display_url} failed: {reason}; the statement is in the quebec.store DEBUG log"
+            )
+        return _failure(error, exc)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__name__", fn))
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message, first line only: psycopg's next lines quote the SQL."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _failure(error: QuebecError, exc: BaseException) -> QuebecError:
+    """`error`, with the driver's exception kept as .original and logged whole at DEBUG
+    (raised `from None`, so a traceback shows the sentence, not the SQL)."""
+    log.debug("store.error %s", exc, exc_info=exc)
+    error.original = exc  # type: ignore[attr-defined]
+    return error
 
 
 def one_statement_when(check: Callable[[Dialect, tuple[Any, ...], dict[str, Any]], bool]) -> Callable[[F], F]:

@@ -3,7 +3,7 @@ strategies and their handlers' arity, ActiveJob's class-level values, the confli
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,11 +26,14 @@ class Job(quebec.BaseClass):
 def test_set_returns_a_job_builder_and_build_a_job_descriptor_with_the_wheels_fields() -> None:
     builder = Job.set(queue="mail", wait=30)
     assert isinstance(builder, quebec.JobBuilder) and quebec.JobBuilder is ConfiguredJob
-    assert builder.job_class is Job and dict(builder.options) == {"wait": 30, "queue": "mail"}
+    assert builder.job_class is Job and dict(builder.options) == {"wait": timedelta(seconds=30), "queue": "mail"}
     descriptor = builder.build(1, key="v")
     assert isinstance(descriptor, quebec.JobDescriptor)
     assert (descriptor.job_class, descriptor.args, descriptor.kwargs) == (Job, (1,), {"key": "v"})
-    assert dict(descriptor.options) == {"wait": 30, "queue": "mail"} and descriptor.options["queue"] == "mail"
+    assert (
+        dict(descriptor.options) == {"wait": timedelta(seconds=30), "queue": "mail"}
+        and descriptor.options["queue"] == "mail"
+    )
     assert "priority" not in descriptor.options and dict(Job.build().options) == {}
     assert descriptor.id is None  # built, not enqueued
 
@@ -38,7 +41,7 @@ def test_set_returns_a_job_builder_and_build_a_job_descriptor_with_the_wheels_fi
 def test_job_builder_made_as_in_the_wheel_checks_its_options_like_set() -> None:
     assert dict(quebec.JobBuilder(Job, queue="q", priority=2).options) == {"queue": "q", "priority": 2}
     assert dict(quebec.JobBuilder(Job).options) == {}
-    until = datetime(2030, 1, 1)
+    until = datetime(2030, 1, 1, tzinfo=UTC)
     assert quebec.JobBuilder(Job, wait_until=until).set(priority=1).build().options["wait_until"] == until
     with pytest.raises(TypeError):
         quebec.JobBuilder(Job, color="blue")

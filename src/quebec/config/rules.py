@@ -165,9 +165,17 @@ def sslmode(value: object, label: str) -> str:
     return mode
 
 
+# What `spawn` may name (qc.run(spawn=…), QUEBEC_SPAWN).
+COMPONENTS = ("worker", "dispatcher", "scheduler")
+
+
 def components(value: object, label: str) -> tuple[str, ...]:
-    """`spawn`: which components run (a list, or a comma-separated string as QUEBEC_SPAWN is).
-    An empty one would start a process that runs nothing and never says so."""
+    """`spawn`: which components run. A list in code; a comma-separated string only from the
+    environment (QUEBEC_SPAWN): a bare string in code is a forgotten list, refused rather than
+    guessed at. An empty one would start a process that runs nothing and never says so."""
+    from_env = label.startswith("environment variable")
+    if isinstance(value, str) and not from_env:
+        raise ConfigError(f"{label}{value!r} must be a list of component names, e.g. spawn=[{value!r}]")
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple | set | frozenset) or not all(isinstance(i, str) for i in items):
         raise ConfigError(f"{label} must be a list of component names such as ['worker', 'dispatcher'], got {value!r}")
@@ -177,6 +185,9 @@ def components(value: object, label: str) -> tuple[str, ...]:
             f"{label} names no component, so nothing would run, got {value!r}; name at least one, "
             f"e.g. ['worker'], or leave it out to run them all"
         )
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown:
+        raise ConfigError(f"{label} names unknown components {unknown}; choose from {list(COMPONENTS)}")
     return names
 
 

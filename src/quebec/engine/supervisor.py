@@ -16,12 +16,13 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psutil
 
 from quebec.config import Settings
+from quebec.config.rules import COMPONENTS
 from quebec.engine.completer import Completer
 from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
@@ -37,7 +38,6 @@ from quebec.store import Database, processes
 from quebec.types import ProcessInfo, QueueSelector
 
 log = logging.getLogger("quebec.supervisor")
-COMPONENTS = ("worker", "dispatcher", "scheduler")
 
 
 @dataclass
@@ -65,7 +65,8 @@ class ThreadSupervisor:
         self.settings = settings
         self.registry = registry
         self.hooks = hooks
-        self._spawn_given = _spawn(spawn)
+        # checked by config.run_options (qc.run/start) or the settings loader (QUEBEC_SPAWN)
+        self._spawn_given = None if spawn is None else tuple(spawn)
         self.spawn = set(self._spawn_given) if self._spawn_given is not None else set(COMPONENTS)
         self.threads = threads
         self.control_plane = control_plane
@@ -361,16 +362,3 @@ class ThreadSupervisor:
             self.metrics.stop("shutdown")  # the file is complete when the runtime ends
         self.hooks.run("stop")
         self.intents.close()
-
-
-def _spawn(spawn: Iterable[str] | None) -> Collection[str] | None:
-    """The components asked for, checked: None means all of them."""
-    if spawn is None:
-        return None
-    if isinstance(spawn, str):
-        raise ValueError(f"spawn={spawn!r} must be a list of component names, e.g. spawn=[{spawn!r}]")
-    given = tuple(spawn)
-    unknown = sorted(set(given) - set(COMPONENTS))
-    if unknown:
-        raise ValueError(f"spawn={unknown} names unknown components; choose from {list(COMPONENTS)}")
-    return given

@@ -39,6 +39,7 @@ class Quebec:
             use_skip_locked=self.settings.use_skip_locked,
             pool_size=self.settings.db_max_connections,
             connect_timeout=self.settings.db_connect_timeout,
+            preserve_finished=self.settings.preserve_finished_jobs,
             ssl={
                 k: getattr(self.settings, k)
                 for k in ("sslmode", "sslrootcert", "sslcert", "sslkey")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import insert, literal, select, update
 
 from quebec.schema.tables import UTCDateTime
 from quebec.store.database import Tx
+from quebec.store.error_record import error_json
+from quebec.store.finished import mark_finished
 from quebec.store.jobs import announce, enqueue_many
 from quebec.types import ErrorInfo, Finished, NewJob
 
@@ -20,28 +21,17 @@ def _held(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
     )
 
 
-def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bool = True) -> Finished:
+def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bool | None = None) -> Finished:
     """claimed → finished, for the jobs this process still holds.
 
     A claim can vanish under us (we were pruned during an outage): those jobs belong
-    to someone else now and come back in `lost`.
+    to someone else now and come back in `lost`. `preserve` as in mark_finished.
     """
     if not job_ids:
         return Finished(job_ids=())
     held = _held(tx, process_id=process_id, job_ids=job_ids)
-    jobs = tx.tables.jobs
-    if held:
-        if preserve:
-            tx.conn.execute(update(jobs).where(jobs.c.id.in_(held)).values(finished_at=tx.now, updated_at=tx.now))
-        else:
-            tx.conn.execute(delete(jobs).where(jobs.c.id.in_(held)))
+    mark_finished(tx, held, preserve=preserve)
     return Finished(job_ids=tuple(sorted(held)), lost=tuple(sorted(set(job_ids) - set(held))))
-
-
-def error_json(error: ErrorInfo) -> str:
-    return json.dumps(
-        {"exception_class": error.exception_class, "message": error.message, "backtrace": list(error.backtrace)}
-    )
 
 
 def fail(tx: Tx, *, process_id: int, job_id: int, error: ErrorInfo, arguments: str | None = None) -> bool:
@@ -59,21 +49,19 @@ def fail(tx: Tx, *, process_id: int, job_id: int, error: ErrorInfo, arguments: s
     return True
 
 
-def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob) -> int | None:
+def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob, preserve: bool | None = None) -> int | None:
     """claimed → finished, plus a new job row (same active_job_id) scheduled for the next attempt."""
     if not _held(tx, process_id=process_id, job_ids=[job_id]):
         return None
-    jobs = tx.tables.jobs
-    tx.conn.execute(update(jobs).where(jobs.c.id == job_id).values(finished_at=tx.now, updated_at=tx.now))
+    mark_finished(tx, [job_id], preserve=preserve)
     return enqueue_many(tx, [next_run])[0].id
 
 
-def discard(tx: Tx, *, process_id: int, job_id: int) -> bool:
+def discard(tx: Tx, *, process_id: int, job_id: int, preserve: bool | None = None) -> bool:
     """claimed → finished, without running again (discard_on, rescue_from, exhausted with handler)."""
     if not _held(tx, process_id=process_id, job_ids=[job_id]):
         return False
-    jobs = tx.tables.jobs
-    tx.conn.execute(update(jobs).where(jobs.c.id == job_id).values(finished_at=tx.now, updated_at=tx.now))
+    mark_finished(tx, [job_id], preserve=preserve)
     return True
 
 

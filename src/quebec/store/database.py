@@ -33,6 +33,8 @@ class Tx:
     tables: Tables
     dialect: Dialect
     now: datetime
+    # preserve_finished_jobs: a job that ends finished keeps its row (False: the row is deleted).
+    preserve_finished: bool = True
 
 
 class Database:
@@ -47,6 +49,7 @@ class Database:
         connect_timeout: float | None = None,
         retry_for: float = 30.0,
         ssl: Mapping[str, str] | None = None,
+        preserve_finished: bool = True,
     ) -> None:
         sa_url, dialect = for_url(url, use_skip_locked=use_skip_locked)
         self.url = url
@@ -54,6 +57,7 @@ class Database:
         self.dialect = dialect
         self.tables = build_tables(prefix)
         self.clock: Clock = clock or SystemClock()
+        self.preserve_finished = preserve_finished
         # How long transact() keeps rerunning a transaction through transient errors
         # (SQLite's busy lock, a deadlock, a dropped connection) before giving up.
         self.retry_for = retry_for
@@ -116,7 +120,10 @@ class Database:
 
     def join(self, conn: Connection) -> Tx:
         """A Tx on the caller's connection: it neither begins nor commits."""
-        return Tx(conn=conn, tables=self.tables, dialect=self.dialect, now=self.clock.now())
+        return self._tx(conn)
+
+    def _tx(self, conn: Connection) -> Tx:
+        return Tx(conn, self.tables, self.dialect, self.clock.now(), self.preserve_finished)
 
     def _run(self, fn: Callable[..., T], write: bool, *args: Any, **kwargs: Any) -> T:
         deadline = time.monotonic() + self.retry_for
@@ -136,7 +143,7 @@ class Database:
                         self.dialect.begin_write(conn)
                     else:
                         self.dialect.begin_read(conn)
-                    tx = Tx(conn=conn, tables=self.tables, dialect=self.dialect, now=self.clock.now())
+                    tx = self._tx(conn)
                     result = fn(tx, *args, **kwargs)
                     if not autocommit:
                         committing = True

@@ -57,8 +57,25 @@ def error_info(error: BaseException) -> ErrorInfo:
         message = str(error)
     except Exception:  # noqa: BLE001 - the job still needs its failure recorded
         message = f"<{type(error).__name__} object: str() raised>"
-    lines = traceback.format_exception(type(error), error, error.__traceback__)
-    return ErrorInfo(type(error).__name__, message, tuple(line.rstrip("\n") for line in lines))
+    return ErrorInfo(type(error).__name__, message, tuple(line.rstrip("\n") for line in _traceback(error)))
+
+
+def _traceback(error: BaseException) -> list[str]:
+    """traceback.format_exception's lines, chained exceptions included, without the
+    `^^^^` markers under each frame: computing them parses every frame's source line
+    (half the cost of a failure), and a stored traceback is read without them."""
+    summary = traceback.TracebackException(type(error), error, error.__traceback__, compact=True)
+    todo, seen = [summary], set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for frame in current.stack:
+            frame.colno = None
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        todo.extend(getattr(current, "exceptions", None) or ())
+    return list(summary.format())
 
 
 def decide(job_class: Any, error: BaseException, exception_executions: dict[str, int]) -> Decision:

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from quebec.engine.outcomes import OUTCOME_TYPES, Discarded, Failed, Finished, Outcome, Released, Retried
@@ -35,31 +35,52 @@ POISON_AFTER = 30.0
 # Errors that mean "the database cannot take any write now": hold everything, drop nothing.
 _HOLD = (DatabaseUnavailable, MissingTables)
 _REASON_MAX = 1000
+_NAMES = [t.__name__ for t in OUTCOME_TYPES]
 
 
 def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], preserve_finished: bool) -> list[int]:
     """Write the outcomes of jobs that `process_id` holds, now, in this thread.
 
-    Every Finished in one finish_many, every Released in one release_many, each other
-    outcome in a transaction of its own. What is written is removed from `outcomes`, so
-    a caller that retries after an error writes nothing twice. Returns the jobs whose
-    claim the process no longer held (it was pruned meanwhile: they run again elsewhere).
+    One transaction per kind, whatever the number of jobs: Finished and Discarded (the
+    same transition in the tables) in one finish_many, Released in one release_many,
+    Failed in one fail_many, Retried in one retry_many. What is written is removed from
+    `outcomes`, so a caller that retries after an error writes nothing twice. Returns
+    the jobs whose claim the process no longer held (pruned meanwhile: they run again
+    elsewhere). Anything that is not an outcome is refused before anything is written.
     """
-    lost: list[int] = []
-    finished = [o.job_id for o in outcomes if isinstance(o, Finished)]
+    finished: list[Finished | Discarded] = []
+    released: list[Released] = []
+    failed: list[Failed] = []
+    retried: list[Retried] = []
+    for outcome in outcomes:
+        match outcome:
+            case Finished() | Discarded():
+                finished.append(outcome)
+            case Released():
+                released.append(outcome)
+            case Failed():
+                failed.append(outcome)
+            case Retried():
+                retried.append(outcome)
+            case _:
+                raise TypeError(f"cannot write {outcome!r}: an outcome is one of {_NAMES}")
+    pid, lost = process_id, list[int]()
     if finished:
-        done = db.transact(claimed.finish_many, process_id=process_id, job_ids=finished, preserve=preserve_finished)
-        lost.extend(done.lost)
-        outcomes[:] = [o for o in outcomes if not isinstance(o, Finished)]
-    released = [o.job_id for o in outcomes if isinstance(o, Released)]
+        done = db.transact(
+            claimed.finish_many, process_id=pid, job_ids=[o.job_id for o in finished], preserve=preserve_finished
+        )
+        lost += _written(outcomes, finished, done.job_ids)
     if released:
-        held = db.transact(claimed.release_many, process_id=process_id, job_ids=released)
-        lost.extend(sorted(set(released) - set(held)))
-        outcomes[:] = [o for o in outcomes if not isinstance(o, Released)]
-    while outcomes:
-        if not _write_one(db, process_id, outcomes[0], preserve_finished):
-            lost.append(outcomes[0].job_id)
-        outcomes.pop(0)
+        lost += _written(
+            outcomes, released, db.transact(claimed.release_many, process_id=pid, job_ids=[o.job_id for o in released])
+        )
+    if failed:
+        failures = [claimed.Failure(o.job_id, o.error, o.arguments) for o in failed]
+        lost += _written(outcomes, failed, db.transact(claimed.fail_many, process_id=pid, failures=failures))
+    if retried:
+        runs = {o.job_id: o.next_run for o in retried}
+        new_ids = db.transact(claimed.retry_many, process_id=pid, next_runs=runs, preserve=preserve_finished)
+        lost += _written(outcomes, retried, new_ids)
     if lost:
         log.warning(
             "job.claim_lost job_ids=%s: this process no longer held them (pruned?); they run again elsewhere", lost
@@ -67,18 +88,11 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
     return lost
 
 
-def _write_one(db: Database, pid: int, outcome: Outcome, preserve: bool) -> bool:
-    """One Failed, Retried or Discarded in its own transaction; False if the claim was gone."""
-    match outcome:
-        case Failed(job_id=job_id, error=error, arguments=arguments):
-            return db.transact(claimed.fail, process_id=pid, job_id=job_id, error=error, arguments=arguments)
-        case Retried(job_id=job_id, next_run=next_run):
-            new_id = db.transact(claimed.retry, process_id=pid, job_id=job_id, next_run=next_run, preserve=preserve)
-            return new_id is not None
-        case Discarded(job_id=job_id):
-            return db.transact(claimed.discard, process_id=pid, job_id=job_id, preserve=preserve)
-        case _:
-            raise TypeError(f"cannot write {outcome!r}: an outcome is one of {[t.__name__ for t in OUTCOME_TYPES]}")
+def _written(outcomes: list[Outcome], group: Sequence[Outcome], held: Collection[int]) -> list[int]:
+    """Take a written group out of `outcomes`; return the jobs of the group not held."""
+    ids = {id(o) for o in group}
+    outcomes[:] = [o for o in outcomes if id(o) not in ids]
+    return sorted({o.job_id for o in group} - set(held))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +158,7 @@ class Completer:
 
     def submit(self, outcome: Outcome) -> None:
         if not isinstance(outcome, OUTCOME_TYPES):
-            raise TypeError(f"cannot submit {outcome!r}: an outcome is one of {[t.__name__ for t in OUTCOME_TYPES]}")
+            raise TypeError(f"cannot submit {outcome!r}: an outcome is one of {_NAMES}")
         item = _Item(outcome, time.monotonic())
         with self._lock:
             self._pending[id(item)] = item

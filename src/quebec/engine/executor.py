@@ -27,10 +27,10 @@ from quebec.job import BaseClass
 from quebec.logger import job_context, job_logger
 from quebec.outcome import decide, error_info
 from quebec.registry import Registry
-from quebec.types import ClaimedJob, NewJob
+from quebec.types import ClaimedJob, ErrorInfo, NewJob
 
 log = logging.getLogger("quebec.worker")
-_LOGGED_MESSAGE = 2000  # characters of a failure message in the log line (the row keeps more)
+_LOGGED_MESSAGE = 500  # characters of a failure message in the log line (the row keeps more)
 
 
 class Executor:
@@ -131,18 +131,27 @@ class Executor:
                     error.exception_class,
                     error.message[:_LOGGED_MESSAGE],
                 )
-                return self._failed(job, exc, envelope, counted=True)
+                return self._failed(job, exc, envelope, counted=True, error=error)
             case decision:
                 raise TypeError(f"decide() returned {decision!r}, which the executor does not know")
 
-    def _failed(self, job: ClaimedJob, exc: BaseException, envelope: Envelope | None, counted: bool = False) -> Failed:
+    def _failed(
+        self,
+        job: ClaimedJob,
+        exc: BaseException,
+        envelope: Envelope | None,
+        counted: bool = False,
+        error: ErrorInfo | None = None,
+    ) -> Failed:
+        """Failed with `exc` (its `error` info when decide() made it already); `counted`
+        raises the job's failure counters in its arguments."""
         arguments = None
         if envelope is not None and counted:
             counters = dict(envelope.exception_executions)
             key = f"[{type(exc).__name__}]"
             counters[key] = counters.get(key, 0) + 1
             arguments = with_counters(job.arguments, executions=envelope.executions + 1, exception_executions=counters)
-        return Failed(job.id, error_info(exc), arguments, job.class_name)
+        return Failed(job.id, error or error_info(exc), arguments, job.class_name)
 
 
 def _seconds(value: float | timedelta | None) -> float | None:

@@ -52,8 +52,10 @@ def _cut(value: str, limit: int) -> str:
         return value
     marker = f" … [cut: {len(value)} characters in all]"
     room = limit - _size(marker) + 2
-    low, high = 0, len(value)
-    while low < high:  # the longest prefix that fits: escapes make bytes per character vary
+    # The longest prefix that fits: escapes make bytes per character vary, but never
+    # fewer than one, so it is at most `room` characters long.
+    low, high = 0, max(0, min(len(value), room))
+    while low < high:
         mid = (low + high + 1) // 2
         if _size(value[:mid]) <= room:
             low = mid

@@ -8,15 +8,24 @@ completer, which retried forever: every job finished afterwards stayed claimed.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 import quebec
-from conftest import eventually
+from conftest import FAST, eventually
 from quebec.store import queries
 from quebec.store.error_record import ERROR_MAX_BYTES
 from quebec.types import JobState
 
 HUGE = 100_000
+RS_PYTHON = os.environ.get("QUEBEC_RS_PYTHON", "")
+requires_wheel = pytest.mark.skipif(
+    not (RS_PYTHON and os.access(RS_PYTHON, os.X_OK)), reason="QUEBEC_RS_PYTHON does not name the wheel's python"
+)
 
 
 class HugeFailure(quebec.BaseClass):
@@ -72,3 +81,53 @@ def test_a_huge_failure_and_large_arguments_that_then_fail_leave_the_job_failed_
     envelope = json.loads(row.arguments)
     assert envelope["exception_executions"] == {"[RuntimeError]": 1}
     assert len(row.arguments.encode()) > 65_535  # more than a TEXT column holds
+
+
+# Run by the wheel's python: create the tables, fail one job with a 100 KB message.
+WHEEL_FAILS_A_JOB = """
+import sys
+
+import quebec
+
+url, prefix = sys.argv[1:3]
+qc = quebec.Quebec(url, table_name_prefix=prefix)
+qc.create_tables()
+
+
+class WheelFailure(quebec.BaseClass):
+    def perform(self):
+        raise ValueError("w" * 100_000)
+
+
+qc.register_job(WheelFailure)
+WheelFailure.perform_later()
+qc.drain_one().perform()
+"""
+
+
+@pytest.mark.slow
+@requires_wheel
+def test_on_tables_the_wheel_created_a_huge_failure_fits_and_the_wheels_own_rows_read(
+    db_url: str, prefix: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "wheel_fails.py"
+    script.write_text(WHEEL_FAILS_A_JOB, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wheel's quebec, not ours
+    with (tmp_path / "wheel.log").open("wb") as out:
+        argv = [RS_PYTHON, str(script), db_url, prefix]
+        done = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=60)
+    assert done.returncode == 0, (tmp_path / "wheel.log").read_text(errors="replace")[-3000:]
+    qc = quebec.Quebec(db_url, table_name_prefix=prefix, **FAST)
+    try:
+        (theirs,) = qc.db.read(queries.list_jobs, state=JobState.FAILED)
+        # on MySQL the wheel cut its record at 65,535 bytes, mid-string: it reads as its text
+        assert "wwwww" in theirs.error["message"]
+        qc.register_job(HugeFailure)
+        ours = HugeFailure.perform_later()
+        qc.start(spawn=["worker"])
+        eventually(lambda: qc.get_job(ours.id).state == JobState.FAILED)
+        qc.stop()
+        assert qc.get_job(ours.id).error["exception_class"] == "ValueError"
+        assert _error_bytes(qc, ours.id) <= ERROR_MAX_BYTES
+    finally:
+        qc.close()

@@ -8,6 +8,7 @@ expected per state and per exception class are known before the worker starts.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import Counter
@@ -98,8 +99,8 @@ def test_twenty_thousand_jobs_with_random_failures_all_end_finished_or_failed(ma
     assert final.get(JobState.FAILED, 0) == sum(expected_failed.values()), f"seed {seed}"
     failed = qc.db.tables.failed_executions
     with qc.db.engine.connect() as conn:
-        errors = [qc_error for (qc_error,) in conn.execute(select(failed.c.error))]
-    import json
-
-    assert Counter(json.loads(e)["exception_class"] for e in errors) == expected_failed, f"seed {seed}"
+        errors = [json.loads(error) for error in conn.scalars(select(failed.c.error))]
+    assert Counter(e["exception_class"] for e in errors) == expected_failed, f"seed {seed}"
+    huge = [e for e in errors if e["exception_class"] == "RuntimeError"]
+    assert huge and all(e["message"].endswith(f"[cut: {HUGE} characters in all]") for e in huge)
     print(f"\nsoak: {JOBS} jobs ({sum(expected_failed.values())} failing) drained in {drained:.1f}s")

@@ -6,12 +6,15 @@ JSON). We cut before storing, on every backend alike, so a failure reads the sam
 wherever it is kept: the message and each traceback line are shortened with a marker,
 middle traceback lines are dropped first, and the result is always valid JSON.
 docs/limits.md lists the rule.
+
+Reading is lenient: rows the wheel wrote may be cut mid-JSON or plain text.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from quebec.types import ErrorInfo
 
@@ -35,6 +38,18 @@ def error_json(error: ErrorInfo, limit: int = ERROR_MAX_BYTES) -> str:
         message = _cut(message, limit - len(_dump(exception_class, "", [])))
         text = _dump(exception_class, message, [])
     return text
+
+
+def read_error(text: str) -> dict[str, Any]:
+    """The record as a dict; one that is not a JSON object (the wheel cuts a long one at
+    64 KB mid-string, and writes some as plain text) comes back whole as its message."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if isinstance(record, dict):
+        return record
+    return {"exception_class": None, "message": text, "backtrace": []}
 
 
 def _dump(exception_class: str, message: str, backtrace: Sequence[str]) -> str:

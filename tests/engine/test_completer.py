@@ -201,3 +201,34 @@ def test_a_job_that_cannot_record_its_failure_counters_on_wheel_created_text_col
     eventually(lambda: state(db, big.id) == JobState.FAILED, within=10)
     error = db.read(queries.get_job, job_id=big.id).error
     assert error["exception_class"] == "OutcomeWriteError" and "Data too long" in error["message"]
+
+
+class _BrokenExecutor(Executor):
+    """An executor with a bug of its own: it raises instead of returning an outcome."""
+
+    def perform(self, job: ClaimedJob) -> Outcome:
+        raise RuntimeError("a bug in the executor")
+
+
+def test_the_lane_records_a_failure_when_the_executor_itself_raises(
+    db: Database, pid: int, completers: list[Completer]
+) -> None:
+    completer = Completer(db, lambda: pid, preserve_finished=True)
+    completers.append(completer)
+    completer.start()
+    worker = Worker(
+        db,
+        queues=QueueSelector(),
+        threads=1,
+        polling_interval=0.05,
+        executor=_BrokenExecutor(Registry(), db.clock),
+        completer=completer,
+        process_id=lambda: pid,
+    )
+    (job,) = claim(db, pid, 1)
+    worker.lane.start()
+    worker.lane.submit(job)
+    eventually(lambda: state(db, job.id) == JobState.FAILED)
+    worker.lane.close()
+    error = db.read(queries.get_job, job_id=job.id).error
+    assert (error["exception_class"], error["message"]) == ("RuntimeError", "a bug in the executor")

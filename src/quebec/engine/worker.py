@@ -87,7 +87,7 @@ class Worker(Runnable):
         self.wake_up()
         released = self.release_unstarted()
         if released:
-            log.info("job.released count=%d job_ids=%s: quiet, claimed but not started", len(released), released)
+            log.info("job.released count=%d job_ids=%s: claimed, not started; back to ready", len(released), released)
         return released
 
     def run_once(self) -> float:

@@ -60,6 +60,20 @@ def claim(db: Database, pid: int, n: int) -> list[ClaimedJob]:
     return db.transact(ready.claim, queues=QueueSelector(), limit=n, process_id=pid)
 
 
+def make_worker(db: Database, pid: int, completer: Completer, executor: Executor, **options: Any) -> Worker:
+    """A worker on every queue, not started: a test steps run_once() or its lane itself."""
+    return Worker(
+        db,
+        queues=QueueSelector(),
+        threads=2,
+        polling_interval=0.05,
+        executor=executor,
+        completer=completer,
+        process_id=lambda: pid,
+        **options,
+    )
+
+
 def state(db: Database, job_id: int) -> JobState | None:
     row = db.read(queries.get_job, job_id=job_id)
     return None if row is None else row.state
@@ -154,16 +168,7 @@ def test_a_worker_whose_completer_is_stuck_says_so_and_claims_nothing_until_it_c
     (held,) = claim(db, pid, 1)
     completer = Completer(db, lambda: pid, preserve_finished=True)  # not started: nothing gets written
     completers.append(completer)
-    worker = Worker(
-        db,
-        queues=QueueSelector(),
-        threads=2,
-        polling_interval=0.05,
-        executor=Executor(Registry(), db.clock),
-        completer=completer,
-        process_id=lambda: pid,
-        stuck_after=0.2,
-    )
+    worker = make_worker(db, pid, completer, Executor(Registry(), db.clock), stuck_after=0.2)
     db.transact(jobs.enqueue_many, [NewJob("default", "Job", "{}", 0, "waiting00001", db.clock.now())])
     completer.submit(Finished(held.id))
     eventually(lambda: completer.stuck(0.2))
@@ -216,15 +221,7 @@ def test_the_lane_records_a_failure_when_the_executor_itself_raises(
     completer = Completer(db, lambda: pid, preserve_finished=True)
     completers.append(completer)
     completer.start()
-    worker = Worker(
-        db,
-        queues=QueueSelector(),
-        threads=1,
-        polling_interval=0.05,
-        executor=_BrokenExecutor(Registry(), db.clock),
-        completer=completer,
-        process_id=lambda: pid,
-    )
+    worker = make_worker(db, pid, completer, _BrokenExecutor(Registry(), db.clock))
     (job,) = claim(db, pid, 1)
     worker.lane.start()
     worker.lane.submit(job)

@@ -150,8 +150,13 @@ class Completer:
         """Outcomes in line for longer than `older_than` seconds, if any. Those set aside
         after a refusal do not count: they no longer hold anything up."""
         now = time.monotonic()
+        late: list[_Item] = []
         with self._lock:
-            late = [i for i in self._pending.values() if i.first_failure is None and now - i.submitted >= older_than]
+            for item in self._pending.values():  # oldest first: stop at the first one in time
+                if now - item.submitted < older_than:
+                    break
+                if item.first_failure is None:
+                    late.append(item)
         if not late:
             return None
         return Stuck(tuple(i.outcome.job_id for i in late), now - late[0].submitted)
@@ -281,7 +286,7 @@ class Completer:
                 item.outcome = _write_error(item, now - item.first_failure)
                 item.gave_up = True
                 log.error(
-                    "completer.outcome_dropped job_id=%s: %s; recording the job as failed instead",
+                    "completer.outcome_replaced job_id=%s: %s; recording the job as failed instead",
                     item.outcome.job_id,
                     item.last_error,
                 )

@@ -1,5 +1,8 @@
 """decide(): what happens to a job after perform raised. Pure; no database, no user code.
 
+Its answers are decisions; the executor turns them into the outcomes the completer
+writes (engine/completer.py), after running any handler a decision names.
+
 Order, as ActiveJob: retry_on (first matching strategy) → discard_on → rescue_from →
 failure. A matching retry strategy with attempts left schedules the next run; once
 exhausted it calls its handler if it has one (the job is then done), otherwise the
@@ -46,15 +49,37 @@ class Failed:
     error: ErrorInfo
 
 
-Outcome = Succeeded | RetryAt | Discarded | Failed
+Decision = Succeeded | RetryAt | Discarded | Failed
 
 
 def error_info(error: BaseException) -> ErrorInfo:
-    lines = traceback.format_exception(type(error), error, error.__traceback__)
-    return ErrorInfo(type(error).__name__, str(error), tuple(line.rstrip("\n") for line in lines))
+    """Class, message and traceback of any exception, even one whose __str__ raises."""
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001 - the job still needs its failure recorded
+        message = f"<{type(error).__name__} object: str() raised>"
+    return ErrorInfo(type(error).__name__, message, tuple(line.rstrip("\n") for line in _traceback(error)))
 
 
-def decide(job_class: Any, error: BaseException, exception_executions: dict[str, int]) -> Outcome:
+def _traceback(error: BaseException) -> list[str]:
+    """traceback.format_exception's lines, chained exceptions included, without the
+    `^^^^` markers under each frame: computing them parses every frame's source line
+    (half the cost of a failure), and a stored traceback is read without them."""
+    summary = traceback.TracebackException(type(error), error, error.__traceback__, compact=True)
+    todo, seen = [summary], set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for frame in current.stack:
+            frame.colno = None
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        todo.extend(getattr(current, "exceptions", None) or ())
+    return list(summary.format())
+
+
+def decide(job_class: Any, error: BaseException, exception_executions: dict[str, int]) -> Decision:
     info = error_info(error)
     retry_on: list[RetryStrategy] = list(getattr(job_class, "retry_on", ()))
     for strategy in retry_on:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,10 @@ import pytest
 
 from quebec.clock import FrozenClock
 from quebec.engine import metrics_recording
-from quebec.engine.completer import Completion
 from quebec.engine.metrics import JobMetrics, is_failure
 from quebec.engine.metrics_recording import Memory, Recording
-from quebec.types import ClaimedJob
+from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Released, Retried
+from quebec.types import ClaimedJob, ErrorInfo, NewJob
 
 JOB = ClaimedJob(
     id=7,
@@ -56,10 +57,10 @@ def test_a_failing_measurement_leaves_the_outcome_alone(
         raise OSError("no /proc")
 
     monkeypatch.setattr(Memory, "rss_kb", broken)
-    outcome = Completion("finish", JOB.id)
+    outcome = Finished(JOB.id)
     calls: list[ClaimedJob] = []
 
-    def perform(job: ClaimedJob) -> Completion:
+    def perform(job: ClaimedJob) -> Outcome:
         calls.append(job)
         return outcome
 
@@ -87,12 +88,9 @@ def test_a_job_that_raises_past_the_executor_is_recorded_failed_and_the_error_go
     assert (tmp_path / "m.csv").read_text(encoding="utf-8").splitlines()[1].split(",")[6] == "failed"
 
 
-def test_is_failure_reads_completions_and_outcome_classes_alike() -> None:
-    class Failed:
-        pass
-
-    class Retried:
-        pass
-
-    assert is_failure(Completion("fail", 1)) and is_failure(Failed())
-    assert not any(is_failure(o) for o in (Completion("finish", 1), Completion("retry", 1), Retried(), None))
+def test_only_a_failed_outcome_counts_as_failed_as_in_the_wheel() -> None:
+    error = ErrorInfo("ValueError", "no")
+    assert is_failure(Failed(1, error=error))
+    retry = NewJob("q", "J", "{}", 0, "a", datetime(2030, 1, 1))
+    others = (Finished(1), Retried(1, next_run=retry), Discarded(1, error=error), Released(1), None)
+    assert not any(is_failure(o) for o in others)

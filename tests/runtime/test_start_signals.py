@@ -73,3 +73,23 @@ def test_start_off_the_main_thread_installs_no_handler(qc: quebec.Quebec) -> Non
     starter.join(10)
     assert handlers() == before
     qc.stop()
+
+
+def test_a_closed_runtimes_handler_put_back_by_a_later_one_still_reaches_the_original() -> None:
+    # Runtime A installs, runtime B installs over it (B's "previous" is A's handler), A closes
+    # and restores, then B closes and puts A's handler back. A signal now reaches A's closed
+    # handler: it must hand the signal to the original handler, not re-raise it forever
+    # (RecursionError, seen when the test suite ran many runtimes in one process).
+    from quebec.engine.signals import Intents
+
+    got: list[int] = []
+    original = signal.signal(signal.SIGUSR2, lambda signum, _frame: got.append(signum))
+    try:
+        a, b = Intents(), Intents()
+        assert a.install() and b.install()
+        a.close()
+        b.close()
+        signal.raise_signal(signal.SIGUSR2)
+        assert got == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, original)

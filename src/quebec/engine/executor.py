@@ -1,9 +1,14 @@
-"""Executor: perform one claimed job and turn what happened into a Completion.
+"""Executor: perform one claimed job and turn what happened into an outcome.
 
 Resolves the class (an unknown one fails the job, the worker goes on), decodes the
 arguments, runs perform, and asks outcome.decide() what an exception means. User
 handlers (retry exhausted, discard_on, rescue_from) run here, never inside a
 transaction. Nothing here touches the database.
+
+Every way out of perform ends in an outcome, BaseExceptions included: sys.exit() or
+KeyboardInterrupt raised by a job fails that job (or retries it, if a retry_on
+strategy names the class) and the worker goes on, as Celery and Sidekiq do. Only a
+dead process leaves a claim behind, and pruning recovers it.
 """
 
 from __future__ import annotations
@@ -11,19 +16,21 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from quebec import outcome
 from quebec.arguments import Envelope, decode_envelope, with_counters
 from quebec.clock import Clock
 from quebec.engine.callbacks import run_perform
-from quebec.engine.completer import Completion
+from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Retried
 from quebec.errors import UnknownJobClass
 from quebec.hooks import call_hook
 from quebec.job import BaseClass
 from quebec.logger import job_context, job_logger
-from quebec.outcome import Discarded, Failed, RetryAt, decide, error_info
+from quebec.outcome import decide, error_info
 from quebec.registry import Registry
-from quebec.types import ClaimedJob, NewJob
+from quebec.types import ClaimedJob, ErrorInfo, NewJob
 
 log = logging.getLogger("quebec.worker")
+_LOGGED_MESSAGE = 500  # characters of a failure message in the log line (the row keeps more)
 
 
 class Executor:
@@ -35,7 +42,14 @@ class Executor:
         cls = self._registry.get(class_name)
         return cls is not None and bool(cls.at_most_once)
 
-    def perform(self, job: ClaimedJob) -> Completion:
+    def perform(self, job: ClaimedJob) -> Outcome:
+        try:
+            return self._perform(job)
+        except BaseException as exc:  # noqa: BLE001 - our own bug, or an error landing outside perform
+            log.exception("job.executor_failed job_id=%s class=%s", job.id, job.class_name)
+            return self._failed(job, exc, None)
+
+    def _perform(self, job: ClaimedJob) -> Outcome:
         cls = self._registry.get(job.class_name)
         if cls is None:
             error = UnknownJobClass(
@@ -54,15 +68,15 @@ class Executor:
         with job_context(job.class_name, job.id, job.queue_name):
             try:
                 run_perform(instance, envelope.args, envelope.kwargs, _seconds(cls.timeout))
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - every way out of perform is an outcome
                 try:
                     return self._after_error(cls, instance, job, envelope, exc)
-                except Exception as decide_error:
+                except BaseException as decide_error:  # noqa: BLE001
                     # e.g. a retry `wait` callable that returned nonsense: the job must
                     # still end somewhere visible, never stuck in claimed.
                     log.exception("job.outcome_failed job_id=%s class=%s", job.id, job.class_name)
                     return self._failed(job, decide_error, envelope, counted=True)
-        return Completion("finish", job.id, job.class_name)
+        return Finished(job.id, job.class_name)
 
     def _instance(self, cls: type[BaseClass], job: ClaimedJob, envelope: Envelope) -> BaseClass:
         instance = object.__new__(cls)
@@ -76,64 +90,68 @@ class Executor:
         return instance
 
     def _after_error(
-        self, cls: type[BaseClass], instance: BaseClass, job: ClaimedJob, envelope: Envelope, exc: Exception
-    ) -> Completion:
-        decision = decide(cls, exc, dict(envelope.exception_executions))
-        if isinstance(decision, RetryAt):
-            counters = dict(envelope.exception_executions)
-            counters[decision.strategy_key] = counters.get(decision.strategy_key, 0) + 1
-            arguments = with_counters(job.arguments, executions=envelope.executions + 1, exception_executions=counters)
-            log.info(
-                "job.retry job_id=%s class=%s in=%.1fs error=%s",
-                job.id,
-                job.class_name,
-                decision.delay,
-                decision.error.exception_class,
-            )
-            next_run = NewJob(
-                queue_name=job.queue_name,
-                class_name=job.class_name,
-                arguments=arguments,
-                priority=job.priority,
-                active_job_id=job.active_job_id or "",
-                scheduled_at=self._clock.now() + timedelta(seconds=decision.delay),
-                concurrency_key=job.concurrency_key,
-            )
-            return Completion("retry", job.id, job.class_name, next_run=next_run)
-        if isinstance(decision, Discarded):
-            if decision.handler is not None:
-                try:
-                    decision.handler(instance, exc)
-                except Exception as handler_error:
-                    log.exception(
-                        "job.handler_failed job_id=%s class=%s reason=%s", job.id, job.class_name, decision.reason
-                    )
-                    return self._failed(job, handler_error, envelope)
-            after_discard = getattr(instance, "after_discard", None)
-            if decision.reason != "rescue_from" and callable(after_discard):
-                call_hook(f"{job.class_name}.after_discard", after_discard)
-            log.info("job.discarded job_id=%s class=%s reason=%s", job.id, job.class_name, decision.reason)
-            return Completion("discard", job.id, job.class_name, error=decision.error)
-        assert isinstance(decision, Failed)
-        log.warning(
-            "job.failed job_id=%s class=%s error=%s: %s",
-            job.id,
-            job.class_name,
-            decision.error.exception_class,
-            decision.error.message,
-        )
-        return self._failed(job, exc, envelope, counted=True)
+        self, cls: type[BaseClass], instance: BaseClass, job: ClaimedJob, envelope: Envelope, exc: BaseException
+    ) -> Outcome:
+        match decide(cls, exc, dict(envelope.exception_executions)):
+            case outcome.RetryAt(delay=delay, strategy_key=key, error=error):
+                counters = dict(envelope.exception_executions)
+                counters[key] = counters.get(key, 0) + 1
+                arguments = with_counters(
+                    job.arguments, executions=envelope.executions + 1, exception_executions=counters
+                )
+                what = error.exception_class
+                log.info("job.retry job_id=%s class=%s in=%.1fs error=%s", job.id, job.class_name, delay, what)
+                next_run = NewJob(
+                    queue_name=job.queue_name,
+                    class_name=job.class_name,
+                    arguments=arguments,
+                    priority=job.priority,
+                    active_job_id=job.active_job_id or "",
+                    scheduled_at=self._clock.now() + timedelta(seconds=delay),
+                    concurrency_key=job.concurrency_key,
+                )
+                return Retried(job.id, next_run, job.class_name)
+            case outcome.Discarded(handler=handler, reason=reason, error=error):
+                if handler is not None:
+                    try:
+                        handler(instance, exc)
+                    except BaseException as handler_error:  # noqa: BLE001
+                        log.exception("job.handler_failed job_id=%s class=%s reason=%s", job.id, job.class_name, reason)
+                        return self._failed(job, handler_error, envelope)
+                after_discard = getattr(instance, "after_discard", None)
+                if reason != "rescue_from" and callable(after_discard):
+                    call_hook(f"{job.class_name}.after_discard", after_discard)
+                log.info("job.discarded job_id=%s class=%s reason=%s", job.id, job.class_name, reason)
+                return Discarded(job.id, error, job.class_name)
+            case outcome.Failed(error=error):
+                log.warning(
+                    "job.failed job_id=%s class=%s error=%s: %s",
+                    job.id,
+                    job.class_name,
+                    error.exception_class,
+                    error.message[:_LOGGED_MESSAGE],
+                )
+                return self._failed(job, exc, envelope, counted=True, error=error)
+            case decision:
+                raise TypeError(f"decide() returned {decision!r}, which the executor does not know")
 
     def _failed(
-        self, job: ClaimedJob, exc: BaseException, envelope: Envelope | None, counted: bool = False
-    ) -> Completion:
+        self,
+        job: ClaimedJob,
+        exc: BaseException,
+        envelope: Envelope | None,
+        counted: bool = False,
+        error: ErrorInfo | None = None,
+    ) -> Failed:
+        """Failed with `exc` (its `error` info when decide() made it already); `counted`
+        raises the job's failure counters in its arguments."""
         arguments = None
         if envelope is not None and counted:
             counters = dict(envelope.exception_executions)
             key = f"[{type(exc).__name__}]"
             counters[key] = counters.get(key, 0) + 1
             arguments = with_counters(job.arguments, executions=envelope.executions + 1, exception_executions=counters)
-        return Completion("fail", job.id, job.class_name, error=error_info(exc), arguments=arguments)
+        return Failed(job.id, error or error_info(exc), arguments, job.class_name)
 
 
 def _seconds(value: float | timedelta | None) -> float | None:

@@ -3,6 +3,9 @@
 Not concurrent.futures: its threads are joined at interpreter exit, so one stuck job
 would keep a shut-down worker alive forever; and we must know which claimed jobs
 have not started yet, to hand them back on shutdown.
+
+`perform` is expected to record an outcome for every job it is given; if it raises
+anyway (a bug of ours), `on_crash` records one: no job is left claimed by a live lane.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class ThreadLane:
         threads: int,
         perform: Callable[[ClaimedJob], None],
         on_free: Callable[[], None],
+        on_crash: Callable[[ClaimedJob, BaseException], None],
         name: str = "worker",
         max_prefetch: int = 0,
     ) -> None:
@@ -33,6 +37,7 @@ class ThreadLane:
         self._avg_seconds: float | None = None
         self._perform = perform
         self._on_free = on_free
+        self._on_crash = on_crash
         self._queue: queue.SimpleQueue[ClaimedJob | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._pending: dict[int, ClaimedJob] = {}
@@ -41,6 +46,8 @@ class ThreadLane:
         self._threads = [
             threading.Thread(target=self._loop, name=f"quebec-{name}-{i}", daemon=True) for i in range(threads)
         ]
+
+    def start(self) -> None:
         for t in self._threads:
             t.start()
 
@@ -114,8 +121,9 @@ class ThreadLane:
             started = time.perf_counter()
             try:
                 self._perform(job)
-            except BaseException:  # the executor catches job errors; this is our own bug
-                log.exception("lane.perform_crashed job_id=%s", job.id)
+            except BaseException as exc:  # noqa: BLE001 - the executor catches job errors; this is our own bug
+                log.exception("lane.perform_crashed job_id=%s: recording it as failed", job.id)
+                self._crashed(job, exc)
             finally:
                 took = time.perf_counter() - started
                 with self._lock:
@@ -124,3 +132,9 @@ class ThreadLane:
                     self._running.pop(job.id, None)
                     self._idle.notify_all()
                 self._on_free()
+
+    def _crashed(self, job: ClaimedJob, exc: BaseException) -> None:
+        try:
+            self._on_crash(job, exc)
+        except BaseException:  # noqa: BLE001 - a lane thread must outlive any one job
+            log.exception("lane.crash_unrecorded job_id=%s: it stays claimed until this process is pruned", job.id)

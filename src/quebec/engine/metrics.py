@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from quebec.clock import Clock
-from quebec.engine.completer import Completion
 from quebec.engine.executor import Executor
 from quebec.engine.metrics_recording import RUSAGE, Memory, Recording, Window
 from quebec.engine.metrics_summary import Summary
+from quebec.engine.outcomes import Failed, Outcome
 from quebec.errors import ConfigError
 from quebec.types import ClaimedJob
 
@@ -37,9 +37,8 @@ LIMITS = {"QUEBEC_JOB_METRICS_MAX_ROWS": 100_000, "QUEBEC_JOB_METRICS_MAX_SECOND
 
 def is_failure(outcome: object) -> bool:
     """Whether an executor outcome is a failure (status `failed`). Retried and discarded
-    jobs are `executed`, as in the wheel. Tolerant of the outcome's type: a class named
-    Failed, or a Completion of kind "fail"."""
-    return type(outcome).__name__ == "Failed" or getattr(outcome, "kind", None) == "fail"
+    jobs are `executed`, as in the wheel."""
+    return isinstance(outcome, Failed)
 
 
 class JobMetrics:
@@ -207,7 +206,7 @@ class MeteredExecutor(Executor):
         self._metrics = metrics
         self._in_flight = in_flight
 
-    def perform(self, job: ClaimedJob) -> Completion:
+    def perform(self, job: ClaimedJob) -> Outcome:
         if self._metrics.recording is None:
             return self._inner.perform(job)
         return self._metrics.observe(self._inner.perform, job, self._in_flight)

@@ -57,13 +57,19 @@ class Intents:
         return True
 
     def _handler(self, intent: Intent) -> Callable[[int, FrameType | None], None]:
-        def handle(signum: int, _frame: FrameType | None) -> None:
+        def handle(signum: int, frame: FrameType | None) -> None:
             if self._closed:
                 # The runtime stopped but nobody could restore the handlers from the main
                 # thread (qc.start() stopped by a signal, no qc.wait()): give this signal,
-                # and every later one, the behaviour it had before us.
+                # and every later one, the behaviour it had before us. The previous handler
+                # is called directly: re-raising would loop forever if it was restored already.
+                previous = self._previous.get(signum, signal.SIG_DFL)
                 self.restore()
-                signal.raise_signal(signum)
+                signal.signal(signum, previous)  # type: ignore[arg-type]
+                if callable(previous):
+                    previous(signum, frame)
+                elif previous != signal.SIG_IGN:
+                    signal.raise_signal(signum)
                 return
             self.put(intent)
 
@@ -76,6 +82,7 @@ class Intents:
             self.restore()
 
     def restore(self) -> None:
+        # _previous is kept: a later runtime may have captured our handler as its own
+        # "previous" and put it back; a signal reaching it then still finds the original.
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
-        self._previous.clear()

@@ -101,6 +101,7 @@ class ThreadSupervisor:
             self.completer = Completer(
                 self.db, lambda: self._rows["worker"].id, preserve_finished=s.preserve_finished_jobs
             )
+            self.completer.start()
             executor = Executor(self.registry, clock)
             self.workers.append(
                 Worker(

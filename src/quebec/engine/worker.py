@@ -1,4 +1,9 @@
-"""Worker: claim as many jobs as the lane has free slots, hand them to the lane."""
+"""Worker: claim as many jobs as the lane has free slots, hand them to the lane.
+
+It claims nothing while quiet, and nothing while its completer is stuck (outcomes
+unwritten for longer than `stuck_after`): jobs it ran but cannot record would only
+pile up, claimed, behind them. It says so in the log every few seconds.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from quebec.engine.completer import Completer, Completion
+from quebec.engine.completer import Completer
 from quebec.engine.executor import Executor
 from quebec.engine.lanes import ThreadLane
+from quebec.engine.outcomes import Failed, Released
 from quebec.engine.runnable import Runnable
+from quebec.outcome import error_info
 from quebec.store import Database, claimed, ready
 from quebec.types import ClaimedJob, ErrorInfo, QueueSelector
 
@@ -23,6 +30,11 @@ _CUT_SHORT = ErrorInfo(
 _FULL_WAIT = 1.0
 # How often an idle worker asks a change watcher (SQLite's data_version) for news.
 _TICK = 0.01
+# Outcomes unwritten for this long mean the completer is stuck (the database is down or
+# refuses them): stop claiming, and say so every STUCK_LOG_EVERY seconds.
+STUCK_AFTER = 10.0
+STUCK_LOG_EVERY = 5.0
+_STUCK_IDS_SHOWN = 20
 
 
 class Worker(Runnable):
@@ -39,6 +51,7 @@ class Worker(Runnable):
         completer: Completer,
         process_id: Callable[[], int],
         max_prefetch: int = 64,
+        stuck_after: float = STUCK_AFTER,
     ) -> None:
         super().__init__()
         self.queues = queues
@@ -48,24 +61,40 @@ class Worker(Runnable):
         self._completer = completer
         self._process_id = process_id
         self._quiet = threading.Event()
+        # Held while handing claimed jobs to the lane, so go_quiet() cannot miss a claim in flight.
+        self._handing = threading.Lock()
+        self._stuck_after = stuck_after
+        self._stuck_logged_at: float | None = None
         self._reconcile_at: float | None = None
         self._idle = False  # the last claim found fewer jobs than free slots
         self._watcher = db.dialect.change_watcher()
         self._poll_at = 0.0
-        self.lane = ThreadLane(threads, self._perform, self.wake_up, max_prefetch=max_prefetch)
+        self.lane = ThreadLane(threads, self._perform, self.wake_up, self._crashed, max_prefetch=max_prefetch)
+
+    def start(self) -> None:
+        self.lane.start()
+        super().start()
 
     @property
     def quiet(self) -> bool:
         return self._quiet.is_set()
 
-    def go_quiet(self) -> None:
-        """Stop claiming; jobs already claimed still run."""
-        self._quiet.set()
+    def go_quiet(self) -> list[int]:
+        """Stop claiming and hand back the claimed jobs that have not started, so another
+        worker runs them now (a rolling restart); jobs already running finish here."""
+        with self._handing:
+            self._quiet.set()
         self.wake_up()
+        released = self.release_unstarted()
+        if released:
+            log.info("job.released count=%d job_ids=%s: claimed, not started; back to ready", len(released), released)
+        return released
 
     def run_once(self) -> float:
         if self._quiet.is_set():
             return 3600.0
+        if self._completer_stuck():
+            return _FULL_WAIT
         if self._reconcile_at is not None and time.monotonic() >= self._reconcile_at:
             self.reconcile()
         free = self.lane.free_slots()
@@ -90,8 +119,13 @@ class Worker(Runnable):
             # claims we hold but do not know about, once the database answers again.
             self._reconcile_at = time.monotonic()
             raise
-        for job in jobs:
-            self.lane.submit(job)
+        with self._handing:
+            if self._quiet.is_set():  # went quiet while we claimed: these go back at once
+                for job in jobs:
+                    self._completer.submit(Released(job.id, job.class_name))
+                return 3600.0
+            for job in jobs:
+                self.lane.submit(job)
         if jobs:
             log.debug("job.claimed count=%d", len(jobs))
         # Fewer jobs than slots: the queues are drained for now, so the next round peeks
@@ -100,6 +134,27 @@ class Worker(Runnable):
         if not self._idle:
             return 0.0
         return self._idle_wait()
+
+    def _completer_stuck(self) -> bool:
+        stuck = self._completer.stuck(self._stuck_after)
+        if stuck is None:
+            if self._stuck_logged_at is not None:
+                log.info("completer.caught_up: claiming again")
+                self._stuck_logged_at = None
+            return False
+        now = time.monotonic()
+        if self._stuck_logged_at is None or now - self._stuck_logged_at >= STUCK_LOG_EVERY:
+            shown = list(stuck.job_ids[:_STUCK_IDS_SHOWN])
+            more = len(stuck.job_ids) - len(shown)
+            log.warning(
+                "completer.stuck job_ids=%s%s oldest=%.1fs: their outcomes are not written yet; "
+                "not claiming until the completer catches up",
+                shown,
+                f" (+{more} more)" if more else "",
+                stuck.oldest,
+            )
+            self._stuck_logged_at = now
+        return True
 
     def _idle_wait(self) -> float:
         """How long to sleep with nothing to claim: a watcher tick, or the polling interval."""
@@ -135,11 +190,14 @@ class Worker(Runnable):
     def _perform(self, job: ClaimedJob) -> None:
         self._completer.submit(self._executor.perform(job))
 
+    def _crashed(self, job: ClaimedJob, exc: BaseException) -> None:
+        self._completer.submit(Failed(job.id, error_info(exc), class_name=job.class_name))
+
     def release_unstarted(self) -> list[int]:
-        """Give back claimed jobs that have not started (shutdown)."""
+        """Give back claimed jobs that have not started (quiet, shutdown)."""
         pending = self.lane.take_pending()
         for job in pending:
-            self._completer.submit(Completion("release", job.id, job.class_name))
+            self._completer.submit(Released(job.id, job.class_name))
         return [j.id for j in pending]
 
     def release_running(self) -> list[int]:
@@ -148,7 +206,7 @@ class Worker(Runnable):
         running = self.lane.running()
         for job in running:
             if self._executor.at_most_once(job.class_name):
-                self._completer.submit(Completion("fail", job.id, job.class_name, error=_CUT_SHORT))
+                self._completer.submit(Failed(job.id, _CUT_SHORT, class_name=job.class_name))
             else:
-                self._completer.submit(Completion("release", job.id, job.class_name))
+                self._completer.submit(Released(job.id, job.class_name))
         return [j.id for j in running]

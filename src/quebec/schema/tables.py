@@ -4,7 +4,9 @@ Names, columns and index names match what the wheel writes (`spec/schema.md`), s
 both implementations can share one database. Column *types* follow the wheel too:
 SQLite stores naive-UTC timestamps as text in a `datetime_text` column, PostgreSQL
 uses `timestamp without time zone`. On MySQL we use DATETIME(6): the wheel's plain
-DATETIME would round away the sub-second order of jobs enqueued together.
+DATETIME would round away the sub-second order of jobs enqueued together, and
+`jobs.arguments` is MEDIUMTEXT: the wheel's TEXT (64 KB) made arguments near that size
+fail to record their failure once the failure counters grew them (docs/limits.md).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator
 
@@ -54,6 +57,9 @@ _ID = BigInteger().with_variant(Integer(), "sqlite")
 # PostgreSQL and SQLite take unbounded varchar; MySQL needs a length to index it, and a
 # binary collation so that queue "mail" is not queue "Mail" (its default compares case-blind).
 _STR = String().with_variant(String(255, collation="utf8mb4_bin"), "mysql", "mariadb")
+
+# Job arguments: MySQL's TEXT holds 64 KB, MEDIUMTEXT 16 MB (the other backends: unbounded).
+_ARGUMENTS = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
 
 
 def _id() -> Column[int]:
@@ -115,7 +121,7 @@ def build_tables(prefix: str) -> Tables:
         _id(),
         Column("queue_name", _STR, nullable=False),
         Column("class_name", _STR, nullable=False),
-        Column("arguments", Text),
+        Column("arguments", _ARGUMENTS),
         Column("priority", Integer, nullable=False, server_default="0"),
         Column("active_job_id", _STR),
         _ts("scheduled_at", True),

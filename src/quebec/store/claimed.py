@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import bindparam, insert, literal, select, update
 
 from quebec.schema.tables import UTCDateTime
 from quebec.store.database import Tx
+from quebec.store.error_record import error_json
+from quebec.store.finished import mark_finished
 from quebec.store.jobs import announce, enqueue_many
 from quebec.types import ErrorInfo, Finished, NewJob
 
@@ -20,61 +22,87 @@ def _held(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
     )
 
 
-def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bool = True) -> Finished:
+def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bool | None = None) -> Finished:
     """claimed → finished, for the jobs this process still holds.
 
     A claim can vanish under us (we were pruned during an outage): those jobs belong
-    to someone else now and come back in `lost`.
+    to someone else now and come back in `lost`. `preserve` as in mark_finished.
     """
     if not job_ids:
         return Finished(job_ids=())
     held = _held(tx, process_id=process_id, job_ids=job_ids)
-    jobs = tx.tables.jobs
-    if held:
-        if preserve:
-            tx.conn.execute(update(jobs).where(jobs.c.id.in_(held)).values(finished_at=tx.now, updated_at=tx.now))
-        else:
-            tx.conn.execute(delete(jobs).where(jobs.c.id.in_(held)))
+    mark_finished(tx, held, preserve=preserve)
     return Finished(job_ids=tuple(sorted(held)), lost=tuple(sorted(set(job_ids) - set(held))))
 
 
-def error_json(error: ErrorInfo) -> str:
-    return json.dumps(
-        {"exception_class": error.exception_class, "message": error.message, "backtrace": list(error.backtrace)}
-    )
+class Failure(NamedTuple):
+    """One job to fail: its error, and its arguments with the failure counters (None keeps them)."""
+
+    job_id: int
+    error: ErrorInfo
+    arguments: str | None = None
+
+
+def fail_many(tx: Tx, *, process_id: int, failures: Sequence[Failure]) -> list[int]:
+    """claimed → failed, for the jobs this process still holds; returns those it failed.
+
+    The error is kept in failed_executions; finished_at stays NULL. Three statements for
+    any number of jobs: a commit costs a disk flush, so a storm of failures is written
+    in batches like successes are.
+    """
+    if not failures:
+        return []
+    held = set(_held(tx, process_id=process_id, job_ids=[f.job_id for f in failures]))
+    mine = [f for f in failures if f.job_id in held]
+    jobs = tx.tables.jobs
+    same = [f.job_id for f in mine if f.arguments is None]
+    if same:
+        tx.conn.execute(update(jobs).where(jobs.c.id.in_(same)).values(updated_at=tx.now))
+    counted = [{"b_id": f.job_id, "b_arguments": f.arguments} for f in mine if f.arguments is not None]
+    if counted:
+        tx.conn.execute(
+            update(jobs)
+            .where(jobs.c.id == bindparam("b_id"))
+            .values(arguments=bindparam("b_arguments"), updated_at=tx.now),
+            counted,
+        )
+    if mine:
+        tx.conn.execute(
+            insert(tx.tables.failed_executions),
+            [{"job_id": f.job_id, "error": error_json(f.error), "created_at": tx.now} for f in mine],
+        )
+    return sorted(held)
 
 
 def fail(tx: Tx, *, process_id: int, job_id: int, error: ErrorInfo, arguments: str | None = None) -> bool:
-    """claimed → failed: the error is kept in failed_executions; finished_at stays NULL."""
-    if not _held(tx, process_id=process_id, job_ids=[job_id]):
-        return False
-    values: dict[str, object] = {"updated_at": tx.now}
-    if arguments is not None:
-        values["arguments"] = arguments
-    jobs = tx.tables.jobs
-    tx.conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
-    tx.conn.execute(
-        insert(tx.tables.failed_executions).values(job_id=job_id, error=error_json(error), created_at=tx.now)
-    )
-    return True
+    """claimed → failed for one job (fail_many of one)."""
+    return bool(fail_many(tx, process_id=process_id, failures=[Failure(job_id, error, arguments)]))
 
 
-def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob) -> int | None:
-    """claimed → finished, plus a new job row (same active_job_id) scheduled for the next attempt."""
-    if not _held(tx, process_id=process_id, job_ids=[job_id]):
-        return None
-    jobs = tx.tables.jobs
-    tx.conn.execute(update(jobs).where(jobs.c.id == job_id).values(finished_at=tx.now, updated_at=tx.now))
-    return enqueue_many(tx, [next_run])[0].id
+def retry_many(
+    tx: Tx, *, process_id: int, next_runs: Mapping[int, NewJob], preserve: bool | None = None
+) -> dict[int, int]:
+    """claimed → finished, plus a new job row (same active_job_id) scheduled for each next
+    attempt, for the jobs this process still holds; returns {old id: new id}."""
+    if not next_runs:
+        return {}
+    held = sorted(_held(tx, process_id=process_id, job_ids=list(next_runs)))
+    mark_finished(tx, held, preserve=preserve)
+    if not held:
+        return {}
+    enqueued = enqueue_many(tx, [next_runs[job_id] for job_id in held])
+    return dict(zip(held, enqueued.ids, strict=True))
 
 
-def discard(tx: Tx, *, process_id: int, job_id: int) -> bool:
-    """claimed → finished, without running again (discard_on, rescue_from, exhausted with handler)."""
-    if not _held(tx, process_id=process_id, job_ids=[job_id]):
-        return False
-    jobs = tx.tables.jobs
-    tx.conn.execute(update(jobs).where(jobs.c.id == job_id).values(finished_at=tx.now, updated_at=tx.now))
-    return True
+def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob, preserve: bool | None = None) -> int | None:
+    """claimed → finished plus the next attempt, for one job (retry_many of one)."""
+    return retry_many(tx, process_id=process_id, next_runs={job_id: next_run}, preserve=preserve).get(job_id)
+
+
+def discard(tx: Tx, *, process_id: int, job_id: int, preserve: bool | None = None) -> bool:
+    """claimed → finished, without running again (discard_on, rescue_from, exhausted with
+    handler): in the tables, the same transition as finishing."""
+    return bool(finish_many(tx, process_id=process_id, job_ids=[job_id], preserve=preserve).job_ids)
 
 
 def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: object) -> bool:

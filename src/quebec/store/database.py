@@ -39,6 +39,8 @@ class Tx:
     # The NOTIFY channel enqueues announce ready queues on (settings.name): per Database,
     # so two Quebec instances in one process each keep their own.
     channel: str = "quebec"
+    # preserve_finished_jobs: a job that ends finished keeps its row (False: the row is deleted).
+    preserve_finished: bool = True
 
 
 class Database:
@@ -54,6 +56,7 @@ class Database:
         retry_for: float = 30.0,
         ssl: Mapping[str, str] | None = None,
         channel: str = "quebec",
+        preserve_finished: bool = True,
     ) -> None:
         sa_url, dialect = for_url(url, use_skip_locked=use_skip_locked)
         self.url = url
@@ -62,6 +65,7 @@ class Database:
         self.tables = build_tables(table_prefix(prefix))  # the one normalisation, whoever calls
         self.clock: Clock = clock or SystemClock()
         self.channel = channel
+        self.preserve_finished = preserve_finished
         # How long transact() keeps rerunning a transaction through transient errors
         # (SQLite's busy lock, a deadlock, a dropped connection) before giving up.
         self.retry_for = retry_for
@@ -98,6 +102,7 @@ class Database:
             connect_timeout=settings.db_connect_timeout,
             ssl={k: v for k in SSL_OPTIONS if (v := getattr(settings, k)) is not None},
             channel=settings.name,
+            preserve_finished=settings.preserve_finished_jobs,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -158,7 +163,14 @@ class Database:
         return self._tx(conn)
 
     def _tx(self, conn: Connection) -> Tx:
-        return Tx(conn=conn, tables=self.tables, dialect=self.dialect, now=self.clock.now(), channel=self.channel)
+        return Tx(
+            conn=conn,
+            tables=self.tables,
+            dialect=self.dialect,
+            now=self.clock.now(),
+            channel=self.channel,
+            preserve_finished=self.preserve_finished,
+        )
 
     def _run(self, fn: Callable[..., T], write: bool, *args: Any, **kwargs: Any) -> T:
         deadline = time.monotonic() + self.retry_for

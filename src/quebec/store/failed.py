@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import update
-
 from quebec.store.claimed import to_ready
 from quebec.store.database import Tx
+from quebec.store.finished import mark_finished
 
 
 def retry_failed(tx: Tx, *, job_ids: Sequence[int]) -> int:
@@ -19,9 +18,8 @@ def retry_failed(tx: Tx, *, job_ids: Sequence[int]) -> int:
 
 
 def discard_failed(tx: Tx, *, job_ids: Sequence[int]) -> int:
-    """failed → finished: give up on the job, keep its row."""
-    failed, jobs = tx.tables.failed_executions, tx.tables.jobs
+    """failed → finished: give up on the job (its row is kept unless preserve_finished_jobs is off)."""
+    failed = tx.tables.failed_executions
     held = tx.dialect.delete_returning(tx.conn, failed, failed.c.job_id.in_(list(job_ids)))
-    if held:
-        tx.conn.execute(update(jobs).where(jobs.c.id.in_(held)).values(finished_at=tx.now, updated_at=tx.now))
+    mark_finished(tx, held)
     return len(held)

@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, literal, select, update
+from sqlalchemy import Connection, Table, insert, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.dialects import Dialect
 from quebec.errors import ArgumentsTooLarge
 from quebec.store.database import Tx, one_statement_when
+from quebec.store.finished import mark_finished
 from quebec.types import EnqueuedJobs, NewJob, NewJobs
 
 _JOB_COLUMNS = (
@@ -191,6 +192,5 @@ def cancel(tx: Tx, *, job_ids: Sequence[int]) -> list[int]:
     gone: list[int] = []
     for table in (t.ready_executions, t.scheduled_executions, t.blocked_executions):
         gone.extend(tx.dialect.delete_returning(tx.conn, table, table.c.job_id.in_(ids)))
-    if gone:
-        tx.conn.execute(update(t.jobs).where(t.jobs.c.id.in_(gone)).values(finished_at=tx.now, updated_at=tx.now))
+    mark_finished(tx, gone)
     return sorted(gone)

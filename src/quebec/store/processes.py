@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 
-from quebec.store.claimed import error_json, to_ready
+from quebec.store.claimed import to_ready
 from quebec.store.database import Tx
+from quebec.store.error_record import error_json
 from quebec.types import ErrorInfo, ProcessInfo, Pruned
 
 PRUNED_ERROR = ErrorInfo("ProcessPrunedError", "Process crashed or was killed before job completion")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from quebec.store.database import Tx
+from quebec.store.error_record import read_error
 from quebec.types import JobState
 
 
@@ -125,7 +125,7 @@ def list_jobs(
                 finished_at=r.finished_at,
                 created_at=r.created_at,
                 state=_state(r),
-                error=json.loads(r.error) if r.error else None,
+                error=read_error(r.error) if r.error else None,
                 process_id=r.process_id,
             )
         )

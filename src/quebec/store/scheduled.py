@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 
 from quebec.store.database import Tx
+from quebec.store.finished import mark_finished
 from quebec.store.jobs import announce
 
 
@@ -43,8 +44,7 @@ def next_due_at(tx: Tx) -> object:
 
 def cancel_scheduled(tx: Tx, *, job_ids: Sequence[int]) -> int:
     """scheduled → finished: the job will not run."""
-    sched, jobs = tx.tables.scheduled_executions, tx.tables.jobs
+    sched = tx.tables.scheduled_executions
     held = tx.dialect.delete_returning(tx.conn, sched, sched.c.job_id.in_(list(job_ids)))
-    if held:
-        tx.conn.execute(update(jobs).where(jobs.c.id.in_(held)).values(finished_at=tx.now, updated_at=tx.now))
+    mark_finished(tx, held)
     return len(held)

@@ -1,0 +1,65 @@
+"""What became of one claimed job: the values the executor hands the completer to write.
+
+One frozen type per transition out of claimed, each carrying exactly what its write
+needs; the completer applies them with a `match` and refuses anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quebec.types import ErrorInfo, NewJob
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """perform returned: claimed → finished."""
+
+    job_id: int
+    class_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """claimed → failed, the error kept in failed_executions.
+
+    `arguments`, when given, replace the job's (the envelope with its failure counters
+    raised); None keeps them as they are.
+    """
+
+    job_id: int
+    error: ErrorInfo
+    arguments: str | None = None
+    class_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Retried:
+    """claimed → finished, and `next_run` enqueued (same active_job_id) for the next attempt."""
+
+    job_id: int
+    next_run: NewJob
+    class_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    """claimed → finished without running again (discard_on, rescue_from, exhausted retries
+    with a handler). `error` says why, for the log and observers: as in Solid Queue, a
+    discarded job keeps no failed_executions row."""
+
+    job_id: int
+    error: ErrorInfo
+    class_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """claimed → ready: this process will not run the job (shutdown, quiet); it runs again."""
+
+    job_id: int
+    class_name: str = ""
+
+
+Outcome = Finished | Failed | Retried | Discarded | Released
+OUTCOME_TYPES = (Finished, Failed, Retried, Discarded, Released)

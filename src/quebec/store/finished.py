@@ -1,0 +1,25 @@
+"""→ finished: the one place a job row is marked finished, or deleted when finished jobs are not kept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, update
+
+from quebec.store.database import Tx
+
+
+def mark_finished(tx: Tx, job_ids: Sequence[int], *, preserve: bool | None = None) -> None:
+    """Set finished_at on these jobs, or delete their rows under preserve_finished_jobs=False.
+
+    `preserve` overrides the setting carried by `tx` (the completer passes its own). The
+    caller has already removed the job's execution row: a finished job has none.
+    """
+    if not job_ids:
+        return
+    jobs = tx.tables.jobs
+    ids = list(job_ids)
+    if tx.preserve_finished if preserve is None else preserve:
+        tx.conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(finished_at=tx.now, updated_at=tx.now))
+    else:
+        tx.conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))

@@ -18,6 +18,17 @@ from conftest import eventually
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
+@pytest.fixture(autouse=True)
+def python_default_handlers() -> Iterator[None]:
+    """Each test starts from Python's own handlers, whatever runtimes earlier tests left behind."""
+    saved = handlers()
+    for signum in HANDLED:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def qc(tmp_path: Path) -> Iterator[quebec.Quebec]:
     made = quebec.Quebec(f"sqlite:///{tmp_path}/s.db?mode=rwc", table_name_prefix="t_signals")

@@ -67,6 +67,15 @@ def test_each_memory_companion_warns_once(start_up: Callable[..., list[str]], op
     assert warning.startswith(f"{option}={value!r} (QUEBEC_{option.upper()}) {NO_EFFECT}")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("cleanup_interval", 3600), ("notify_throttle_interval", 0.5), ("control_plane_sse_interval", 1)],
+)
+def test_settings_nothing_reads_yet_warn_once(start_up: Callable[..., list[str]], option: str, value: object) -> None:
+    found = start_up(**{option: value})
+    assert len(found) == 1 and found[0].startswith(f"{option}=") and f"QUEBEC_{option.upper()}" in found[0]
+
+
 def test_experimental_queue_concurrency_warns(start_up: Callable[..., list[str]]) -> None:
     (warning,) = start_up(experimental_queue_concurrency={"mail": 2})
     assert warning.startswith("experimental_queue_concurrency={'mail': 2} has no effect yet")

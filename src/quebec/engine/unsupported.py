@@ -20,6 +20,12 @@ _MEMORY = (
     "worker_memory_recycle_confirmations",
     "worker_memory_graceful_timeout",
 )
+# Settings read from every source and checked, but nothing in this version acts on them yet.
+_UNREAD = {
+    "cleanup_interval": "finished jobs are not cleared periodically; call qc.clear_finished_jobs() yourself",
+    "notify_throttle_interval": "every enqueue sends its NOTIFY, unthrottled",
+    "control_plane_sse_interval": "the dashboard is not built",
+}
 _NO_FORK = "the fork supervisor is not built yet, so this process runs workers[0] and dispatchers[0] as threads"
 
 
@@ -40,6 +46,10 @@ def unsupported_options(
                 f"{name}={value!r} (QUEBEC_{name.upper()}) has no effect yet: workers are not recycled "
                 f"on memory use; unset it, or watch the process's memory yourself"
             )
+    for name, why in _UNREAD.items():
+        value = getattr(settings, name)
+        if value != defaults[name]:
+            found.append(f"{name}={value!r} (QUEBEC_{name.upper()}) has no effect yet: {why}; unset it")
     if settings.experimental_queue_concurrency:
         limits = dict(settings.experimental_queue_concurrency)
         found.append(

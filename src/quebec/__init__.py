@@ -12,6 +12,7 @@ from quebec.errors import (
 )
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
+from quebec.schedules import Interval, NextRun
 
 __version__ = "0.1.0"
 
@@ -24,8 +25,10 @@ __all__ = [
     "DatabaseUnavailable",
     "DiscardStrategy",
     "EnqueueError",
+    "Interval",
     "JobBuilder",
     "JobDescriptor",
+    "NextRun",
     "Quebec",
     "QuebecError",
     "RateLimitConflict",

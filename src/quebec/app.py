@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from quebec import enqueue_callbacks, enqueuing, ops
+from quebec.app_recurring import RecurringMethods
 from quebec.config import Settings, load_settings, run_options
 from quebec.engine.metrics import JobMetrics
 from quebec.engine.supervisor import ThreadSupervisor
@@ -25,7 +26,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _LAZY = threading.Lock()  # guards the lazy creation of an instance's JobMetrics
 
 
-class Quebec:
+class Quebec(RecurringMethods):
     """One per process. `Quebec(url, **options)`; options as in spec/configuration.md."""
 
     # Runtime state that exists before any start(); class defaults, set per instance when used.
@@ -154,6 +155,7 @@ class Quebec:
             threads=threads,
             control_plane=control_plane,
             metrics=self._job_metrics(),
+            next_run_functions=self.next_run_functions,
         )
         if self._quiet_requested:
             supervisor.quiet()

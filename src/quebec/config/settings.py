@@ -149,6 +149,9 @@ class Settings:
     workers: tuple[WorkerConfig, ...] = (WorkerConfig(),)
     dispatchers: tuple[DispatcherConfig, ...] = (DispatcherConfig(),)
     config_path: str | None = None
+    # Recurring tasks (docs/recurring.md): the schedule file, and the wheel's opt-in pause column.
+    recurring_schedule: str | None = None
+    recurring_pause: bool = False
 
     def __post_init__(self) -> None:
         _normalise(self, SETTINGS_RULES, "Settings")
@@ -204,6 +207,8 @@ SETTINGS_RULES: dict[str, Rule] = {
     "workers": _tuple_of(WorkerConfig),
     "dispatchers": _tuple_of(DispatcherConfig),
     "config_path": optional(text),
+    "recurring_schedule": optional(text),
+    "recurring_pause": boolean,
 }
 
 

@@ -43,6 +43,8 @@ _ENV_VARS = {
     "worker_queues": ("QUEBEC_QUEUES",),
     "database_url": ("QUEBEC_DATABASE_URL", "DATABASE_URL"),
     "config_path": ("QUEBEC_CONFIG",),
+    # Solid Queue's name first, as the wheel reads them.
+    "recurring_schedule": ("SOLID_QUEUE_RECURRING_SCHEDULE", "QUEBEC_RECURRING_SCHEDULE"),
 }
 # Options queue.yml sets through the first worker / dispatcher entry rather than a top-level key.
 _FROM_WORKER = {
@@ -83,8 +85,6 @@ WHEEL_ONLY_VARIABLES = frozenset(
         "QUEBEC_DB_IDLE_TIMEOUT",
         "QUEBEC_DB_MAX_LIFETIME",
         "QUEBEC_DB_MIN_CONNECTIONS",
-        "QUEBEC_RECURRING_SCHEDULE",
-        "QUEBEC_RECURRING_PAUSE",
         "QUEBEC_CGROUP",
         "QUEBEC_CGROUP_ROOT",
         "QUEBEC_WORKERS_POOL_MEMORY_MAX",

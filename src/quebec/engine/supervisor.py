@@ -16,7 +16,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import psutil
@@ -29,11 +29,13 @@ from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
+from quebec.engine.scheduler import Scheduler, build_scheduler
 from quebec.engine.signals import Intent, Intents
 from quebec.engine.unsupported import unsupported_options
 from quebec.engine.worker import Worker
 from quebec.hooks import Hooks
 from quebec.registry import Registry
+from quebec.schedules import NextRunFunction
 from quebec.store import Database, processes
 from quebec.types import ProcessInfo, QueueSelector
 
@@ -60,6 +62,7 @@ class ThreadSupervisor:
         threads: int | None = None,
         control_plane: str | None = None,
         metrics: JobMetrics | None = None,
+        next_run_functions: Mapping[str, NextRunFunction] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -80,6 +83,8 @@ class ThreadSupervisor:
         self._lock = threading.Lock()
         self.workers: list[Worker] = []
         self.dispatcher: Dispatcher | None = None
+        self.scheduler: Scheduler | None = None
+        self.next_run_functions = next_run_functions or {}
         self.maintenance: Maintenance | None = None
         self.completer: Completer | None = None
         self.notifier: Notifier | None = None
@@ -132,6 +137,11 @@ class ThreadSupervisor:
                 batch_size=s.dispatcher_batch_size,
                 on_dispatched=self.wake_workers,
             )
+        if "scheduler" in self.spawn:
+            self._register("Scheduler", "scheduler", {})
+            self.scheduler = build_scheduler(
+                self.db, s, self.registry, self.next_run_functions, on_enqueued=self.wake_workers
+            )
         self.maintenance = Maintenance(
             self.db,
             hostname=self.hostname,
@@ -152,6 +162,8 @@ class ThreadSupervisor:
             worker.start()
         if self.dispatcher:
             self.dispatcher.start()
+        if self.scheduler:
+            self.scheduler.start()
         self.maintenance.start()
 
     @property
@@ -348,7 +360,7 @@ class ThreadSupervisor:
             self.hooks.run("worker_stop")
         if self.completer is not None:
             self.completer.close(timeout=max(5.0, timeout))
-        for component in (self.dispatcher, self.maintenance):
+        for component in (self.dispatcher, self.scheduler, self.maintenance):
             if component is not None:
                 component.stop()
                 component.join(2.0)

@@ -61,11 +61,6 @@ def unsupported_options(
         found.append(f"QUEBEC_SUPERVISOR={supervisor} has no effect yet: {_NO_FORK}")
     found.extend(_plan_entries("workers", settings.workers))
     found.extend(_plan_entries("dispatchers", settings.dispatchers))
-    if spawn is not None and "scheduler" in spawn:
-        found.append(
-            "spawn=['scheduler'] has no effect yet: the scheduler is not built, so no recurring task "
-            "runs; leave 'scheduler' out of spawn"
-        )
     if control_plane:
         found.append(
             f"control_plane={control_plane!r} has no effect yet: the dashboard is not built, so nothing "

@@ -24,7 +24,9 @@ ScheduleLike = str | Interval | NextRun
 CLASS_SCHEDULE, CLASS_ARGS, CLASS_KEY = "recurring_schedule", "recurring_args", "recurring_key"
 
 
-def job_for(task: RecurringTask, cls: type[BaseClass], *, run_at: datetime, forced_queue: str | None) -> NewJobs:
+def job_for(
+    task: RecurringTask, cls: type[BaseClass], *, run_at: datetime, now: datetime, forced_queue: str | None
+) -> NewJobs:
     """The job row a run of `task` inserts: the class's own queue and priority unless the
     task gives them, scheduled at the run time, as any enqueue plans it."""
     options: dict[str, Any] = {"wait_until": run_at.replace(tzinfo=UTC)}  # aware: naive ones are warned about
@@ -33,7 +35,7 @@ def job_for(task: RecurringTask, cls: type[BaseClass], *, run_at: datetime, forc
     if task.priority is not None:
         options["priority"] = task.priority
     job: ActiveJob = cls.set(**options).build(*task.arguments)
-    rows, _ = enqueuing.plan([job], run_at, forced_queue)
+    rows, _ = enqueuing.plan([job], now, forced_queue)
     return rows
 
 
@@ -151,7 +153,7 @@ def run_now(db: Database, registry: Registry, key: str, *, forced_queue: str | N
             f"register it (@qc.register_job) or run the task from a process that has it"
         )
     now = db.clock.now()
-    job = job_for(task, cls, run_at=now, forced_queue=forced_queue)
+    job = job_for(task, cls, run_at=now, now=now, forced_queue=forced_queue)
     return recurring.fire(db, task_key=key, run_at=now, job=job) is not None
 
 

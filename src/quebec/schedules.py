@@ -65,7 +65,7 @@ class Schedule(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Cron:
-    expression: str  # 6 fields, seconds first
+    expression: str  # 5 fields, or 6 with seconds first when the seconds are not 0
     zone: ZoneInfo | None
     text: str
 
@@ -213,14 +213,16 @@ def parse(text: object, functions: Mapping[str, NextRunFunction] | None = None) 
 
 def _cron(expression: str, zone: ZoneInfo | None, source: str) -> Cron:
     fields_ = expression.split()
-    if len(fields_) == 5:
-        fields_.insert(0, "0")
-    six = " ".join(fields_)
+    if len(fields_) == 6 and fields_[0] == "0":
+        # cronsim applies Debian cron's DST rules to 5-field expressions only: at second 0
+        # both forms mean the same runs, so the 5-field one gets them.
+        fields_ = fields_[1:]
+    cron = " ".join(fields_)
     try:
-        CronSim(six, datetime(2000, 1, 1, tzinfo=UTC))
+        CronSim(cron, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
         raise ValueError(f"schedule {source!r} is not valid cron ({exc}); {_FIX}") from None
-    return Cron(six, zone, source)
+    return Cron(cron, zone, source)
 
 
 def _looks_like_zone(word: str) -> bool:

@@ -15,6 +15,7 @@ from quebec.errors import QuebecError
 
 USAGE = """usage: python -m quebec <package> [<package> ...]
        python -m quebec failed list|retry|discard [ID ... | --all] [--json]
+       python -m quebec recurring list [--json]
        python -m quebec --help | --version
 
 Discovers every quebec.BaseClass subclass under the packages, creates the tables
@@ -87,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from quebec.cli.failed import run_failed
 
             return int(run_failed(args[1:]))
+        if args[0] == "recurring":
+            from quebec.cli.recurring import run_recurring
+
+            return run_recurring(args[1:])
         options = [a for a in args if a.startswith("-")]
         if options:
             # Else `--once` would be imported as a package and fail as one.

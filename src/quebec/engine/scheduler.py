@@ -130,7 +130,7 @@ class Scheduler(Runnable):
             return
         cls = self._registry.get(task.class_name)
         assert cls is not None  # _schedule() returned None otherwise
-        job = tasks_ops.job_for(task, cls, run_at=latest, forced_queue=self._forced)
+        job = tasks_ops.job_for(task, cls, run_at=latest, now=now, forced_queue=self._forced)
         job_id = recurring.fire(self._db, task_key=task.key, run_at=latest, job=job)
         if job_id is None:
             log.debug("recurring.taken key=%s run_at=%s (another scheduler enqueued it)", task.key, latest)

@@ -116,7 +116,7 @@ def test_schedulers_racing_for_one_run_enqueue_it_once(qc: Any) -> None:
         advance(qc, 1)
         barrier = threading.Barrier(len(racers))
 
-        def race(s: Scheduler) -> None:
+        def race(s: Scheduler, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             s.run_once()
 
@@ -181,7 +181,8 @@ def test_an_interval_task_stops_after_max_count(qc: Any) -> None:
     for _ in range(6):
         s.run_once()
         advance(qc, 30)
-    assert [at for _, at, _ in runs(qc)] == [datetime(2026, 12, 2, 15, 40, 0) + timedelta(seconds=30 * k) for k in (1, 2)]
+    base = datetime(2026, 12, 2, 15, 40, 0)
+    assert [at for _, at, _ in runs(qc)] == [base + timedelta(seconds=30 * k) for k in (1, 2)]
     # the first run was at the start itself (15:40:00), before the task existed (15:40:00.5)
     assert qc.recurring_tasks()[0].schedule == "every 30 seconds from 2026-12-02T15:40:00Z, 3 times"
 

@@ -333,3 +333,12 @@ def test_schedule_refuses_bad_input_in_one_sentence(qc: Any, call: Callable[[Any
         call(qc)
     assert words in str(err.value) and "\n" not in str(err.value)
     assert qc.recurring_tasks() == []
+
+
+def test_a_recurring_section_in_queue_yml_points_to_recurring_yml(tmp_path: Path) -> None:
+    from quebec.config import load_settings
+
+    (tmp_path / "queue.yml").write_text("development:\n  recurring:\n    a: {class: R, schedule: every hour}\n")
+    with pytest.raises(quebec.ConfigError) as err:
+        load_settings({}, {}, cwd=str(tmp_path))
+    assert "queue.yml development.recurring: recurring tasks are read from recurring.yml" in str(err.value)

@@ -236,6 +236,11 @@ def read_queue_file(
             options["database_url"] = _database_url(value, label)
         elif key in _FILE_OPTIONS:
             options[key] = (value, label)
+        elif key == "recurring":
+            raise ConfigError(
+                f"{label}: recurring tasks are read from recurring.yml (or config/recurring.yml, or the file "
+                f"$QUEBEC_RECURRING_SCHEDULE names), not from {display}; move the tasks there (docs/recurring.md)"
+            )
         else:
             raise _unknown(f"{label} is not a known setting", str(key), _SECTION_KEYS)
     options.update(_first_entry_options(workers, _FROM_WORKER, f"{prefix}workers"))

@@ -74,11 +74,19 @@ class RecurringMethods:
                 f"schedule under another key"
             )
         self.db.transact(recurring.upsert, task=task)
+        self._wake_scheduler()
         return task
 
     def unschedule(self, key: str) -> bool:
         """Remove the dynamic task `key`; False when there was none (static tasks live in recurring.yml)."""
         return self.db.transact(recurring.remove, key=key, static=False)
+
+    def _wake_scheduler(self) -> None:
+        """This process's scheduler, if it runs, reads the tasks now rather than at its next poll."""
+        supervisor = getattr(self, "_supervisor", None)
+        scheduler = getattr(supervisor, "scheduler", None)
+        if scheduler is not None:
+            scheduler.wake_up()
 
     def recurring_tasks(self) -> list[RecurringTask]:
         """Every recurring task in the table, static and dynamic, by key."""

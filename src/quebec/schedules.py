@@ -95,9 +95,7 @@ class Interval:
             raise ValueError(f"an interval must be a timedelta of at least 1 second, got {self.every!r}")
         if self.every.microseconds:
             raise ValueError(f"an interval must be whole seconds, got {self.every!r}")
-        _check_count(self.max_count)
-        if self.start is not None:
-            object.__setattr__(self, "start", to_naive_utc(self.start).replace(microsecond=0))
+        _start_and_count(self, self.start, self.max_count)
 
     @property
     def text(self) -> str:
@@ -137,9 +135,7 @@ class NextRun:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z_][\w.]*", self.name):
             raise ValueError(f"a next-run function name must be an identifier such as 'weekdays', got {self.name!r}")
-        _check_count(self.max_count)
-        if self.start is not None:
-            object.__setattr__(self, "start", to_naive_utc(self.start).replace(microsecond=0))
+        _start_and_count(self, self.start, self.max_count)
 
     @property
     def text(self) -> str:
@@ -327,9 +323,15 @@ def _with_start(head: str, start: datetime | None, max_count: int | None) -> str
     return f"{text}, {max_count} times" if max_count is not None else text
 
 
-def _check_count(max_count: int | None) -> None:
+def _start_and_count(schedule: Interval | NextRun, start: object, max_count: object) -> None:
+    """Check `start` and `max_count`, and store the start as naive UTC to the second."""
     if max_count is not None and (isinstance(max_count, bool) or not isinstance(max_count, int) or max_count < 1):
         raise ValueError(f"max_count must be an integer ≥ 1 (or None for no limit), got {max_count!r}")
+    if start is None:
+        return
+    if not isinstance(start, datetime):
+        raise ValueError(f"start must be a datetime (naive means UTC), got {start!r}")
+    object.__setattr__(schedule, "start", to_naive_utc(start).replace(microsecond=0))
 
 
 def _utc(value: datetime) -> datetime:

@@ -342,3 +342,21 @@ def test_a_recurring_section_in_queue_yml_points_to_recurring_yml(tmp_path: Path
     with pytest.raises(quebec.ConfigError) as err:
         load_settings({}, {}, cwd=str(tmp_path))
     assert "queue.yml development.recurring: recurring tasks are read from recurring.yml" in str(err.value)
+
+
+def test_a_failing_next_run_function_skips_its_task_only(qc: Any, caplog: pytest.LogCaptureFixture) -> None:
+    @qc.next_run_function("broken")
+    def broken(previous: datetime) -> datetime:
+        raise RuntimeError("boom")
+
+    qc.schedule("broken", Report, quebec.NextRun("broken", start=START - timedelta(seconds=10)))
+    qc.schedule("fine", Report, "every second")
+    s = scheduler(qc)
+    with caplog.at_level(logging.WARNING, logger="quebec.scheduler"):
+        s.run_once()
+        advance(qc, 1)
+        s.run_once()
+    assert [k for k, _, _ in runs(qc)] == ["fine"]
+    assert [r.getMessage() for r in caplog.records if "'broken'" in r.getMessage()] == [
+        "recurring.skipped: recurring task 'broken' is skipped: its schedule raised RuntimeError('boom')"
+    ]

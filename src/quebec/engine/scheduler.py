@@ -69,8 +69,13 @@ class Scheduler(Runnable):
             schedule = self._schedule(task)
             if schedule is None:
                 continue
-            self._fire_due(task, schedule, now)
-            following = schedule.next_after(now)
+            try:
+                latest, following = schedule.latest_until(now), schedule.next_after(now)
+            except Exception as exc:  # noqa: BLE001 - a user's next-run function failed; the others go on
+                self._warn(task, "function", f"recurring task {task.key!r} is skipped: its schedule raised {exc!r}")
+                continue
+            if latest is not None:
+                self._fire_due(task, latest, now)
             if following is not None:
                 soonest = min(soonest, (following - now).total_seconds())
         return max(soonest, 0.0)
@@ -115,10 +120,7 @@ class Scheduler(Runnable):
             return None
         return self._parsed[cached]
 
-    def _fire_due(self, task: RecurringTask, schedule: Schedule, now: datetime) -> None:
-        latest = schedule.latest_until(now)
-        if latest is None:
-            return
+    def _fire_due(self, task: RecurringTask, latest: datetime, now: datetime) -> None:
         # A task seen for the first time: runs before its last change (or last recorded
         # run) are not ours to enqueue.
         cursor = max(filter(None, (self._cursor.get(task.key), task.updated_at)), default=now)

@@ -107,9 +107,8 @@ def test_processes_above_one_in_queue_yml_warn_per_entry(start_up: Callable[...,
     ]
 
 
-def test_spawning_the_scheduler_warns(start_up: Callable[..., list[str]]) -> None:
-    (warning,) = start_up(start={"spawn": ["worker", "scheduler"]})
-    assert warning.startswith("spawn=['scheduler'] has no effect yet: the scheduler is not built")
+def test_spawning_the_scheduler_no_longer_warns(start_up: Callable[..., list[str]]) -> None:
+    assert start_up(start={"spawn": ["worker", "scheduler"]}) == []  # it is built (docs/recurring.md)
 
 
 def test_spawning_everything_by_default_does_not_warn_about_the_scheduler(start_up: Callable[..., list[str]]) -> None:
@@ -144,7 +143,6 @@ def test_the_list_is_a_pure_function_of_settings_spawn_control_plane_and_environ
     assert [sentence.split("=")[0] for sentence in found] == [
         "worker_max_rss_mb",
         "QUEBEC_SUPERVISOR",
-        "spawn",
         "control_plane",
     ]
     assert unsupported_options(settings, spawn=None, control_plane=None, environ={})[0].startswith("worker_max_rss")

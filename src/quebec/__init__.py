@@ -1,6 +1,8 @@
 """Quebec: a background job queue that needs nothing but your SQL database."""
 
+from quebec import context
 from quebec.app import Quebec
+from quebec.context import JobContext
 from quebec.errors import (
     AbortEnqueue,
     ConfigError,
@@ -10,6 +12,7 @@ from quebec.errors import (
     SerializationError,
     UnknownJobClass,
 )
+from quebec.execution import Execution
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
 
@@ -24,7 +27,9 @@ __all__ = [
     "DatabaseUnavailable",
     "DiscardStrategy",
     "EnqueueError",
+    "Execution",
     "JobBuilder",
+    "JobContext",
     "JobDescriptor",
     "Quebec",
     "QuebecError",
@@ -34,4 +39,5 @@ __all__ = [
     "SerializationError",
     "UnknownJobClass",
     "__version__",
+    "context",
 ]

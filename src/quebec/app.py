@@ -11,9 +11,12 @@ from typing import Any, TypeVar
 
 from quebec import enqueue_callbacks, enqueuing, ops
 from quebec.config import Settings, load_settings, run_options
-from quebec.engine.metrics import JobMetrics
+from quebec.engine.drain import Drain
+from quebec.engine.executor import Executor
+from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
+from quebec.execution import Execution
 from quebec.hooks import Hooks
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.registry import Registry
@@ -31,6 +34,7 @@ class Quebec:
     # Runtime state that exists before any start(); class defaults, set per instance when used.
     _quiet_requested = False
     _metrics: JobMetrics | None = None
+    _drain: Drain | None = None
 
     def __init__(self, database_url: str | None = None, /, **options: Any) -> None:
         if "database_url" in options and database_url is not None:
@@ -94,6 +98,35 @@ class Quebec:
         if not (isinstance(klass, type) and issubclass(klass, BaseClass)):
             raise EnqueueError(f"qc.perform_later takes a job class (a quebec.BaseClass subclass) first, got {klass!r}")
         return klass.perform_later(self, *args, **kwargs)
+
+    # -- testing: drain and perform in this thread ------------------------------------------
+    def drain_one(self) -> Execution:
+        """Claim one ready job as a worker would (due scheduled jobs are dispatched first) and
+        return its Execution; `.perform()` runs it. Nothing ready → RuntimeError."""
+        executions = self.drain_batch(1)
+        if not executions:
+            raise RuntimeError(
+                f"No ready job to claim: no job is ready in queues {list(self.settings.worker_queues)} "
+                f"(scheduled jobs not due yet, paused queues and claimed jobs are not drained)"
+            )
+        return executions[0]
+
+    def drain_batch(self, batch_size: int) -> list[Execution]:
+        """Claim up to `batch_size` ready jobs in one transaction, as a worker claims; [] when none."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"drain_batch(batch_size={batch_size!r}) needs a whole number of at least 1")
+        drain = self._drainer()
+        return [Execution(drain, job) for job in drain.claim(batch_size)]
+
+    def _drainer(self) -> Drain:
+        with _LAZY:
+            if self._drain is None:
+                executor = Executor(self.registry, self.db.clock)
+                metrics = self._metrics
+                if metrics is not None:
+                    executor = MeteredExecutor(executor, metrics, lambda: 1)
+                self._drain = Drain(self.db, self.settings, executor)
+            return self._drain
 
     # -- schema ---------------------------------------------------------------------------
     def create_tables(self) -> bool:
@@ -176,6 +209,8 @@ class Quebec:
 
     def close(self) -> None:
         self.stop()
+        if self._drain is not None:
+            self._drain.close()
         if self._metrics is not None:
             self._metrics.close()
         self.db.dispose()

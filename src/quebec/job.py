@@ -225,12 +225,14 @@ class BaseClass:
     # One list per class that registers; this one, on BaseClass, applies to every job.
     rescue_strategies: ClassVar[list[RescueStrategy]] = []
 
-    # set on the instance before perform
+    # set on the instance before perform (and `priority`, the job's own, shadowing the option)
     id: int
     active_job_id: str | None
+    arguments: str | None  # the envelope's `arguments` object as JSON, as ActiveJob.arguments
     queue_name: str
     executions: int
     scheduled_at: datetime | None
+    created_at: datetime | None
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -122,6 +122,7 @@ class ClaimedJob:
     active_job_id: str | None
     scheduled_at: datetime | None
     concurrency_key: str | None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from quebec.engine.callbacks import run_perform
 from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Retried
 from quebec.errors import UnknownJobClass
 from quebec.hooks import call_hook
-from quebec.job import BaseClass
+from quebec.job import BaseClass, arguments_json
 from quebec.logger import job_context, job_logger
 from quebec.outcome import decide, error_info
 from quebec.registry import Registry
@@ -65,7 +65,7 @@ class Executor:
             log.error("job.bad_arguments job_id=%s class=%s: %s", job.id, job.class_name, exc)
             return self._failed(job, exc, None)
         instance = self._instance(cls, job, envelope)
-        with job_context(job.class_name, job.id, job.queue_name):
+        with job_context(job.class_name, job.id, job.queue_name, jid=job.active_job_id or None, target=cls.__module__):
             try:
                 run_perform(instance, envelope.args, envelope.kwargs, _seconds(cls.timeout))
             except BaseException as exc:  # noqa: BLE001 - every way out of perform is an outcome
@@ -86,7 +86,12 @@ class Executor:
         instance.executions = envelope.executions
         instance.scheduled_at = job.scheduled_at
         instance.logger = job_logger(job.class_name, job.id)
-        vars(instance)["priority"] = job.priority
+        # Plain instance attributes shadow the class-level defaults (and `priority`, which
+        # is also a class option); read by code inside perform, as in the wheel.
+        fields = vars(instance)
+        fields["priority"] = job.priority
+        fields["arguments"] = arguments_json(job.arguments) if job.arguments else None
+        fields["created_at"] = job.created_at
         return instance
 
     def _after_error(

@@ -8,13 +8,20 @@ from quebec.errors import (
     ConfigError,
     DatabaseUnavailable,
     EnqueueError,
+    JobCancelled,
+    JobDiscarded,
+    JobFailed,
+    JobNotCompleted,
     QuebecError,
     SerializationError,
+    UnknownJob,
     UnknownJobClass,
+    WaitTimeout,
 )
 from quebec.execution import Execution
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
+from quebec.types import JobStatus
 
 __version__ = "0.1.0"
 
@@ -29,7 +36,12 @@ __all__ = [
     "EnqueueError",
     "Execution",
     "JobBuilder",
+    "JobCancelled",
     "JobContext",
+    "JobDiscarded",
+    "JobFailed",
+    "JobNotCompleted",
+    "JobStatus",
     "JobDescriptor",
     "Quebec",
     "QuebecError",
@@ -37,7 +49,9 @@ __all__ = [
     "RescueStrategy",
     "RetryStrategy",
     "SerializationError",
+    "UnknownJob",
     "UnknownJobClass",
+    "WaitTimeout",
     "__version__",
     "context",
 ]

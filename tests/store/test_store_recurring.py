@@ -48,6 +48,8 @@ def test_record_run_inserts_the_job_and_its_run_in_one_transaction_and_the_secon
 
 def test_the_unique_index_decides_when_the_check_before_insert_is_passed(db: Database) -> None:
     """Two schedulers both past the SELECT: the insert of the second one finds the run taken."""
+    if db.dialect.single_writer:
+        pytest.skip("one writer at a time (SQLite): no second scheduler gets past the check in its transaction")
     at = clock_of(db).now().replace(microsecond=0)
     recurring.fire(db, task_key="t", run_at=at, job=NewJobs.of([new_job(db)]))
 
@@ -94,3 +96,23 @@ def test_pauses_live_in_the_paused_at_column_added_once(db: Database) -> None:
     assert db.transact(recurring.set_paused, key="p", paused=False) is True
     (resumed,) = db.read(recurring.load, with_pause=True)
     assert resumed.paused_at is None and resumed.updated_at == clock_of(db).now()  # no replay of missed runs
+
+
+def test_a_run_the_wheel_recorded_in_whole_seconds_is_taken(db: Database) -> None:
+    """The wheel writes run_at without a fraction (SQLite keeps it as that text): the same run is one row."""
+    at = clock_of(db).now().replace(microsecond=0)
+    table = db.tables.recurring_executions.name
+    first = recurring.fire(db, task_key="other", run_at=at, job=NewJobs.of([new_job(db)]))
+    assert first is not None
+
+    def as_the_wheel(tx: Tx) -> None:
+        wheel_job = jobs.enqueue_many(tx, NewJobs.of([new_job(db)])).ids[0]
+        tx.conn.exec_driver_sql(
+            f"INSERT INTO {table} (job_id, task_key, run_at, created_at) VALUES ({wheel_job}, 'wheel', "
+            f"'{at:%Y-%m-%d %H:%M:%S}', '{at:%Y-%m-%d %H:%M:%S}')"
+        )
+
+    db.transact(as_the_wheel)
+    assert recurring.fire(db, task_key="wheel", run_at=at, job=NewJobs.of([new_job(db)])) is None
+    assert recurring.fire(db, task_key="other", run_at=at, job=NewJobs.of([new_job(db)])) is None
+    assert db.read(recurring.last_runs) == {"other": at, "wheel": at}

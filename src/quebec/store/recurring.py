@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, delete, func, inspect, select, text, update
+from sqlalchemy import Column, MetaData, String, Table, delete, func, inspect, select, text, type_coerce, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from quebec.schedules import RecurringTask
@@ -104,14 +104,33 @@ def record_run(tx: Tx, *, task_key: str, run_at: datetime, job: NewJobs) -> int:
     transaction (the job included) rolls back. Returns the new job's id.
     """
     e = tx.tables.recurring_executions
-    taken = select(e.c.id).where((e.c.task_key == task_key) & (e.c.run_at == run_at)).limit(1)
+    text_form = _wheel_text(tx, run_at)
+    if text_form is None:
+        same_run = e.c.run_at == run_at
+    else:
+        same_run = type_coerce(e.c.run_at, String).in_([text_form, tx.dialect.to_db(run_at)])
+    taken = select(e.c.id).where((e.c.task_key == task_key) & same_run).limit(1)
     if tx.conn.scalar(taken) is not None:  # the common loss, found before inserting a job
         raise AlreadyFired(task_key)
     job_id = jobs.enqueue_many(tx, job).ids[0]
+    if text_form is not None:
+        # One writer at a time (the check above is final): insert the wheel's text as it is.
+        columns = ("job_id", "task_key", "run_at", "created_at")
+        tx.dialect.insert_rows(tx.conn, e, columns, [(job_id, task_key, text_form, tx.dialect.to_db(tx.now))])
+        return job_id
     row = {"job_id": job_id, "task_key": task_key, "run_at": run_at, "created_at": tx.now}
     if not tx.dialect.insert_if_absent(tx.conn, e, row):
         raise AlreadyFired(task_key)
     return job_id
+
+
+def _wheel_text(tx: Tx, run_at: datetime) -> str | None:
+    """Where datetimes are stored as text by a single writer (SQLite), the text the wheel
+    writes for a whole-second run_at (no fraction), else None. Run times compare as text there:
+    written in the wheel's form, a run either scheduler recorded is one row for the unique index."""
+    if not tx.dialect.single_writer or run_at.microsecond or not isinstance(tx.dialect.to_db(run_at), str):
+        return None
+    return f"{run_at:%Y-%m-%d %H:%M:%S}"
 
 
 def fire(db: Database, *, task_key: str, run_at: datetime, job: NewJobs) -> int | None:

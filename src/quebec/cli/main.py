@@ -19,7 +19,7 @@ USAGE = """usage: python -m quebec <package> [<package> ...]
        python -m quebec --help | --version
 
 Discovers every quebec.BaseClass subclass under the packages, creates the tables
-(unless QUEBEC_CREATE_TABLES=false) and runs worker and dispatcher until TERM/INT.
+(unless QUEBEC_CREATE_TABLES=false) and runs worker, dispatcher and scheduler until TERM/INT.
 Settings come from QUEBEC_* variables and queue.yml, as for Quebec() (docs/configuration.md);
 the database URL from QUEBEC_DATABASE_URL, DATABASE_URL or queue.yml's database: url:."""
 

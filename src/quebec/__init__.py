@@ -19,6 +19,7 @@ from quebec.errors import (
     WaitTimeout,
 )
 from quebec.execution import Execution
+from quebec.function_jobs import FunctionJob
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
 from quebec.types import JobStatus
@@ -35,6 +36,7 @@ __all__ = [
     "DiscardStrategy",
     "EnqueueError",
     "Execution",
+    "FunctionJob",
     "JobBuilder",
     "JobCancelled",
     "JobContext",

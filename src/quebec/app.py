@@ -18,6 +18,7 @@ from quebec.engine.supervisor import ThreadSupervisor
 from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
 from quebec.execution import Execution
+from quebec.function_jobs import FunctionJob, job_class_for
 from quebec.hooks import Hooks
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.registry import Registry
@@ -63,6 +64,19 @@ class Quebec:
 
     def register_job_class(self, cls: J) -> J:
         return self.register_job(cls)
+
+    def job(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Decorator: make a function (sync or `async def`) a job registered here.
+
+        `@qc.job` or `@qc.job(queue="mail", priority=5, retry_on=[...], timeout=30, ...)`; the
+        options are the class attributes of a job class (`queue` for `queue_as`). The result is
+        callable as the function was, and has `.perform_later()`, `.set()` and `.build()`.
+        """
+
+        def make(function: Callable[..., Any]) -> FunctionJob:
+            return FunctionJob(function, self.register_job(job_class_for(function, options)))
+
+        return make if fn is None else make(fn)
 
     def discover_jobs(self, *packages: str, recursive: bool = True, on_error: str = "raise") -> list[type[BaseClass]]:
         found = self.registry.discover(*packages, recursive=recursive, on_error=on_error)

@@ -17,6 +17,7 @@ from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
+from quebec.events import JobEvent, JobEventKind, Subscriber
 from quebec.execution import Execution
 from quebec.function_jobs import FunctionJob, job_class_for
 from quebec.hooks import Hooks
@@ -103,6 +104,12 @@ class Quebec:
             enqueuing.settle(batch, plans, enqueued, rows.arguments)
             for job in batch:
                 job.quebec = self  # job.wait() asks this instance
+            if self.db.events:
+                self.db.events.emit(
+                    JobEvent(JobEventKind.ENQUEUED, job.id, job.class_name, job.queue_name)
+                    for job in batch
+                    if job.id is not None
+                )
             if self._supervisor is not None:
                 self._supervisor.wake_workers(set(rows.queue_names))
             return list(batch)
@@ -143,7 +150,7 @@ class Quebec:
     def _drainer(self) -> Drain:
         with _LAZY:
             if self._drain is None:
-                executor = Executor(self.registry, self.db.clock, self.sealing)
+                executor = Executor(self.registry, self.db.clock, self.sealing, self.db.events)
                 metrics = self._metrics
                 if metrics is not None:
                     executor = MeteredExecutor(executor, metrics, lambda: 1)
@@ -331,6 +338,12 @@ class Quebec:
         return self._metrics
 
     # -- hooks ----------------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber, *kinds: JobEventKind | str) -> Callable[[], None]:
+        """Call `fn(quebec.JobEvent)` on job events of `kinds` in this process (every kind when
+        none is given): enqueued, started, finished, failed, retried, discarded. Returns the
+        function that unsubscribes. A subscriber that raises is logged, never breaks the job."""
+        return self.db.events.subscribe(fn, kinds)
+
     def on_start(self, fn: F) -> F:
         return self.hooks.add("start", fn)
 

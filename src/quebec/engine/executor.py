@@ -24,6 +24,7 @@ from quebec.encryption import ENCRYPTED_TAG
 from quebec.engine.callbacks import run_perform
 from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Retried
 from quebec.errors import UnknownJobClass
+from quebec.events import JobEvent, JobEventKind, JobEvents
 from quebec.hooks import call_hook
 from quebec.job import BaseClass, arguments_json
 from quebec.logger import job_context, job_logger
@@ -37,10 +38,13 @@ _LOGGED_MESSAGE = 500  # characters of a failure message in the log line (the ro
 
 
 class Executor:
-    def __init__(self, registry: Registry, clock: Clock, sealing: Sealing | None = None) -> None:
+    def __init__(
+        self, registry: Registry, clock: Clock, sealing: Sealing | None = None, events: JobEvents | None = None
+    ) -> None:
         self._registry = registry
         self._clock = clock
         self._sealing = sealing or Sealing(None, encrypt_all=False)
+        self._events = events or JobEvents()
 
     def at_most_once(self, class_name: str) -> bool:
         cls = self._registry.get(class_name)
@@ -69,6 +73,8 @@ class Executor:
             log.error("job.bad_arguments job_id=%s class=%s: %s", job.id, job.class_name, exc)
             return self._failed(job, exc, None)
         instance = self._instance(cls, job, envelope)
+        if self._events:
+            self._events.emit([JobEvent(JobEventKind.STARTED, job.id, job.class_name, job.queue_name)])
         with job_context(job.class_name, job.id, job.queue_name, jid=job.active_job_id or None, target=cls.__module__):
             try:
                 returned = run_perform(instance, envelope.args, envelope.kwargs, _seconds(cls.timeout))

@@ -100,7 +100,7 @@ class ThreadSupervisor:
                 self.db, lambda: self._rows["worker"].id, preserve_finished=s.preserve_finished_jobs
             )
             self.completer.start()
-            executor = Executor(self.registry, clock, Sealing.from_settings(s))
+            executor = Executor(self.registry, clock, Sealing.from_settings(s), self.db.events)
             self.workers.append(
                 Worker(
                     self.db,

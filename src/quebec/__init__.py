@@ -18,7 +18,9 @@ from quebec.errors import (
     UnknownJobClass,
     WaitTimeout,
 )
+from quebec.events import JobEvent, JobEventKind
 from quebec.execution import Execution
+from quebec.function_jobs import FunctionJob
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
 from quebec.schedules import Interval, NextRun
@@ -37,6 +39,9 @@ __all__ = [
     "EnqueueError",
     "Execution",
     "Interval",
+    "JobEvent",
+    "JobEventKind",
+    "FunctionJob",
     "JobBuilder",
     "JobCancelled",
     "JobContext",

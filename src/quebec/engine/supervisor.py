@@ -33,6 +33,7 @@ from quebec.engine.worker import Worker
 from quebec.hooks import Hooks
 from quebec.registry import Registry
 from quebec.schedules import NextRunFunction
+from quebec.sealing import Sealing
 from quebec.store import Database, processes
 from quebec.types import QueueSelector
 
@@ -104,7 +105,7 @@ class ThreadSupervisor:
                 self.db, lambda: self._rows["worker"].id, preserve_finished=s.preserve_finished_jobs
             )
             self.completer.start()
-            executor = Executor(self.registry, clock)
+            executor = Executor(self.registry, clock, Sealing.from_settings(s), self.db.events)
             self.workers.append(
                 Worker(
                     self.db,

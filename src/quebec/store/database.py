@@ -18,6 +18,7 @@ from quebec.clock import Clock, SystemClock
 from quebec.config.settings import SSL_OPTIONS, Settings
 from quebec.dialects import Dialect, for_url, redact
 from quebec.errors import ConfigError, DatabaseUnavailable, MissingTables, QuebecError, StoreError
+from quebec.events import JobEvents
 from quebec.identifiers import table_prefix
 from quebec.schema import Tables, build_tables
 from quebec.schema import create_tables as _create_tables
@@ -74,9 +75,12 @@ class Database:
         self.clock: Clock = clock or SystemClock()
         self.channel = channel
         self.preserve_finished = preserve_finished
-        # Known at connect(): tables the wheel created have no job_results until create_tables().
-        self.keeps_results = False
+        # Whether the job_results table exists: tables the wheel created have none until
+        # create_tables(). None = not known yet (no tables at all when we connected): the
+        # next transaction looks, until someone has created them.
+        self.keeps_results: bool | None = None
         self.ended = Pulse()  # beaten after jobs end in this process (store.results.ended)
+        self.events = JobEvents()  # in-process subscribers to job events (quebec.events)
         # How long transact() keeps rerunning a transaction through transient errors
         # (SQLite's busy lock, a deadlock, a dropped connection) before giving up.
         self.retry_for = retry_for
@@ -155,16 +159,19 @@ class Database:
             raise self._gave_up(self.create_tables, exc) from None
         return created
 
-    def _has_results_table(self, conn: Connection) -> bool:
+    def _has_results_table(self, conn: Connection) -> bool | None:
         has = bool(inspect(conn).has_table(self.tables.job_results.name))
-        if not has and inspect(conn).has_table(self.tables.jobs.name):
-            log.warning(
-                "store.no_results_table table=%s: these tables predate it (the Rust wheel made them?), so job "
-                "results are not kept and cancelled or discarded jobs read as finished; call qc.create_tables() "
-                "(or run with create_tables=True) to add it",
-                self.tables.job_results.name,
-            )
-        return has
+        if has:
+            return True
+        if not inspect(conn).has_table(self.tables.jobs.name):
+            return None  # nothing created yet: ask again later
+        log.warning(
+            "store.no_results_table table=%s: these tables predate it (the Rust wheel made them?), so job "
+            "results are not kept and cancelled or discarded jobs read as finished; call qc.create_tables() "
+            "(or run with create_tables=True) to add it",
+            self.tables.job_results.name,
+        )
+        return False
 
     def dispose(self, close: bool = True) -> None:
         self.engine.dispose(close=close)
@@ -187,6 +194,8 @@ class Database:
         return self._tx(conn)
 
     def _tx(self, conn: Connection) -> Tx:
+        if self.keeps_results is None:
+            self.keeps_results = self._has_results_table(conn)
         return Tx(
             conn=conn,
             tables=self.tables,
@@ -194,7 +203,7 @@ class Database:
             now=self.clock.now(),
             channel=self.channel,
             preserve_finished=self.preserve_finished,
-            keeps_results=self.keeps_results,
+            keeps_results=bool(self.keeps_results),
             ended=self.ended,
         )
 

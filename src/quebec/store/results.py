@@ -27,7 +27,8 @@ from sqlalchemy import delete, insert, select
 from quebec import values
 from quebec.store.database import Tx
 from quebec.store.error_record import read_error
-from quebec.types import JobStatus
+from quebec.store.queries import state_of, with_executions
+from quebec.types import JobState, JobStatus
 
 DONE_SUFFIX = "_done"
 
@@ -89,54 +90,48 @@ class Progress:
 
 
 def progress(tx: Tx, *, job_ids: Sequence[int]) -> dict[int, Progress]:
-    """Each job's status in two statements, whatever the number of jobs (no retry chain
-    followed: a RETRIED one names its next attempt)."""
+    """Each job's status (no retry chain followed: a RETRIED one names its next attempt).
+
+    One statement reads the job rows with their execution and result rows: under READ
+    COMMITTED each statement sees its own snapshot, so reading them apart could see a job
+    finished without the result committed with it. Only jobs whose row is gone (deleted
+    at finish under preserve_finished_jobs=False) take a second statement, for their result.
+    """
     t = tx.tables
     ids = list(job_ids)
     if not ids:
         return {}
-    endings: dict[int, Any] = {}
-    if tx.keeps_results:
-        r = t.job_results
-        endings = {row.job_id: row for row in tx.conn.execute(select(r).where(r.c.job_id.in_(ids)))}
-    jobs = t.jobs
-    stmt = (
-        select(
-            jobs.c.id,
-            jobs.c.finished_at,
-            t.failed_executions.c.error,
-            t.failed_executions.c.id.label("f"),
-            t.claimed_executions.c.id.label("c"),
-            t.ready_executions.c.id.label("r"),
-            t.scheduled_executions.c.id.label("s"),
-            t.blocked_executions.c.id.label("b"),
-        )
-        .outerjoin(t.failed_executions, t.failed_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.claimed_executions, t.claimed_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.ready_executions, t.ready_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.scheduled_executions, t.scheduled_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.blocked_executions, t.blocked_executions.c.job_id == jobs.c.id)
-        .where(jobs.c.id.in_(ids))
+    jobs, ended = t.jobs, t.job_results
+    ending_columns = (
+        (ended.c.status, ended.c.result, ended.c.next_job_id, ended.c.created_at) if tx.keeps_results else ()
     )
+    stmt = with_executions(
+        select(jobs.c.id, jobs.c.finished_at, t.failed_executions.c.error, *ending_columns), t
+    ).where(jobs.c.id.in_(ids))
+    if tx.keeps_results:
+        stmt = stmt.outerjoin(ended, ended.c.job_id == jobs.c.id)
     rows = {row.id: row for row in tx.conn.execute(stmt)}
-    out: dict[int, Progress] = {}
-    for job_id in ids:
-        out[job_id] = _progress(job_id, rows.get(job_id), endings.get(job_id))
-    return out
+    gone = [job_id for job_id in ids if job_id not in rows]
+    orphans: dict[int, Any] = {}
+    if gone and tx.keeps_results:
+        orphans = {row.job_id: row for row in tx.conn.execute(select(ended).where(ended.c.job_id.in_(gone)))}
+    return {job_id: _progress(job_id, rows.get(job_id), orphans.get(job_id)) for job_id in ids}
 
 
-def _progress(job_id: int, row: Any, ending: Any) -> Progress:
-    if row is not None and row.f is not None:
-        return Progress(job_id, JobStatus.FAILED, error=read_error(row.error))
+def _progress(job_id: int, row: Any, orphan: Any) -> Progress:
+    """`row`: the job with its execution marks (and result columns); `orphan`: the result row
+    of a job whose row is gone."""
+    ending = orphan if row is None else (row if getattr(row, "status", None) is not None else None)
     if row is not None:
-        for mark, status in (
-            (row.c, JobStatus.RUNNING),
-            (row.r, JobStatus.READY),
-            (row.s, JobStatus.SCHEDULED),
-            (row.b, JobStatus.BLOCKED),
-        ):
-            if mark is not None:
-                return Progress(job_id, status)
+        match state_of(row):
+            case JobState.FAILED:
+                return Progress(job_id, JobStatus.FAILED, error=read_error(row.error))
+            case JobState.CLAIMED:
+                return Progress(job_id, JobStatus.RUNNING)
+            case JobState.FINISHED:
+                pass  # how it ended: the ending below
+            case state:
+                return Progress(job_id, JobStatus(state.value))
     if ending is not None:
         return Progress(
             job_id,

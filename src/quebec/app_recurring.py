@@ -13,6 +13,7 @@ from quebec.store import recurring
 if TYPE_CHECKING:
     from quebec.config import Settings
     from quebec.registry import Registry
+    from quebec.sealing import Sealing
     from quebec.store import Database
 
 
@@ -20,6 +21,7 @@ class RecurringMethods:
     db: Database
     settings: Settings
     registry: Registry
+    sealing: Sealing
     _next_run: dict[str, NextRunFunction] | None = None
 
     @property
@@ -98,7 +100,9 @@ class RecurringMethods:
 
     def run_recurring_now(self, key: str) -> bool:
         """Enqueue `key`'s job now, off schedule; False when no task has that key."""
-        return ops.run_now(self.db, self.registry, key, forced_queue=self.settings.force_override_queue)
+        return ops.run_now(
+            self.db, self.registry, key, forced_queue=self.settings.force_override_queue, sealer=self.sealing.sealer
+        )
 
     def pause_recurring(self, key: str) -> bool:
         """Skip `key`'s runs until resumed (needs recurring_pause=True); False when already paused."""

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quebec import enqueuing
+from quebec.enqueuing import Sealer
 from quebec.errors import ConfigError
 from quebec.identifiers import queue_name as valid_queue
 from quebec.job import ActiveJob, BaseClass
@@ -25,7 +26,13 @@ CLASS_SCHEDULE, CLASS_ARGS, CLASS_KEY = "recurring_schedule", "recurring_args", 
 
 
 def job_for(
-    task: RecurringTask, cls: type[BaseClass], *, run_at: datetime, now: datetime, forced_queue: str | None
+    task: RecurringTask,
+    cls: type[BaseClass],
+    *,
+    run_at: datetime,
+    now: datetime,
+    forced_queue: str | None,
+    sealer: Sealer,
 ) -> NewJobs:
     """The job row a run of `task` inserts: the class's own queue and priority unless the
     task gives them, scheduled at the run time, as any enqueue plans it."""
@@ -35,7 +42,7 @@ def job_for(
     if task.priority is not None:
         options["priority"] = task.priority
     job: ActiveJob = cls.set(**options).build(*task.arguments)
-    rows, _ = enqueuing.plan([job], now, forced_queue)
+    rows, _ = enqueuing.plan([job], now, forced_queue, sealer)  # encrypted as any enqueue of the class
     return rows
 
 
@@ -139,7 +146,7 @@ def listing(db: Database, functions: Mapping[str, NextRunFunction]) -> list[List
     return out
 
 
-def run_now(db: Database, registry: Registry, key: str, *, forced_queue: str | None) -> bool:
+def run_now(db: Database, registry: Registry, key: str, *, forced_queue: str | None, sealer: Sealer) -> bool:
     """Enqueue `key`'s job now, off schedule (recorded as a run at now); False for an unknown key."""
     if not isinstance(key, str):
         raise TypeError(f"run_recurring_now takes a task key (str), got {key!r}")
@@ -153,7 +160,7 @@ def run_now(db: Database, registry: Registry, key: str, *, forced_queue: str | N
             f"register it (@qc.register_job) or run the task from a process that has it"
         )
     now = db.clock.now()
-    job = job_for(task, cls, run_at=now, now=now, forced_queue=forced_queue)
+    job = job_for(task, cls, run_at=now, now=now, forced_queue=forced_queue, sealer=sealer)
     return recurring.fire(db, task_key=key, run_at=now, job=job) is not None
 
 

@@ -48,6 +48,7 @@ def scheduler(qc: Any, static: StaticTasks | None = None) -> Scheduler:
         functions=qc.next_run_functions,
         forced_queue=None,
         add_pause_column=qc.settings.recurring_pause,
+        sealer=qc.sealing.sealer,
     )
 
 
@@ -360,3 +361,32 @@ def test_a_failing_next_run_function_skips_its_task_only(qc: Any, caplog: pytest
     assert [r.getMessage() for r in caplog.records if "'broken'" in r.getMessage()] == [
         "recurring.skipped: recurring task 'broken' is skipped: its schedule raised RuntimeError('boom')"
     ]
+
+
+def test_a_recurring_job_of_an_encrypted_class_is_sealed_like_any_enqueue(make_qc: Callable[..., Any]) -> None:
+    from cryptography.fernet import Fernet
+
+    qc = make_qc(encryption_key=Fernet.generate_key().decode())
+    qc.db.clock = FrozenClock(START)
+
+    @qc.register_job
+    class Charge(quebec.BaseClass):
+        encrypt = True
+        seen: list[str] = []
+
+        def perform(self, card: str) -> None:
+            Charge.seen.append(card)
+
+    qc.schedule("charge", Charge, "every second", args=["card-4111"])
+    s = scheduler(qc)
+    s.run_once()
+    advance(qc, 1)
+    s.run_once()
+    assert qc.run_recurring_now("charge") is True
+    j = qc.db.tables.jobs
+    with qc.db.engine.connect() as conn:
+        stored = [row[0] for row in conn.execute(select(j.c.arguments))]
+    assert len(stored) == 2 and all("card-4111" not in a and "_quebec_encrypted" in a for a in stored)
+    for execution in qc.drain_batch(2):
+        execution.perform()
+    assert Charge.seen == ["card-4111", "card-4111"]

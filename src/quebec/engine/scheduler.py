@@ -19,8 +19,10 @@ from quebec import recurring as tasks_ops
 from quebec.config import Settings
 from quebec.config.recurring import StaticTasks, load_static
 from quebec.engine.runnable import Runnable
+from quebec.enqueuing import Sealer
 from quebec.registry import Registry
 from quebec.schedules import NextRunFunction, RecurringTask, Schedule, parse
+from quebec.sealing import Sealing
 from quebec.store import Database, recurring
 
 log = logging.getLogger("quebec.scheduler")
@@ -38,6 +40,7 @@ class Scheduler(Runnable):
         functions: Mapping[str, NextRunFunction],
         forced_queue: str | None,
         add_pause_column: bool,
+        sealer: Sealer,
         polling_interval: float = 5.0,
         on_enqueued: Callable[[set[str]], None] = lambda queues: None,
     ) -> None:
@@ -47,6 +50,7 @@ class Scheduler(Runnable):
         self._static = static
         self._functions = functions
         self._forced = forced_queue
+        self._sealer = sealer
         self._add_pause_column = add_pause_column
         # Longest sleep: how soon a task added or resumed elsewhere is seen.
         self.polling_interval = polling_interval
@@ -132,7 +136,7 @@ class Scheduler(Runnable):
             return
         cls = self._registry.get(task.class_name)
         assert cls is not None  # _schedule() returned None otherwise
-        job = tasks_ops.job_for(task, cls, run_at=latest, now=now, forced_queue=self._forced)
+        job = tasks_ops.job_for(task, cls, run_at=latest, now=now, forced_queue=self._forced, sealer=self._sealer)
         job_id = recurring.fire(self._db, task_key=task.key, run_at=latest, job=job)
         if job_id is None:
             log.debug("recurring.taken key=%s run_at=%s (another scheduler enqueued it)", task.key, latest)
@@ -163,5 +167,6 @@ def build_scheduler(
         functions=functions,
         forced_queue=settings.force_override_queue,
         add_pause_column=settings.recurring_pause,
+        sealer=Sealing.from_settings(settings).sealer,
         on_enqueued=on_enqueued,
     )

@@ -10,8 +10,9 @@ from quebec.clock import to_naive_utc
 from quebec.config.settings import BATCH
 from quebec.errors import ConfigError
 from quebec.identifiers import queue_name
-from quebec.store import Database, cleanup, failed, jobs, pauses, queries, scheduled
+from quebec.store import Database, cleanup, failed, jobs, pauses, queries, scheduled, stats
 from quebec.store.queries import JobRow
+from quebec.store.stats import ProcessSnapshot, QueueSnapshot
 from quebec.types import JobState
 
 if TYPE_CHECKING:
@@ -162,3 +163,35 @@ def _all_failed(
         total += done
         if done == 0:
             return total
+
+
+# -- read models for the CLI and the dashboard (store/stats.py) ----------------------------------
+def latest_jobs(
+    db: Database,
+    *,
+    state: JobState | None = None,
+    queue_name: str | None = None,
+    class_name: str | None = None,
+    since: object = None,
+    limit: int = 50,
+) -> list[JobRow]:
+    """The newest jobs first; since: enqueued at or after it (seconds since the epoch or a datetime)."""
+    return db.read(
+        queries.list_jobs,
+        state=state,
+        queue_name=queue_name,
+        class_name=class_name,
+        created_since=instant(since, "since"),
+        limit=limit,
+        newest_first=True,
+    )
+
+
+def queue_stats(db: Database, *, with_finished: bool = True) -> QueueSnapshot:
+    """Every queue with a job or a pause: counts per state, paused, the oldest ready job."""
+    return db.read(stats.queue_stats, with_finished=with_finished)
+
+
+def process_list(db: Database) -> ProcessSnapshot:
+    """Registered processes with their heartbeat and the claims each holds."""
+    return db.read(stats.process_list)

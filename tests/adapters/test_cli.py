@@ -23,16 +23,18 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     )
 
 
-def assert_one_sentence(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode == 1
+def assert_one_sentence(result: subprocess.CompletedProcess[str], fragment: str, code: int = 1) -> None:
+    """One line on stderr; exit status 1 for a user or database error, 2 for a usage error."""
+    assert result.returncode == code, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("quebec: error:") and fragment in lines[0], result.stderr
 
 
-def test_no_arguments_prints_usage_and_exits_1() -> None:
+def test_no_arguments_prints_usage_and_exits_2() -> None:
+    # A usage error, as an unknown option is: 2 (it was 1 before issue 14 made 2 the usage status).
     result = run_cli()
-    assert result.returncode == 1 and "usage: python -m quebec" in result.stderr
+    assert result.returncode == 2 and "usage: python -m quebec" in result.stderr
 
 
 def test_missing_database_url_is_one_sentence() -> None:
@@ -99,7 +101,7 @@ def test_failed_list_retry_and_discard_through_the_cli(make_qc: Any, db_url: str
     assert json.loads(discarded.stdout) == {"discarded": 2}
     assert {qc.get_job(j.id).state for j in jobs[1:]} == {JobState.FINISHED}
     missing = run_cli("failed", "retry", env=env)
-    assert_one_sentence(missing, "needs job ids or --all")
+    assert_one_sentence(missing, "needs job ids or --all", code=2)
 
 
 def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -118,10 +120,10 @@ def test_help_and_version_exit_0_and_an_unknown_option_is_one_sentence(
     assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m quebec")
     version = in_process(capsys, "--version")
     assert (version.returncode, version.stdout.strip()) == (0, f"quebec {quebec.__version__}")
-    # `--once` used to be imported as a package ("cannot import '--once'").
+    # An option used to be imported as a package ("cannot import '--once'"); --once is an option now.
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
-    assert_one_sentence(in_process(capsys, "jobs", "--once"), "unknown option '--once'")
-    assert_one_sentence(in_process(capsys, "-x"), "unknown option '-x'")
+    assert_one_sentence(in_process(capsys, "jobs", "--twice"), "unknown option '--twice'", code=2)
+    assert_one_sentence(in_process(capsys, "-x"), "unknown option '-x'", code=2)
 
 
 def test_an_empty_spawn_list_is_refused_rather_than_running_nothing(
@@ -166,7 +168,9 @@ def test_failed_retry_names_the_state_of_ids_it_skipped_and_refuses_ids_out_of_r
         assert qc.get_job(failed).state == JobState.READY  # type: ignore[union-attr]
 
         huge = in_process(capsys, "failed", "discard", "99999999999999999999")
-        assert_one_sentence(huge, "job id 99999999999999999999 is out of range; ids run from 1 to 9223372036854775807")
+        assert_one_sentence(
+            huge, "job id 99999999999999999999 is out of range; ids run from 1 to 9223372036854775807", code=2
+        )
     finally:
         qc.close()
 

@@ -63,8 +63,10 @@ def list_jobs(
     failed_since: datetime | None = None,
     failed_until: datetime | None = None,
     error_like: str | None = None,
+    created_since: datetime | None = None,
     after_id: int = 0,
     limit: int = 100,
+    newest_first: bool = False,
 ) -> list[JobRow]:
     """Jobs with their derived state, keyset-paged by id.
 
@@ -72,7 +74,8 @@ def list_jobs(
     inclusive); error_like is an SQL LIKE pattern matched as given against the stored error
     (its JSON text), as the wheel does: `%` and `_` are wildcards, and case and backslash
     escapes follow the database (PostgreSQL compares case-sensitively, SQLite and MySQL do not).
-    All three keep only failed jobs.
+    All three keep only failed jobs. created_since keeps jobs enqueued at or after it.
+    newest_first orders by id descending (the CLI's latest jobs); after_id pages ascending only.
     """
     t = tx.tables
     jobs = t.jobs
@@ -93,7 +96,7 @@ def list_jobs(
         .outerjoin(t.claimed_executions, t.claimed_executions.c.job_id == jobs.c.id)
         .outerjoin(t.failed_executions, t.failed_executions.c.job_id == jobs.c.id)
         .where(jobs.c.id > after_id)
-        .order_by(jobs.c.id)
+        .order_by(jobs.c.id.desc() if newest_first else jobs.c.id)
         .limit(limit)
     )
     if job_ids is not None:
@@ -111,6 +114,8 @@ def list_jobs(
         stmt = stmt.where(failed.created_at <= failed_until)
     if error_like is not None:
         stmt = stmt.where(failed.error.like(error_like))
+    if created_since is not None:
+        stmt = stmt.where(jobs.c.created_at >= created_since)
     out = []
     for r in tx.conn.execute(stmt):
         out.append(

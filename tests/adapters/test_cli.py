@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import assert_one_sentence, in_process, run_cli
 
 import quebec
 from quebec.types import JobState
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("QUEBEC_") and k != "DATABASE_URL"}
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "quebec", *args], capture_output=True, text=True, env=full, cwd=cwd, timeout=60
-    )
-
-
-def assert_one_sentence(result: subprocess.CompletedProcess[str], fragment: str, code: int = 1) -> None:
-    """One line on stderr; exit status 1 for a user or database error, 2 for a usage error."""
-    assert result.returncode == code, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("quebec: error:") and fragment in lines[0], result.stderr
 
 
 def test_no_arguments_prints_usage_and_exits_2() -> None:
@@ -102,15 +84,6 @@ def test_failed_list_retry_and_discard_through_the_cli(make_qc: Any, db_url: str
     assert {qc.get_job(j.id).state for j in jobs[1:]} == {JobState.FINISHED}
     missing = run_cli("failed", "retry", env=env)
     assert_one_sentence(missing, "needs job ids or --all", code=2)
-
-
-def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """main() called here, for what needs no second process (a subprocess costs a second)."""
-    from quebec.cli.main import main
-
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 def test_help_and_version_exit_0_and_an_unknown_option_is_one_sentence(

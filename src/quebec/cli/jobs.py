@@ -24,7 +24,7 @@ def jobs() -> None:
     """List, show, retry, discard or cancel jobs."""
 
 
-@jobs.command("list")
+@jobs.command("list", short_help="The newest jobs first, with their state.")
 @click.option("--state", type=State(), help="scheduled, ready, blocked, claimed (or running), failed or finished.")
 @click.option("--queue", "queue_name", metavar="NAME", help="Only jobs of this queue.")
 @click.option("--class", "class_name", metavar="NAME", help="Only jobs of this class.")
@@ -164,7 +164,7 @@ def _json_or_text(text: str | None) -> Any:
 
 
 def _on_failed(name: str, verb: str, act: Callable[[Database, Sequence[int]], int], help_text: str) -> None:
-    @jobs.command(name, help=help_text)
+    @jobs.command(name, help=help_text, short_help=f"{name.capitalize()} failed jobs.")
     @click.argument("ids", metavar="ID...", nargs=-1, required=True, type=JobId())
     @json_option
     def command(ids: tuple[int, ...], as_json: bool) -> int:
@@ -181,7 +181,7 @@ _on_failed(
 )
 
 
-@jobs.command("cancel")
+@jobs.command("cancel", short_help="Cancel jobs that have not started.")
 @click.argument("ids", metavar="ID...", nargs=-1, required=True, type=JobId())
 @json_option
 def cancel(ids: tuple[int, ...], as_json: bool) -> int:

@@ -36,6 +36,7 @@ from quebec.engine.lanes import ThreadLane
 from quebec.engine.maintenance import Maintenance
 from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Released, Retried
 from quebec.engine.signals import Intent, Intents
+from quebec.engine.unsupported import unsupported_options
 from quebec.registry import Registry
 from quebec.store import Database, processes, queries
 from quebec.types import ClaimedJob
@@ -139,6 +140,8 @@ class OneShot:
 
     def run(self) -> DrainReport:
         started = time.monotonic()
+        for sentence in unsupported_options(self._settings, spawn=None, control_plane=None, environ=os.environ):
+            log.warning(sentence)
         installed = self._handle_signals and self._intents.install()
         try:
             self._prune_dead()
@@ -151,8 +154,20 @@ class OneShot:
         finally:
             if installed:
                 self._intents.close()
-        self._report.seconds = time.monotonic() - started
-        return self._report
+        report = self._report
+        report.seconds = time.monotonic() - started
+        log.info(
+            "drain.done performed=%d finished=%d failed=%d retried=%d discarded=%d released=%d stopped=%s seconds=%.3f",
+            report.performed,
+            report.finished,
+            report.failed,
+            report.retried,
+            report.discarded,
+            report.released,
+            report.stopped.value,
+            report.seconds,
+        )
+        return report
 
     # -- claiming ---------------------------------------------------------------------------
     def _claim_until_stopped(self, started: float) -> StopReason:

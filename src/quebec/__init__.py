@@ -8,13 +8,21 @@ from quebec.errors import (
     ConfigError,
     DatabaseUnavailable,
     EnqueueError,
+    JobCancelled,
+    JobDiscarded,
+    JobFailed,
+    JobNotCompleted,
     QuebecError,
     SerializationError,
+    UnknownJob,
     UnknownJobClass,
+    WaitTimeout,
 )
 from quebec.execution import Execution
+from quebec.function_jobs import FunctionJob
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
+from quebec.types import JobStatus
 
 __version__ = "0.1.0"
 
@@ -28,8 +36,14 @@ __all__ = [
     "DiscardStrategy",
     "EnqueueError",
     "Execution",
+    "FunctionJob",
     "JobBuilder",
+    "JobCancelled",
     "JobContext",
+    "JobDiscarded",
+    "JobFailed",
+    "JobNotCompleted",
+    "JobStatus",
     "JobDescriptor",
     "Quebec",
     "QuebecError",
@@ -37,7 +51,9 @@ __all__ = [
     "RescueStrategy",
     "RetryStrategy",
     "SerializationError",
+    "UnknownJob",
     "UnknownJobClass",
+    "WaitTimeout",
     "__version__",
     "context",
 ]

@@ -9,15 +9,17 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from quebec import enqueue_callbacks, enqueuing, ops
+from quebec import enqueue_callbacks, enqueuing, ops, waiting
 from quebec.config import Settings, load_settings, run_options
 from quebec.engine.drain import Drain
 from quebec.engine.executor import Executor
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.oneshot import DrainReport, OneShot
 from quebec.engine.supervisor import ThreadSupervisor
+from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
 from quebec.execution import Execution
+from quebec.function_jobs import FunctionJob, job_class_for
 from quebec.hooks import Hooks
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.registry import Registry
@@ -36,6 +38,7 @@ class Quebec:
     _quiet_requested = False
     _metrics: JobMetrics | None = None
     _drain: Drain | None = None
+    _waiter: Waiter | None = None
 
     def __init__(self, database_url: str | None = None, /, **options: Any) -> None:
         if "database_url" in options and database_url is not None:
@@ -63,6 +66,19 @@ class Quebec:
     def register_job_class(self, cls: J) -> J:
         return self.register_job(cls)
 
+    def job(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Decorator: make a function (sync or `async def`) a job registered here.
+
+        `@qc.job` or `@qc.job(queue="mail", priority=5, retry_on=[...], timeout=30, ...)`; the
+        options are the class attributes of a job class (`queue` for `queue_as`). The result is
+        callable as the function was, and has `.perform_later()`, `.set()` and `.build()`.
+        """
+
+        def make(function: Callable[..., Any]) -> FunctionJob:
+            return FunctionJob(function, self.register_job(job_class_for(function, options)))
+
+        return make if fn is None else make(fn)
+
     def discover_jobs(self, *packages: str, recursive: bool = True, on_error: str = "raise") -> list[type[BaseClass]]:
         found = self.registry.discover(*packages, recursive=recursive, on_error=on_error)
         for cls in found:
@@ -82,6 +98,8 @@ class Quebec:
         def insert() -> list[ActiveJob]:
             enqueued = self.db.transact(jobs.enqueue_many, rows)
             enqueuing.settle(batch, plans, enqueued, rows.arguments)
+            for job in batch:
+                job.quebec = self  # job.wait() asks this instance
             if self._supervisor is not None:
                 self._supervisor.wake_workers(set(rows.queue_names))
             return list(batch)
@@ -145,6 +163,32 @@ class Quebec:
                     executor = MeteredExecutor(executor, metrics, lambda: 1)
                 self._drain = Drain(self.db, self.settings, executor)
             return self._drain
+
+    # -- results and waiting ----------------------------------------------------------------
+    def wait_for_jobs(self, jobs: Iterable[ActiveJob | int], timeout: float | None = None) -> list[Any]:
+        """Block until every job is done; their results, in order.
+
+        Raises the first (in order) job's JobFailed / JobDiscarded / JobCancelled once all are
+        done, UnknownJob for an id these tables do not have, and WaitTimeout when `timeout`
+        seconds pass first. A retried job is followed to its last attempt.
+        """
+        ids = [_job_id(job) for job in jobs]
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
+            raise ValueError(f"wait timeout={timeout!r} must be seconds ≥ 0, or None to wait as long as it takes")
+        progress, pending = self._waiting().wait(ids, timeout)
+        if pending:
+            raise waiting.timed_out(progress, pending, timeout)
+        return [waiting.result_of(progress[job_id]) for job_id in ids]
+
+    def wait_for_job(self, job: ActiveJob | int, timeout: float | None = None) -> Any:
+        """One job's result (wait_for_jobs of one)."""
+        return self.wait_for_jobs([job], timeout)[0]
+
+    def _waiting(self) -> Waiter:
+        with _LAZY:
+            if self._waiter is None:
+                self._waiter = Waiter(self.db, use_listen=self.settings.use_listen_notify)
+            return self._waiter
 
     # -- schema ---------------------------------------------------------------------------
     def create_tables(self) -> bool:
@@ -229,6 +273,8 @@ class Quebec:
         self.stop()
         if self._drain is not None:
             self._drain.close()
+        if self._waiter is not None:
+            self._waiter.close()
         if self._metrics is not None:
             self._metrics.close()
         self.db.dispose()
@@ -388,3 +434,16 @@ class Quebec:
     def count_clearable_jobs(self, finished_before: float | datetime | None = None) -> int:
         """How many finished jobs clear_finished_jobs would delete now (seconds since the epoch or a datetime)."""
         return ops.count_clearable_jobs(self.db, self.settings, finished_before=finished_before)
+
+
+def _job_id(job: ActiveJob | int) -> int:
+    if isinstance(job, ActiveJob):
+        if job.id is None:
+            raise ValueError(
+                f"{job.class_name} was not enqueued (its id is None: built, not enqueued, or AbortEnqueue), "
+                f"so there is nothing to wait for"
+            )
+        return job.id
+    if isinstance(job, bool) or not isinstance(job, int):
+        raise ValueError(f"wait for a job returned by perform_later, or a job id (int), not {job!r}")
+    return job

@@ -30,14 +30,15 @@ from quebec.errors import ConfigError, JobTimeoutError
 log = logging.getLogger("quebec.worker")
 
 
-def run_perform(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> None:
+def run_perform(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> Any:
+    """Run the job; returns what perform returned (awaited), None when around_perform skipped it."""
     with JobLoop() as loop:
-        _run_callbacks(instance, args, kwargs, timeout, loop)
+        return _run_callbacks(instance, args, kwargs, timeout, loop)
 
 
 def _run_callbacks(
     instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None, loop: JobLoop
-) -> None:
+) -> Any:
     name = type(instance).__qualname__
     before = getattr(instance, "before_perform", None)
     if callable(before):
@@ -47,13 +48,15 @@ def _run_callbacks(
             log.warning("hook.failed hook=%s.before_perform job_id=%s", name, instance.id)
             raise
 
+    returned: list[Any] = [None]
+
     def perform() -> None:
         label = f"{name}.perform"
         method = instance.perform
         if inspect.iscoroutinefunction(method):
-            loop.run(method(*args, **kwargs), timeout=timeout, label=label)
+            returned[0] = loop.run(method(*args, **kwargs), timeout=timeout, label=label)
         else:
-            _settle(loop, _with_timeout(label, lambda: method(*args, **kwargs), timeout), label, timeout)
+            returned[0] = _settle(loop, _with_timeout(label, lambda: method(*args, **kwargs), timeout), label, timeout)
 
     around = getattr(instance, "around_perform", None)
     if callable(around):
@@ -66,6 +69,7 @@ def _run_callbacks(
             _settle(loop, after(), f"{name}.after_perform")
         except BaseException:
             log.exception("hook.failed hook=%s.after_perform job_id=%s", name, instance.id)
+    return returned[0]
 
 
 def _settle(loop: JobLoop, result: Any, label: str, timeout: float | None = None) -> Any:

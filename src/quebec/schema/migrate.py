@@ -16,10 +16,16 @@ from sqlalchemy import func as sa_func
 from quebec.clock import utcnow
 from quebec.schema.tables import Tables
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# version -> function(conn, tables) bringing version-1 → version. Empty while we are at 1.
-_UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {}
+
+def _add_job_results(conn: Connection, tables: Tables) -> None:
+    """Version 2: the job_results table (results, and cancelled/discarded told from finished)."""
+    tables.job_results.create(conn, checkfirst=True)
+
+
+# version -> function(conn, tables) bringing version-1 → version.
+_UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {2: _add_job_results}
 
 
 def current_version(conn: Connection, tables: Tables) -> int:

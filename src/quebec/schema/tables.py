@@ -88,6 +88,7 @@ class Tables:
     batches: Table
     batch_executions: Table
     schema_migrations: Table
+    job_results: Table
 
     @property
     def execution_tables(self) -> tuple[Table, ...]:
@@ -301,6 +302,20 @@ def build_tables(prefix: str) -> Tables:
         _ts("applied_at"),
         **kw,
     )
+    # Ours, not the wheel's (schema version 2): how a job ended when "finished" does not say
+    # it all, and what perform returned. Keyed by job id without a foreign key: under
+    # preserve_finished_jobs=False the job row is deleted and the result must outlive it.
+    job_results = Table(
+        f"{p}_job_results",
+        md,
+        Column("job_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("status", String(16), nullable=False),
+        Column("result", _ARGUMENTS),
+        Column("next_job_id", BigInteger),
+        _ts("created_at"),
+        Index(f"idx_{p}_job_results_created_at", "created_at"),
+        mysql_charset="utf8mb4",
+    )
     return Tables(
         prefix=p,
         metadata=md,
@@ -318,4 +333,5 @@ def build_tables(prefix: str) -> Tables:
         batches=batches,
         batch_executions=batch_executions,
         schema_migrations=schema_migrations,
+        job_results=job_results,
     )

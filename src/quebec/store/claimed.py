@@ -12,7 +12,8 @@ from quebec.store.database import Tx
 from quebec.store.error_record import error_json
 from quebec.store.finished import mark_finished
 from quebec.store.jobs import announce, enqueue_many
-from quebec.types import ErrorInfo, Finished, NewJob
+from quebec.store.results import Ending, announce_done
+from quebec.types import ErrorInfo, Finished, JobStatus, NewJob
 
 
 def _held(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
@@ -22,16 +23,24 @@ def _held(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
     )
 
 
-def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bool | None = None) -> Finished:
+def finish_many(
+    tx: Tx,
+    *,
+    process_id: int,
+    job_ids: Sequence[int],
+    preserve: bool | None = None,
+    endings: Mapping[int, Ending] | None = None,
+) -> Finished:
     """claimed → finished, for the jobs this process still holds.
 
     A claim can vanish under us (we were pruned during an outage): those jobs belong
-    to someone else now and come back in `lost`. `preserve` as in mark_finished.
+    to someone else now and come back in `lost`. `preserve` and `endings` (results,
+    discards) as in mark_finished.
     """
     if not job_ids:
         return Finished(job_ids=())
     held = _held(tx, process_id=process_id, job_ids=job_ids)
-    mark_finished(tx, held, preserve=preserve)
+    mark_finished(tx, held, preserve=preserve, endings=endings)
     return Finished(job_ids=tuple(sorted(held)), lost=tuple(sorted(set(job_ids) - set(held))))
 
 
@@ -71,6 +80,7 @@ def fail_many(tx: Tx, *, process_id: int, failures: Sequence[Failure]) -> list[i
             insert(tx.tables.failed_executions),
             [{"job_id": f.job_id, "error": error_json(f.error), "created_at": tx.now} for f in mine],
         )
+        announce_done(tx)
     return sorted(held)
 
 
@@ -87,11 +97,13 @@ def retry_many(
     if not next_runs:
         return {}
     held = sorted(_held(tx, process_id=process_id, job_ids=list(next_runs)))
-    mark_finished(tx, held, preserve=preserve)
     if not held:
         return {}
     enqueued = enqueue_many(tx, [next_runs[job_id] for job_id in held])
-    return dict(zip(held, enqueued.ids, strict=True))
+    next_ids = dict(zip(held, enqueued.ids, strict=True))
+    endings = {old: Ending(old, JobStatus.RETRIED, next_job_id=new) for old, new in next_ids.items()}
+    mark_finished(tx, held, preserve=preserve, endings=endings)
+    return next_ids
 
 
 def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob, preserve: bool | None = None) -> int | None:
@@ -101,8 +113,9 @@ def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob, preserve: b
 
 def discard(tx: Tx, *, process_id: int, job_id: int, preserve: bool | None = None) -> bool:
     """claimed → finished, without running again (discard_on, rescue_from, exhausted with
-    handler): in the tables, the same transition as finishing."""
-    return bool(finish_many(tx, process_id=process_id, job_ids=[job_id], preserve=preserve).job_ids)
+    handler): in the tables, the same transition as finishing, recorded as discarded."""
+    endings = {job_id: Ending(job_id, JobStatus.DISCARDED)}
+    return bool(finish_many(tx, process_id=process_id, job_ids=[job_id], preserve=preserve, endings=endings).job_ids)
 
 
 def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: object) -> bool:

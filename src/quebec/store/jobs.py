@@ -13,7 +13,7 @@ from quebec.dialects import Dialect
 from quebec.errors import ArgumentsTooLarge
 from quebec.store.database import Tx, one_statement_when
 from quebec.store.finished import mark_finished
-from quebec.types import EnqueuedJobs, NewJob, NewJobs
+from quebec.types import EnqueuedJobs, JobStatus, NewJob, NewJobs
 
 _JOB_COLUMNS = (
     "queue_name",
@@ -192,5 +192,5 @@ def cancel(tx: Tx, *, job_ids: Sequence[int]) -> list[int]:
     gone: list[int] = []
     for table in (t.ready_executions, t.scheduled_executions, t.blocked_executions):
         gone.extend(tx.dialect.delete_returning(tx.conn, table, table.c.job_id.in_(ids)))
-    mark_finished(tx, gone)
+    mark_finished(tx, gone, status=JobStatus.CANCELLED)
     return sorted(gone)

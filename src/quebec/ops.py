@@ -13,7 +13,7 @@ from quebec.identifiers import queue_name
 from quebec.store import Database, cleanup, failed, jobs, pauses, queries, scheduled, stats
 from quebec.store.queries import JobRow
 from quebec.store.stats import ProcessSnapshot, QueueSnapshot
-from quebec.types import JobState
+from quebec.types import ENDINGS, JobState, JobStatus
 
 if TYPE_CHECKING:
     from quebec.config import Settings
@@ -169,22 +169,35 @@ def _all_failed(
 def latest_jobs(
     db: Database,
     *,
-    state: JobState | None = None,
+    status: JobStatus | None = None,
     queue_name: str | None = None,
     class_name: str | None = None,
     since: object = None,
     limit: int = 50,
 ) -> list[JobRow]:
     """The newest jobs first; since: enqueued at or after it (seconds since the epoch or a datetime)."""
+    state, ending = _state_and_ending(status)
     return db.read(
         queries.list_jobs,
         state=state,
+        ending=ending,
         queue_name=queue_name,
         class_name=class_name,
         created_since=instant(since, "since"),
         limit=limit,
         newest_first=True,
     )
+
+
+def _state_and_ending(status: JobStatus | None) -> tuple[JobState | None, JobStatus | None]:
+    """A JobStatus as the rows tell it: running is claimed; the endings are finished rows."""
+    if status is None:
+        return None, None
+    if status is JobStatus.RUNNING:
+        return JobState.CLAIMED, None
+    if status in ENDINGS:
+        return None, status
+    return JobState(status.value), None
 
 
 def queue_stats(db: Database, *, with_finished: bool = True) -> QueueSnapshot:

@@ -148,6 +148,7 @@ def test_stats_processes_and_queues_read_what_the_tables_hold(
     rows = json.loads(listed.stdout)
     assert [r["id"] for r in rows] == sorted(ids.values(), reverse=True)  # newest first
     assert {r["id"]: r["state"] for r in rows} == {v: k for k, v in ids.items()}
+    assert {r["id"]: r["status"] for r in rows}[ids["claimed"]] == "running"
     only_failed = json.loads(in_process(capsys, "jobs", "list", "--state", "failed", "--since", "1h", "--json").stdout)
     assert [r["id"] for r in only_failed] == [ids["failed"]]
     assert only_failed[0]["error"]["exception_class"] == "ValueError"
@@ -188,6 +189,11 @@ def test_retry_discard_cancel_and_pause_act_and_name_what_they_skipped(
         cancelled, f"job {ids['claimed']} is claimed, not ready, scheduled or blocked, so it was not cancelled"
     )
     assert qc.get_job(ids["scheduled"]).state == JobState.FINISHED
+    cancelled_rows = json.loads(in_process(capsys, "jobs", "list", "--state", "cancelled", "--json").stdout)
+    assert [(r["id"], r["status"], r["state"]) for r in cancelled_rows] == [(ids["scheduled"], "cancelled", "finished")]
+    assert [
+        r["id"] for r in json.loads(in_process(capsys, "jobs", "list", "--state", "finished", "--json").stdout)
+    ] == [ids["finished"]]
     qc.drain_one().perform()  # the retried job fails again
     discarded = in_process(capsys, "jobs", "discard", str(ids["failed"]), "--json")
     assert (discarded.returncode, json.loads(discarded.stdout)) == (0, {"discarded": 1})

@@ -22,7 +22,7 @@ from quebec.cli.output import emit_json
 from quebec.clock import to_naive_utc, utcnow
 from quebec.config import Settings, load_settings
 from quebec.store import Database
-from quebec.types import JobState
+from quebec.types import JobStatus
 
 # jobs.id is a 64-bit integer on PostgreSQL and MySQL, SQLite's INTEGER too.
 MAX_JOB_ID = 2**63 - 1
@@ -65,14 +65,14 @@ class JobId(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.
         return number
 
 
-# `running` is what a claimed job is doing; both names are taken.
-_STATE_NAMES = {**{s.value: s for s in JobState}, "running": JobState.CLAIMED}
+# A job's status (JobStatus); `claimed`, the rows' word for running, is taken too.
+_STATE_NAMES = {**{s.value: s for s in JobStatus}, "claimed": JobStatus.RUNNING}
 
 
 class State(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on
     name = "STATE"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> JobState:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> JobStatus:
         state = _STATE_NAMES.get(str(value).lower())
         if state is None:
             self.fail(f"state {value!r} is not one of {', '.join(_STATE_NAMES)}", param, ctx)

@@ -14,7 +14,7 @@ from quebec.cli.common import CommandError, JobId, Since, State, act_on_ids, dat
 from quebec.cli.output import Column, age, emit_json, error_line, iso, seconds_between, table
 from quebec.store import Database
 from quebec.store.queries import JobRow
-from quebec.types import JobState
+from quebec.types import JobState, JobStatus
 
 MAX_LIMIT = 10_000
 
@@ -25,14 +25,18 @@ def jobs() -> None:
 
 
 @jobs.command("list", short_help="The newest jobs first, with their state.")
-@click.option("--state", type=State(), help="scheduled, ready, blocked, claimed (or running), failed or finished.")
+@click.option(
+    "--state",
+    type=State(),
+    help="scheduled, ready, blocked, running (or claimed), failed, finished, cancelled, discarded or retried.",
+)
 @click.option("--queue", "queue_name", metavar="NAME", help="Only jobs of this queue.")
 @click.option("--class", "class_name", metavar="NAME", help="Only jobs of this class.")
 @click.option("--since", type=Since(), help="Enqueued since: 30m, 2h, 1d ago, an ISO time (UTC) or epoch seconds.")
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=50, show_default=True, help="At most this many.")
 @json_option
 def list_jobs(
-    state: JobState | None,
+    state: JobStatus | None,
     queue_name: str | None,
     class_name: str | None,
     since: datetime | None,
@@ -41,7 +45,7 @@ def list_jobs(
 ) -> int:
     """The newest jobs first, with their state."""
     with database() as (_, db):
-        rows = ops.latest_jobs(db, state=state, queue_name=queue_name, class_name=class_name, since=since, limit=limit)
+        rows = ops.latest_jobs(db, status=state, queue_name=queue_name, class_name=class_name, since=since, limit=limit)
         now = db.clock.now()
     if as_json:
         emit_json([_job_dict(r) for r in rows])
@@ -60,7 +64,7 @@ def list_jobs(
         [
             (
                 r.id,
-                r.state,
+                r.status,
                 r.queue_name,
                 r.class_name,
                 r.priority,
@@ -85,7 +89,8 @@ def _detail(row: JobRow, now: datetime) -> str:
     if row.state is JobState.CLAIMED:
         return f"process {row.process_id}"
     if row.state is JobState.FINISHED and row.finished_at is not None:
-        return f"finished {age(seconds_between(now, row.finished_at))} ago"
+        retried = f", runs again as job {row.next_job_id}" if row.next_job_id is not None else ""
+        return f"ended {age(seconds_between(now, row.finished_at))} ago{retried}"
     return ""
 
 
@@ -103,7 +108,7 @@ def show(job_id: int, as_json: bool) -> int:
         emit_json(_job_dict(row))
         return 0
     fields: list[tuple[str, object]] = [
-        ("state", row.state),
+        ("status", row.status),
         ("queue", row.queue_name),
         ("class", row.class_name),
         ("priority", row.priority),
@@ -112,7 +117,10 @@ def show(job_id: int, as_json: bool) -> int:
         ("scheduled", _when(row.scheduled_at, now)),
         ("finished", _when(row.finished_at, now)),
         ("process", row.process_id),
+        ("attempts", row.attempts),
         ("arguments", row.arguments),
+        ("result", row.result_json),
+        ("next job", row.next_job_id),
     ]
     if row.error:
         fields.append(("error", error_line(row.error)))
@@ -139,6 +147,7 @@ def _when(moment: datetime | None, now: datetime) -> str | None:
 def _job_dict(row: JobRow) -> dict[str, Any]:
     return {
         "id": row.id,
+        "status": row.status.value,
         "state": row.state.value,
         "queue_name": row.queue_name,
         "class_name": row.class_name,
@@ -150,6 +159,9 @@ def _job_dict(row: JobRow) -> dict[str, Any]:
         "finished_at": iso(row.finished_at),
         "process_id": row.process_id,
         "error": row.error,
+        "attempts": row.attempts,
+        "result": _json_or_text(row.result_json),
+        "next_job_id": row.next_job_id,
     }
 
 

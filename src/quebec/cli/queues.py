@@ -62,6 +62,7 @@ def queue_dict(queue: QueueStats, snapshot: QueueSnapshot) -> dict[str, object]:
         "counts": {s.value: n for s, n in queue.counts.items()},
         "oldest_ready_at": queue.oldest_ready_at,
         "oldest_ready_age_seconds": seconds_between(snapshot.as_of, queue.oldest_ready_at),
+        **({"endings": {s.value: n for s, n in queue.endings.items()}} if snapshot.with_finished else {}),
     }
 
 

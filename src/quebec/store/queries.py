@@ -96,6 +96,7 @@ def list_jobs(
     failed_until: datetime | None = None,
     error_like: str | None = None,
     created_since: datetime | None = None,
+    ending: JobStatus | None = None,
     after_id: int = 0,
     limit: int = 100,
     newest_first: bool = False,
@@ -106,7 +107,9 @@ def list_jobs(
     inclusive); error_like is an SQL LIKE pattern matched as given against the stored error
     (its JSON text), as the wheel does: `%` and `_` are wildcards, and case and backslash
     escapes follow the database (PostgreSQL compares case-sensitively, SQLite and MySQL do not).
-    All three keep only failed jobs. created_since keeps jobs enqueued at or after it.
+    All three keep only failed jobs. created_since keeps jobs enqueued at or after it. ending
+    keeps finished jobs that ended so (job_results.status; a finished job without a row there,
+    as the wheel leaves it, ended finished).
     newest_first orders by id descending (the CLI's latest jobs); after_id pages ascending only.
     """
     t = tx.tables
@@ -157,6 +160,13 @@ def list_jobs(
         stmt = stmt.where(failed.error.like(error_like))
     if created_since is not None:
         stmt = stmt.where(jobs.c.created_at >= created_since)
+    if ending is not None:
+        stmt = stmt.where(_state_condition(t, JobState.FINISHED))
+        if tx.keeps_results:
+            cond = ended.c.status == ending.value
+            stmt = stmt.where(cond | ended.c.status.is_(None) if ending is JobStatus.FINISHED else cond)
+        elif ending is not JobStatus.FINISHED:
+            return []  # nothing records how jobs ended here
     out = []
     for r in tx.conn.execute(stmt):
         out.append(

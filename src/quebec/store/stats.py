@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 
 from quebec.store.database import Tx
-from quebec.types import JobState
+from quebec.types import ENDINGS, JobState, JobStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,8 @@ class QueueStats:
     counts: dict[JobState, int]
     paused: bool = False
     oldest_ready_at: datetime | None = None  # when the longest-waiting ready job became ready
+    # The finished jobs split by how they ended (job_results; without a row there: finished).
+    endings: dict[JobStatus, int] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -41,6 +43,9 @@ class QueueSnapshot:
     def totals(self) -> dict[JobState, int]:
         states = [s for s in JobState if self.with_finished or s is not JobState.FINISHED]
         return {s: sum(q.counts.get(s, 0) for q in self.queues) for s in states}
+
+    def endings(self) -> dict[JobStatus, int]:
+        return {e: sum(q.endings.get(e, 0) for q in self.queues) for e in ENDINGS if self.with_finished}
 
     def oldest_ready_at(self) -> datetime | None:
         return min((q.oldest_ready_at for q in self.queues if q.oldest_ready_at is not None), default=None)
@@ -89,16 +94,24 @@ def queue_stats(tx: Tx, *, with_finished: bool = True) -> QueueSnapshot:
         stmt = select(jobs.c.queue_name, func.count()).select_from(table).join(jobs, jobs.c.id == table.c.job_id)
         for name, n in tx.conn.execute(stmt.group_by(jobs.c.queue_name)):
             counts.setdefault(name, {})[state] = int(n)
+    endings: dict[str, dict[JobStatus, int]] = {}
     if with_finished:
-        failed = t.failed_executions
+        failed, ended = t.failed_executions, t.job_results
+        groups = [jobs.c.queue_name, ended.c.status] if tx.keeps_results else [jobs.c.queue_name]
         stmt = (
-            select(jobs.c.queue_name, func.count())
+            select(jobs.c.queue_name, groups[-1] if tx.keeps_results else null(), func.count())
             .outerjoin(failed, failed.c.job_id == jobs.c.id)
             .where(jobs.c.finished_at.is_not(None), failed.c.id.is_(None))  # as queries.list_jobs reads state
-            .group_by(jobs.c.queue_name)
+            .group_by(*groups)
         )
-        for name, n in tx.conn.execute(stmt):
-            counts.setdefault(name, {})[JobState.FINISHED] = int(n)
+        if tx.keeps_results:
+            stmt = stmt.outerjoin(ended, ended.c.job_id == jobs.c.id)
+        for name, ending, n in tx.conn.execute(stmt):
+            per_queue = counts.setdefault(name, {})
+            per_queue[JobState.FINISHED] = per_queue.get(JobState.FINISHED, 0) + int(n)
+            status = JobStatus(ending) if ending in set(ENDINGS) else JobStatus.FINISHED
+            split = endings.setdefault(name, {})
+            split[status] = split.get(status, 0) + int(n)
     paused = set(tx.conn.scalars(select(t.pauses.c.queue_name)))
     states = [s for s in JobState if with_finished or s is not JobState.FINISHED]
     queues = [
@@ -107,6 +120,7 @@ def queue_stats(tx: Tx, *, with_finished: bool = True) -> QueueSnapshot:
             counts={s: counts.get(name, {}).get(s, 0) for s in states},
             paused=name in paused,
             oldest_ready_at=oldest.get(name),
+            endings={e: endings.get(name, {}).get(e, 0) for e in ENDINGS} if with_finished else {},
         )
         for name in sorted(set(counts) | paused)
     ]

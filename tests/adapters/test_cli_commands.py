@@ -213,6 +213,7 @@ def test_a_first_word_naming_a_group_without_its_subcommand_is_a_package(
     assert_one_sentence(alone, "cannot import 'jobs'")
     assert "(to use the jobs command, see `python -m quebec jobs --help`)" in alone.stderr
     assert_one_sentence(in_process(capsys, "jobs", "--once"), "cannot import 'jobs'")
+    assert_one_sentence(in_process(capsys, "run", "stats"), "cannot import 'stats'")  # a package named like a command
     assert_one_sentence(in_process(capsys, "--once"), "missing argument 'PACKAGE...'", code=2)
     assert_one_sentence(in_process(capsys, "pkg", "--max-jobs", "3"), "--max-jobs applies to a one-shot run", code=2)
     assert_one_sentence(

@@ -18,6 +18,7 @@ from quebec.errors import (
     UnknownJobClass,
     WaitTimeout,
 )
+from quebec.events import JobEvent, JobEventKind
 from quebec.execution import Execution
 from quebec.function_jobs import FunctionJob
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
@@ -36,6 +37,8 @@ __all__ = [
     "DiscardStrategy",
     "EnqueueError",
     "Execution",
+    "JobEvent",
+    "JobEventKind",
     "FunctionJob",
     "JobBuilder",
     "JobCancelled",

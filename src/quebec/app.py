@@ -18,11 +18,13 @@ from quebec.engine.oneshot import DrainReport, OneShot
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
+from quebec.events import JobEvent, JobEventKind, Subscriber
 from quebec.execution import Execution
 from quebec.function_jobs import FunctionJob, job_class_for
 from quebec.hooks import Hooks
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.registry import Registry
+from quebec.sealing import Sealing
 from quebec.store import Database, health, jobs
 
 log = logging.getLogger("quebec")
@@ -47,6 +49,7 @@ class Quebec:
             options["database_url"] = database_url
         self.settings: Settings = load_settings(options)
         self.db = Database.from_settings(self.settings)
+        self.sealing = Sealing.from_settings(self.settings)  # a bad key fails here, in one sentence
         self.db.connect()
         self.registry = Registry()
         self.hooks = Hooks()
@@ -93,13 +96,21 @@ class Quebec:
         """
         if not batch:
             return []
-        rows, plans = enqueuing.plan(batch, self.db.clock.now(), self.settings.force_override_queue)
+        rows, plans = enqueuing.plan(
+            batch, self.db.clock.now(), self.settings.force_override_queue, self.sealing.sealer
+        )
 
         def insert() -> list[ActiveJob]:
             enqueued = self.db.transact(jobs.enqueue_many, rows)
             enqueuing.settle(batch, plans, enqueued, rows.arguments)
             for job in batch:
                 job.quebec = self  # job.wait() asks this instance
+            if self.db.events:
+                self.db.events.emit(
+                    JobEvent(JobEventKind.ENQUEUED, job.id, job.class_name, job.queue_name)
+                    for job in batch
+                    if job.id is not None
+                )
             if self._supervisor is not None:
                 self._supervisor.wake_workers(set(rows.queue_names))
             return list(batch)
@@ -157,7 +168,7 @@ class Quebec:
     def _drainer(self) -> Drain:
         with _LAZY:
             if self._drain is None:
-                executor = Executor(self.registry, self.db.clock)
+                executor = Executor(self.registry, self.db.clock, self.sealing, self.db.events)
                 metrics = self._metrics
                 if metrics is not None:
                     executor = MeteredExecutor(executor, metrics, lambda: 1)
@@ -178,7 +189,7 @@ class Quebec:
         progress, pending = self._waiting().wait(ids, timeout)
         if pending:
             raise waiting.timed_out(progress, pending, timeout)
-        return [waiting.result_of(progress[job_id]) for job_id in ids]
+        return [waiting.result_of(progress[job_id], self.sealing.cipher) for job_id in ids]
 
     def wait_for_job(self, job: ActiveJob | int, timeout: float | None = None) -> Any:
         """One job's result (wait_for_jobs of one)."""
@@ -345,6 +356,12 @@ class Quebec:
         return self._metrics
 
     # -- hooks ----------------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber, *kinds: JobEventKind | str) -> Callable[[], None]:
+        """Call `fn(quebec.JobEvent)` on job events of `kinds` in this process (every kind when
+        none is given): enqueued, started, finished, failed, retried, discarded. Returns the
+        function that unsubscribes. A subscriber that raises is logged, never breaks the job."""
+        return self.db.events.subscribe(fn, kinds)
+
     def on_start(self, fn: F) -> F:
         return self.hooks.add("start", fn)
 
@@ -368,7 +385,8 @@ class Quebec:
 
     # -- operations (delegated to ops, shared with the CLI) ---------------------------------
     def get_job(self, job_id: int) -> Any:
-        return ops.get_job(self.db, job_id)
+        """The job's row with its state, status, error and result (opened if it is encrypted)."""
+        return ops.get_job(self.db, job_id, self.sealing.cipher)
 
     def retry_failed(self, job_id: int) -> bool:
         return ops.retry_failed(self.db, [job_id]) > 0
@@ -427,6 +445,11 @@ class Quebec:
 
     def queue_paused(self, queue_name: str) -> bool:
         return ops.queue_paused(self.db, queue_name)
+
+    def rotate_encryption_keys(self, batch_size: int = 500) -> int:
+        """Re-encrypt stored arguments and results with the first key of encryption_key (see
+        docs); returns how many rows changed."""
+        return ops.rotate_encryption_keys(self.db, self.sealing.cipher, batch_size=batch_size)
 
     def clear_finished_jobs(self, batch_size: int = 500, finished_before: datetime | None = None) -> int:
         return ops.clear_finished_jobs(self.db, self.settings, batch_size=batch_size, finished_before=finished_before)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +16,7 @@ from sqlalchemy import text
 
 import quebec
 from conftest import eventually
-from integration.integration_support import Procs, managed_procs, start_worker, worker_env, write_package
+from integration.integration_support import Procs, import_package, managed_procs, start_worker, worker_env
 from quebec.retry import RetryStrategy
 from quebec.types import JobStatus
 
@@ -222,10 +220,7 @@ def test_wait_wakes_when_a_worker_in_another_process_finishes_the_job(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     package = f"square_jobs_{prefix}"
-    write_package(tmp_path, package, JOB_PACKAGE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module(package)
-    monkeypatch.setitem(sys.modules, package, module)
+    module = import_package(tmp_path, package, JOB_PACKAGE, monkeypatch)
     qc = make_qc()
     qc.register_job(module.Square)
     jobs = [module.Square.perform_later(n) for n in range(5)]

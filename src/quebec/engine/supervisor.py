@@ -31,6 +31,7 @@ from quebec.engine.unsupported import unsupported_options
 from quebec.engine.worker import Worker
 from quebec.hooks import Hooks
 from quebec.registry import Registry
+from quebec.sealing import Sealing
 from quebec.store import Database, processes
 from quebec.types import QueueSelector
 
@@ -99,7 +100,7 @@ class ThreadSupervisor:
                 self.db, lambda: self._rows["worker"].id, preserve_finished=s.preserve_finished_jobs
             )
             self.completer.start()
-            executor = Executor(self.registry, clock)
+            executor = Executor(self.registry, clock, Sealing.from_settings(s), self.db.events)
             self.workers.append(
                 Worker(
                     self.db,

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from quebec import values
+from quebec.schema import Tables
 from quebec.store.database import Tx
 from quebec.store.error_record import read_error
 from quebec.types import JobState, JobStatus
@@ -121,22 +122,9 @@ def list_jobs(
         else ()
     )
     stmt = (
-        select(
-            jobs,
-            *ending_columns,
-            t.failed_executions.c.error,
-            t.claimed_executions.c.process_id,
-            t.ready_executions.c.id.label("r"),
-            t.scheduled_executions.c.id.label("s"),
-            t.blocked_executions.c.id.label("b"),
-            t.claimed_executions.c.id.label("c"),
-            t.failed_executions.c.id.label("f"),
+        with_executions(
+            select(jobs, *ending_columns, t.failed_executions.c.error, t.claimed_executions.c.process_id), t
         )
-        .outerjoin(t.ready_executions, t.ready_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.scheduled_executions, t.scheduled_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.blocked_executions, t.blocked_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.claimed_executions, t.claimed_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.failed_executions, t.failed_executions.c.job_id == jobs.c.id)
         .where(jobs.c.id > after_id)
         .order_by(jobs.c.id.desc() if newest_first else jobs.c.id)
         .limit(limit)
@@ -180,7 +168,7 @@ def list_jobs(
                 scheduled_at=r.scheduled_at,
                 finished_at=r.finished_at,
                 created_at=r.created_at,
-                state=_state(r),
+                state=state_of(r),
                 error=read_error(r.error) if r.error else None,
                 process_id=r.process_id,
                 ending=getattr(r, "ending", None),
@@ -191,7 +179,23 @@ def list_jobs(
     return out
 
 
-def _state(r: Any) -> JobState:
+def with_executions(stmt: Select[Any], t: Tables) -> Select[Any]:
+    """`stmt` on the jobs table, with each execution table outer-joined and its id selected
+    as a mark (r, s, b, c, f) for state_of()."""
+    jobs = t.jobs
+    for table, mark in (
+        (t.ready_executions, "r"),
+        (t.scheduled_executions, "s"),
+        (t.blocked_executions, "b"),
+        (t.claimed_executions, "c"),
+        (t.failed_executions, "f"),
+    ):
+        stmt = stmt.add_columns(table.c.id.label(mark)).outerjoin(table, table.c.job_id == jobs.c.id)
+    return stmt
+
+
+def state_of(r: Any) -> JobState:
+    """A job's state from the marks with_executions() selected."""
     # failed is checked before finished: a failed job keeps finished_at NULL, but a
     # row the Rust wheel wrote could carry both, and failed is what needs attention.
     if r.f is not None:

@@ -238,3 +238,35 @@ def test_a_command_written_against_argv_plugs_in_with_one_line(
     result = in_process(capsys, "recurring", "list", "--json", "--help")
     assert (result.returncode, seen) == (3, [["list", "--json", "--help"]])
     assert "recurring  Tasks." in in_process(capsys, "--help").stdout
+
+
+def test_keys_rotate_re_encrypts_with_the_first_key_and_jobs_show_opens_the_result(
+    make_qc: Any, cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("DATABASE_URL", cli_env["DATABASE_URL"])
+    monkeypatch.setenv("QUEBEC_TABLE_NAME_PREFIX", cli_env["QUEBEC_TABLE_NAME_PREFIX"])
+    made = in_process(capsys, "keys", "generate", "--json")
+    new = json.loads(made.stdout)["key"]
+    Fernet(new.encode())  # a key Fernet takes
+    old = Fernet.generate_key().decode()
+    qc = make_qc(encryption_key=old)
+
+    @qc.register_job
+    class Sealed(quebec.BaseClass):
+        encrypt = True
+
+        def perform(self, secret: str) -> str:
+            return secret.upper()
+
+    job = Sealed.perform_later("psst")
+    qc.drain_one().perform()
+
+    rotated = run_cli("keys", "rotate", "--json", env={**cli_env, "QUEBEC_ENCRYPTION_KEY": f"{new},{old}"})
+    assert (rotated.returncode, json.loads(rotated.stdout)) == (0, {"rotated": 2}), rotated.stderr  # arguments, result
+    monkeypatch.setenv("QUEBEC_ENCRYPTION_KEY", new)  # the old key dropped
+    shown = json.loads(in_process(capsys, "jobs", "show", str(job.id), "--json").stdout)
+    assert (shown["status"], shown["result"]) == ("finished", "PSST")
+    monkeypatch.delenv("QUEBEC_ENCRYPTION_KEY")
+    assert_one_sentence(in_process(capsys, "keys", "rotate"), "rotating keys needs encryption_key set")

@@ -12,6 +12,7 @@ import click
 from quebec import ops
 from quebec.cli.common import CommandError, JobId, Since, State, act_on_ids, database, json_option, not_in_state
 from quebec.cli.output import Column, age, emit_json, error_line, iso, seconds_between, table
+from quebec.encryption import Cipher
 from quebec.store import Database
 from quebec.store.queries import JobRow
 from quebec.types import JobState, JobStatus
@@ -99,8 +100,9 @@ def _detail(row: JobRow, now: datetime) -> str:
 @json_option
 def show(job_id: int, as_json: bool) -> int:
     """One job: its state, times, arguments and error."""
-    with database() as (_, db):
-        row = ops.get_job(db, job_id)
+    with database() as (settings, db):
+        # A result encrypted at rest is opened when the key is set, as qc.get_job() opens it.
+        row = ops.get_job(db, job_id, Cipher.from_setting(settings.encryption_key))
         now = db.clock.now()
     if row is None:
         raise CommandError(f"job {job_id} does not exist")

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import click
 
-from quebec.cli import failed, jobs, processes, queues, stats, worker
+from quebec.cli import failed, jobs, keys, processes, queues, stats, worker
 from quebec.cli.common import CommandError
 from quebec.errors import QuebecError
 
@@ -67,6 +67,7 @@ COMMANDS: list[click.Command] = [
     processes.processes,
     stats.stats,
     failed.failed,
+    keys.keys,
 ]
 
 

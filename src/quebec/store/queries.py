@@ -30,11 +30,16 @@ class JobRow:
     state: JobState
     error: dict[str, Any] | None = None
     process_id: int | None = None
+    started_at: datetime | None = None  # when its claim was taken: known while it runs
     # From job_results (when the table exists): how a finished job ended, what perform
     # returned (JSON text), and a retried attempt's next one.
     ending: str | None = None
     result_json: str | None = None
     next_job_id: int | None = None
+
+    @property
+    def enqueued_at(self) -> datetime:
+        return self.created_at
 
     @property
     def status(self) -> JobStatus:
@@ -123,7 +128,14 @@ def list_jobs(
     )
     stmt = (
         with_executions(
-            select(jobs, *ending_columns, t.failed_executions.c.error, t.claimed_executions.c.process_id), t
+            select(
+                jobs,
+                *ending_columns,
+                t.failed_executions.c.error,
+                t.claimed_executions.c.process_id,
+                t.claimed_executions.c.created_at.label("started_at"),
+            ),
+            t,
         )
         .where(jobs.c.id > after_id)
         .order_by(jobs.c.id.desc() if newest_first else jobs.c.id)
@@ -171,6 +183,7 @@ def list_jobs(
                 state=state_of(r),
                 error=read_error(r.error) if r.error else None,
                 process_id=r.process_id,
+                started_at=r.started_at,
                 ending=getattr(r, "ending", None),
                 result_json=getattr(r, "result_json", None),
                 next_job_id=getattr(r, "next_job_id", None),

@@ -28,6 +28,7 @@ from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
 from quebec.engine.process_rows import process_info
 from quebec.engine.signals import Intent, Intents
+from quebec.engine.systemd import SystemdNotifier, set_title
 from quebec.engine.unsupported import unsupported_options
 from quebec.engine.worker import Worker
 from quebec.hooks import Hooks
@@ -85,6 +86,8 @@ class ThreadSupervisor:
         self._stopped = threading.Event()
         self._signals_installed = False
         self.memory: MemoryWatch | None = None
+        self.systemd = SystemdNotifier(os.environ)
+        self._titled = True  # until setproctitle turns out to be missing
         self._recycle_by: float | None = None  # set when memory recycling began: drain until then
 
     # -- start ----------------------------------------------------------------------------
@@ -163,6 +166,8 @@ class ThreadSupervisor:
         self.maintenance.start()
         if self.memory is not None:
             self.memory.start()
+        self.systemd.ready(self.status_line())
+        self._retitle()
 
     @property
     def worker_threads(self) -> int:
@@ -294,9 +299,23 @@ class ThreadSupervisor:
         self.release_signals()
         return True
 
+    def status_line(self) -> str:
+        """What this process does, in a few words: for systemd's STATUS= and the process title."""
+        if not self.workers:
+            return f"quebec-{'+'.join(sorted(self.spawn))}"
+        queues = ",".join(self._queues().patterns)
+        state = "quiet" if self._quiet else f"{self.in_flight_count()}/{self._threads()} busy"
+        return f"quebec-worker[{queues}] {state}"
+
+    def _retitle(self) -> None:
+        if self._titled:
+            self._titled = set_title(self.status_line())
+
     def _wait(self) -> None:
         while True:
             intent = self.intents.get(timeout=0.25)
+            self.systemd.tick(self.status_line())
+            self._retitle()
             if intent is Intent.STOP:
                 self.shutdown()
                 return
@@ -344,6 +363,7 @@ class ThreadSupervisor:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.systemd.stopping()
         timeout = self.settings.shutdown_timeout
         self.hooks.run("shutdown")
         for worker in self.workers:

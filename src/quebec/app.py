@@ -15,6 +15,7 @@ from quebec.config import Settings, load_settings, run_options
 from quebec.engine.drain import Drain
 from quebec.engine.executor import Executor
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
+from quebec.engine.oneshot import DrainReport, OneShot
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
@@ -147,6 +148,23 @@ class Quebec(RecurringMethods):
             raise ValueError(f"drain_batch(batch_size={batch_size!r}) needs a whole number of at least 1")
         drain = self._drainer()
         return [Execution(drain, job) for job in drain.claim(batch_size)]
+
+    def drain_due(
+        self, *, threads: int | None = None, max_jobs: int | None = None, max_seconds: float | None = None
+    ) -> DrainReport:
+        """Perform every job due now on `threads` worker threads (default: the settings'), then
+        return what became of them (`python -m quebec <package> --once`); see engine/oneshot.py."""
+        threads = run_options(None, threads)[1] or self.settings.worker_threads
+        drain = OneShot(
+            self.db,
+            self.settings,
+            self.registry,
+            self._drainer(),
+            threads=threads,
+            max_jobs=max_jobs,
+            max_seconds=max_seconds,
+        )
+        return drain.run()
 
     def _drainer(self) -> Drain:
         with _LAZY:

@@ -13,9 +13,10 @@ from quebec.config.settings import BATCH
 from quebec.encryption import Cipher, sealed_token
 from quebec.errors import ConfigError
 from quebec.identifiers import queue_name
-from quebec.store import Database, cleanup, failed, jobs, pauses, queries, rekey, scheduled
+from quebec.store import Database, cleanup, failed, jobs, pauses, queries, rekey, scheduled, stats
 from quebec.store.queries import JobRow
-from quebec.types import JobState
+from quebec.store.stats import ProcessSnapshot, QueueSnapshot
+from quebec.types import ENDINGS, JobState, JobStatus
 
 if TYPE_CHECKING:
     from quebec.config import Settings
@@ -191,3 +192,48 @@ def _all_failed(
         total += done
         if done == 0:
             return total
+
+
+# -- read models for the CLI and the dashboard (store/stats.py) ----------------------------------
+def latest_jobs(
+    db: Database,
+    *,
+    status: JobStatus | None = None,
+    queue_name: str | None = None,
+    class_name: str | None = None,
+    since: object = None,
+    limit: int = 50,
+) -> list[JobRow]:
+    """The newest jobs first; since: enqueued at or after it (seconds since the epoch or a datetime)."""
+    state, ending = _state_and_ending(status)
+    return db.read(
+        queries.list_jobs,
+        state=state,
+        ending=ending,
+        queue_name=queue_name,
+        class_name=class_name,
+        created_since=instant(since, "since"),
+        limit=limit,
+        newest_first=True,
+    )
+
+
+def _state_and_ending(status: JobStatus | None) -> tuple[JobState | None, JobStatus | None]:
+    """A JobStatus as the rows tell it: running is claimed; the endings are finished rows."""
+    if status is None:
+        return None, None
+    if status is JobStatus.RUNNING:
+        return JobState.CLAIMED, None
+    if status in ENDINGS:
+        return None, status
+    return JobState(status.value), None
+
+
+def queue_stats(db: Database, *, with_finished: bool = True) -> QueueSnapshot:
+    """Every queue with a job or a pause: counts per state, paused, the oldest ready job."""
+    return db.read(stats.queue_stats, with_finished=with_finished)
+
+
+def process_list(db: Database) -> ProcessSnapshot:
+    """Registered processes with their heartbeat and the claims each holds."""
+    return db.read(stats.process_list)

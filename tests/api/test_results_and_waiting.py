@@ -242,3 +242,19 @@ def test_clear_finished_jobs_takes_their_results_with_them(qc: Any) -> None:
     with pytest.raises(quebec.UnknownJob):
         job.wait(timeout=1)
     assert qc.db.read(lambda tx: tx.conn.execute(tx.tables.job_results.select()).all()) == []
+
+
+def test_a_running_job_shows_when_it_started(qc: Any) -> None:
+    seen: list[Any] = []
+
+    @qc.register_job
+    class Look(quebec.BaseClass):
+        def perform(self) -> None:
+            row = qc.get_job(self.id)
+            seen.append((row.status, row.started_at, row.enqueued_at))
+
+    job = Look.perform_later()
+    assert qc.get_job(job.id).started_at is None
+    qc.drain_one().perform()
+    [(status, started_at, enqueued_at)] = seen
+    assert status is JobStatus.RUNNING and started_at is not None and started_at >= enqueued_at

@@ -30,11 +30,16 @@ class JobRow:
     state: JobState
     error: dict[str, Any] | None = None
     process_id: int | None = None
+    started_at: datetime | None = None  # when its claim was taken: known while it runs
     # From job_results (when the table exists): how a finished job ended, what perform
     # returned (JSON text), and a retried attempt's next one.
     ending: str | None = None
     result_json: str | None = None
     next_job_id: int | None = None
+
+    @property
+    def enqueued_at(self) -> datetime:
+        return self.created_at
 
     @property
     def status(self) -> JobStatus:
@@ -96,8 +101,11 @@ def list_jobs(
     failed_since: datetime | None = None,
     failed_until: datetime | None = None,
     error_like: str | None = None,
+    created_since: datetime | None = None,
+    ending: JobStatus | None = None,
     after_id: int = 0,
     limit: int = 100,
+    newest_first: bool = False,
 ) -> list[JobRow]:
     """Jobs with their derived state, keyset-paged by id.
 
@@ -105,7 +113,10 @@ def list_jobs(
     inclusive); error_like is an SQL LIKE pattern matched as given against the stored error
     (its JSON text), as the wheel does: `%` and `_` are wildcards, and case and backslash
     escapes follow the database (PostgreSQL compares case-sensitively, SQLite and MySQL do not).
-    All three keep only failed jobs.
+    All three keep only failed jobs. created_since keeps jobs enqueued at or after it. ending
+    keeps finished jobs that ended so (job_results.status; a finished job without a row there,
+    as the wheel leaves it, ended finished).
+    newest_first orders by id descending (the CLI's latest jobs); after_id pages ascending only.
     """
     t = tx.tables
     jobs = t.jobs
@@ -117,10 +128,17 @@ def list_jobs(
     )
     stmt = (
         with_executions(
-            select(jobs, *ending_columns, t.failed_executions.c.error, t.claimed_executions.c.process_id), t
+            select(
+                jobs,
+                *ending_columns,
+                t.failed_executions.c.error,
+                t.claimed_executions.c.process_id,
+                t.claimed_executions.c.created_at.label("started_at"),
+            ),
+            t,
         )
         .where(jobs.c.id > after_id)
-        .order_by(jobs.c.id)
+        .order_by(jobs.c.id.desc() if newest_first else jobs.c.id)
         .limit(limit)
     )
     if tx.keeps_results:
@@ -140,6 +158,15 @@ def list_jobs(
         stmt = stmt.where(failed.created_at <= failed_until)
     if error_like is not None:
         stmt = stmt.where(failed.error.like(error_like))
+    if created_since is not None:
+        stmt = stmt.where(jobs.c.created_at >= created_since)
+    if ending is not None:
+        stmt = stmt.where(_state_condition(t, JobState.FINISHED))
+        if tx.keeps_results:
+            cond = ended.c.status == ending.value
+            stmt = stmt.where(cond | ended.c.status.is_(None) if ending is JobStatus.FINISHED else cond)
+        elif ending is not JobStatus.FINISHED:
+            return []  # nothing records how jobs ended here
     out = []
     for r in tx.conn.execute(stmt):
         out.append(
@@ -156,6 +183,7 @@ def list_jobs(
                 state=state_of(r),
                 error=read_error(r.error) if r.error else None,
                 process_id=r.process_id,
+                started_at=r.started_at,
                 ending=getattr(r, "ending", None),
                 result_json=getattr(r, "result_json", None),
                 next_job_id=getattr(r, "next_job_id", None),

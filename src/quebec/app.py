@@ -14,9 +14,11 @@ from quebec.app_recurring import RecurringMethods
 from quebec.config import Settings, load_settings, run_options
 from quebec.engine.drain import Drain
 from quebec.engine.executor import Executor
+from quebec.engine.forking import ForkSupervisor
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.oneshot import DrainReport, OneShot
 from quebec.engine.supervisor import ThreadSupervisor
+from quebec.engine.unsupported import fork_mode
 from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
 from quebec.events import JobEvent, JobEventKind, Subscriber
@@ -215,13 +217,43 @@ class Quebec(RecurringMethods):
         spawn: Iterable[str] | None = None,
         threads: int | None = None,
     ) -> int:
-        """Run worker, dispatcher and maintenance in this process until TERM/INT (blocking)."""
+        """Run worker, dispatcher and maintenance in this process until TERM/INT (blocking).
+
+        With QUEBEC_SUPERVISOR=1 it forks queue.yml's plan instead (engine/forking.py): one
+        process per worker and dispatcher entry copy, watched and replaced; spawn= is ignored.
+        """
+        if fork_mode(os.environ):
+            return self._run_forked(create_tables, spawn)
         self._supervisor = self._new_supervisor(create_tables, control_plane, spawn, threads)
         try:
             return self._supervisor.run()
         finally:
             self._supervisor = None
             self._quiet_requested = False
+
+    def _run_forked(self, create_tables: bool, spawn: Iterable[str] | None) -> int:
+        if spawn is not None:
+            log.warning("supervisor.spawn_ignored spawn=%s: under QUEBEC_SUPERVISOR=1 queue.yml's plan decides", spawn)
+        if create_tables:
+            self.create_tables()
+
+        def child(settings: Settings, role: str, threads: int | None, supervisor_id: int) -> int:
+            runtime = ThreadSupervisor(
+                self.db,
+                settings,
+                self.registry,
+                self.hooks,
+                spawn=[role],
+                threads=threads,
+                metrics=self._job_metrics(),
+                supervisor_id=supervisor_id,
+                next_run_functions=self.next_run_functions,
+            )
+            self._supervisor = runtime
+            return runtime.run()
+
+        roles = frozenset({"worker", "dispatcher", "scheduler"})  # one scheduler child (docs/recurring.md)
+        return ForkSupervisor(self.db, self.settings, self.registry, self.hooks, child_runtime=child, roles=roles).run()
 
     def start(
         self,
@@ -236,6 +268,11 @@ class Quebec(RecurringMethods):
         Called on the main thread it handles signals as run() does (TERM/INT stop, USR1 quiet,
         USR2 job metrics) until it stops; elsewhere it handles none.
         """
+        if fork_mode(os.environ):
+            log.warning(
+                "supervisor.not_forking: QUEBEC_SUPERVISOR=1 applies to qc.run() and python -m quebec; "
+                "qc.start() runs its components as threads of this process"
+            )
         self._supervisor = self._new_supervisor(create_tables, control_plane, spawn, threads)
         try:
             self._supervisor.start_background()

@@ -82,12 +82,19 @@ def test_experimental_queue_concurrency_warns(start_up: Callable[..., list[str]]
     assert warning.startswith("experimental_queue_concurrency={'mail': 2} has no effect yet")
 
 
-def test_quebec_supervisor_warns_that_fork_mode_is_not_built(
-    start_up: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch
+def test_quebec_supervisor_with_qc_start_says_it_runs_threads_here(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QUEBEC_SUPERVISOR", "1")
-    (warning,) = start_up()
-    assert warning.startswith("QUEBEC_SUPERVISOR=1 has no effect yet: the fork supervisor is not built yet")
+    qc = quebec.Quebec(f"sqlite:///{tmp_path}/q.db?mode=rwc", table_name_prefix="t_unsup")
+    with caplog.at_level(logging.WARNING, logger="quebec"):
+        qc.start(spawn=["worker"])
+        qc.stop()
+    qc.close()
+    assert [r.getMessage() for r in caplog.records if "QUEBEC_SUPERVISOR" in r.getMessage()] == [
+        "supervisor.not_forking: QUEBEC_SUPERVISOR=1 applies to qc.run() and python -m quebec; "
+        "qc.start() runs its components as threads of this process"
+    ]
 
 
 def test_quebec_supervisor_off_is_silent(start_up: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,7 +108,7 @@ def test_processes_above_one_in_queue_yml_warn_per_entry(start_up: Callable[...,
         encoding="utf-8",
     )
     warnings = start_up()
-    assert [w.split(" has no effect yet")[0] for w in warnings] == [
+    assert [w.split(" has no effect here")[0] for w in warnings] == [
         "queue.yml workers[0].processes=2",
         "queue.yml workers[1]",
         "queue.yml dispatchers[0].processes=3",
@@ -145,7 +152,6 @@ def test_the_list_is_a_pure_function_of_settings_spawn_control_plane_and_environ
     found = unsupported_options(settings, spawn=["scheduler"], control_plane="x:1", environ={"QUEBEC_SUPERVISOR": "1"})
     assert [sentence.split("=")[0] for sentence in found] == [
         "worker_memory_check_interval",
-        "QUEBEC_SUPERVISOR",
         "control_plane",
     ]
     assert unsupported_options(settings, spawn=None, control_plane=None, environ={})[0].startswith(

@@ -6,7 +6,7 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from types import FrameType
 
@@ -17,9 +17,10 @@ class Intent(StrEnum):
     QUIET = "quiet"  # USR1, TSTP: stop claiming
     METRICS = "metrics"  # USR2: start or stop recording per-job metrics
     RECYCLE = "recycle"  # the memory watch: drain, then exit 75 (no signal)
+    RESTART = "restart"  # HUP, to the fork supervisor only: replace every child, one by one
 
 
-_SIGNALS = {
+_SIGNALS: dict[int, Intent] = {
     signal.SIGTERM: Intent.STOP,
     signal.SIGINT: Intent.STOP,
     signal.SIGQUIT: Intent.QUIT,
@@ -29,7 +30,8 @@ _SIGNALS = {
 
 
 class Intents:
-    def __init__(self) -> None:
+    def __init__(self, extra: Mapping[int, Intent] | None = None) -> None:
+        self._extra = dict(extra or {})  # signals this runtime also handles (the fork supervisor's HUP)
         self._queue: queue.SimpleQueue[Intent] = queue.SimpleQueue()
         self.arrived = threading.Event()
         self._previous: dict[int, object] = {}
@@ -49,7 +51,8 @@ class Intents:
         """Install handlers when called on the main thread; False elsewhere (then stop through qc.stop())."""
         if threading.current_thread() is not threading.main_thread():
             return False
-        wanted = dict(_SIGNALS)
+        wanted: dict[int, Intent] = dict(_SIGNALS)
+        wanted.update(self._extra)
         # TSTP means quiet only when nobody is at a terminal to press ^Z.
         if not sys.stdin or not sys.stdin.isatty():
             wanted[signal.SIGTSTP] = Intent.QUIET

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from quebec.config import Settings
 from quebec.config.rules import COMPONENTS
@@ -23,7 +23,7 @@ from quebec.engine.completer import Completer
 from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
-from quebec.engine.memory import RECYCLE_EXIT, MemoryWatch
+from quebec.engine.memory import RECYCLE_EXIT, MemoryWatch, resident_mb, unique_mb
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
 from quebec.engine.process_rows import process_info
@@ -63,8 +63,10 @@ class ThreadSupervisor:
         control_plane: str | None = None,
         metrics: JobMetrics | None = None,
         next_run_functions: Mapping[str, NextRunFunction] | None = None,
+        supervisor_id: int | None = None,
     ) -> None:
         self.db = db
+        self.supervisor_id = supervisor_id  # the fork supervisor's process row, in a forked child
         self.settings = settings
         self.registry = registry
         self.hooks = hooks
@@ -164,6 +166,8 @@ class ThreadSupervisor:
                 every=s.worker_memory_check_interval,
                 confirmations=s.worker_memory_recycle_confirmations,
                 on_over=lambda mb: self.intents.put(Intent.RECYCLE),
+                # a forked child counts what is its own, not the pages shared with its supervisor
+                sample=resident_mb if self.supervisor_id is None else unique_mb,
             )
         if self._quiet:  # quiet() before start: the workers never claim
             self.quiet()
@@ -201,6 +205,7 @@ class ThreadSupervisor:
 
     def _register(self, kind: str, key: str, extra: dict[str, object]) -> _Registered:
         info, metadata = process_info(kind, key, self.hostname, extra)
+        info = replace(info, supervisor_id=self.supervisor_id)
         pid = self.db.transact(processes.register, info=info)
         row = _Registered(kind, info.name, pid, metadata)
         with self._lock:

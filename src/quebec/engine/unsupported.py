@@ -25,7 +25,16 @@ _UNREAD = {
     "notify_throttle_interval": "every enqueue sends its NOTIFY, unthrottled",
     "control_plane_sse_interval": "the dashboard is not built",
 }
-_NO_FORK = "the fork supervisor is not built yet, so this process runs workers[0] and dispatchers[0] as threads"
+_NO_FORK = (
+    "only the fork supervisor (QUEBEC_SUPERVISOR=1 with qc.run() or python -m quebec) runs several processes, "
+    "so this process runs workers[0] and dispatchers[0] as threads"
+)
+
+
+def fork_mode(environ: Mapping[str, str]) -> bool:
+    """QUEBEC_SUPERVISOR set to a true value: run() forks the queue.yml plan (engine/forking.py)."""
+    value = environ.get("QUEBEC_SUPERVISOR", "").strip().lower()
+    return bool(value) and value not in ("0", "false", "no", "off")
 
 
 def unsupported_options(
@@ -55,11 +64,9 @@ def unsupported_options(
             f"experimental_queue_concurrency={limits!r} has no effect yet: queues are not limited, "
             f"their jobs run with the worker's full thread count"
         )
-    supervisor = environ.get("QUEBEC_SUPERVISOR", "").strip()
-    if supervisor and supervisor.lower() not in ("0", "false", "no", "off"):
-        found.append(f"QUEBEC_SUPERVISOR={supervisor} has no effect yet: {_NO_FORK}")
-    found.extend(_plan_entries("workers", settings.workers))
-    found.extend(_plan_entries("dispatchers", settings.dispatchers))
+    if not fork_mode(environ):  # under the fork supervisor the plan is the supervisor's to run
+        found.extend(_plan_entries("workers", settings.workers))
+        found.extend(_plan_entries("dispatchers", settings.dispatchers))
     if control_plane:
         found.append(
             f"control_plane={control_plane!r} has no effect yet: the dashboard is not built, so nothing "
@@ -73,7 +80,7 @@ def _plan_entries(section: str, entries: tuple[Any, ...]) -> list[str]:
     found: list[str] = []
     for index, entry in enumerate(entries):
         if entry.processes > 1:
-            found.append(f"queue.yml {section}[{index}].processes={entry.processes} has no effect yet: {_NO_FORK}")
+            found.append(f"queue.yml {section}[{index}].processes={entry.processes} has no effect here: {_NO_FORK}")
         elif index > 0:
-            found.append(f"queue.yml {section}[{index}] has no effect yet: {_NO_FORK}")
+            found.append(f"queue.yml {section}[{index}] has no effect here: {_NO_FORK}")
     return found

@@ -51,6 +51,14 @@ def deregister(tx: Tx, *, process_id: int) -> None:
     tx.conn.execute(delete(procs).where(procs.c.id == process_id))
 
 
+def children(tx: Tx, *, supervisor_id: int | None, pid: int) -> list[int]:
+    """The process rows a fork supervisor's child with this pid registered."""
+    procs = tx.tables.processes
+    if supervisor_id is None:
+        return []
+    return list(tx.conn.scalars(select(procs.c.id).where(procs.c.supervisor_id == supervisor_id, procs.c.pid == pid)))
+
+
 def on_host(tx: Tx, *, hostname: str) -> list[dict[str, Any]]:
     """Processes registered from this host, for the pid liveness check."""
     procs = tx.tables.processes

@@ -1,0 +1,342 @@
+"""ForkSupervisor: QUEBEC_SUPERVISOR=1 — one process per queue.yml entry copy, watched and replaced.
+
+The supervisor forks `workers[i].processes` worker children (each with its entry's
+queues, threads and polling) and `dispatchers[i].processes` dispatcher children, plus one
+scheduler child when the scheduler is built. Every child runs the ordinary per-process
+runtime (ThreadSupervisor) with one component; its process rows carry the supervisor's
+row id (`supervisor_id`). The supervisor itself runs no jobs and starts no thread: it forks,
+then loops in its main thread reaping children, heartbeating its own row and acting on
+signals — forking from a process with threads would copy locks held by threads that do
+not exist in the child.
+
+- A child that dies is reforked, and its claims are handed back at once (at_most_once
+  classes fail, as pruning does) instead of waiting for its heartbeat to expire. One that
+  dies again and again within CRASH_WINDOW of starting is reforked with a growing delay
+  (up to MAX_BACKOFF) and a log line naming its exit status. Exit 75 (a memory recycle)
+  is reforked at once.
+- Children exit if the supervisor dies: the kernel sends them SIGTERM (PR_SET_PDEATHSIG on
+  Linux) and each checks its parent pid every second as well, so no orphan keeps claiming.
+- TERM/INT: graceful stop of every child, then exit 0. QUIT: children and supervisor exit
+  at once (pruning recovers claims). USR1/TSTP: every child goes quiet. USR2: job metrics
+  toggled in every child. HUP: rolling restart — each child is replaced by a new one
+  started first, then the old one is stopped gracefully, so processing never pauses.
+- `spawn=` is ignored in this mode (as the seed says): queue.yml's plan decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from quebec.config import Settings
+from quebec.engine.memory import RECYCLE_EXIT
+from quebec.engine.process_rows import process_info
+from quebec.engine.signals import Intent, Intents
+from quebec.hooks import Hooks
+from quebec.registry import Registry
+from quebec.store import Database, processes
+
+log = logging.getLogger("quebec.supervisor")
+CRASH_WINDOW = 5.0  # a child that dies sooner than this after starting counts as a crash loop
+MAX_BACKOFF = 30.0
+_TICK = 0.2
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(eq=False)
+class Slot:
+    """One child to keep running: its role and settings; the pid of the copy that runs now."""
+
+    role: str  # "worker" | "dispatcher" | "scheduler"
+    label: str  # e.g. "worker[0].1"
+    settings: Settings
+    threads: int | None = None
+    pid: int | None = None
+    started: float = 0.0
+    failures: int = 0
+    not_before: float = 0.0
+    retiring: list[int] = field(default_factory=list)  # old copies stopping after a HUP
+
+
+class ForkSupervisor:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        registry: Registry,
+        hooks: Hooks,
+        *,
+        child_runtime: Callable[[Settings, str, int | None, int], int],
+        roles: frozenset[str] = frozenset({"worker", "dispatcher"}),
+    ) -> None:
+        """`child_runtime(settings, role, threads, supervisor_id)` runs one child's runtime and
+        returns its exit status (the ThreadSupervisor, built in the child after the fork)."""
+        self.db = db
+        self.settings = settings
+        self.registry = registry
+        self.hooks = hooks
+        self._child_runtime = child_runtime
+        self._roles = roles
+        self.intents = Intents(extra={signal.SIGHUP: Intent.RESTART})
+        self.hostname = socket.gethostname()
+        self.row_id: int | None = None
+        self.slots = self._plan()
+        self._stopping = False
+        self._next_heartbeat = 0.0
+
+    def _plan(self) -> list[Slot]:
+        s = self.settings
+        slots: list[Slot] = []
+        for i, w in enumerate(s.workers if "worker" in self._roles else ()):
+            child = replace(
+                s,
+                worker_queues=w.queues,
+                worker_threads=w.threads,
+                worker_polling_interval=w.polling_interval,
+                workers=(w,),
+            )
+            slots += [Slot("worker", f"worker[{i}].{n}", child, threads=w.threads) for n in range(w.processes)]
+        for i, d in enumerate(s.dispatchers if "dispatcher" in self._roles else ()):
+            child = replace(
+                s,
+                dispatcher_polling_interval=d.polling_interval,
+                dispatcher_batch_size=d.batch_size,
+                dispatchers=(d,),
+            )
+            slots += [Slot("dispatcher", f"dispatcher[{i}].{n}", child) for n in range(d.processes)]
+        if "scheduler" in self._roles:
+            slots.append(Slot("scheduler", "scheduler", s))
+        return slots
+
+    # -- the main loop ----------------------------------------------------------------------
+    def run(self) -> int:
+        self.intents.install()
+        try:
+            self._register()
+            log.info(
+                "supervisor.started id=%s pid=%d children=%s",
+                self.row_id,
+                os.getpid(),
+                ",".join(slot.label for slot in self.slots),
+            )
+            for slot in self.slots:
+                self._fork(slot)
+            while True:
+                intent = self.intents.get(timeout=_TICK)
+                if intent is Intent.STOP:
+                    return self._stop_all(signal.SIGTERM)
+                if intent is Intent.QUIT:
+                    log.warning("supervisor.quit: children exit at once; claims are recovered by pruning")
+                    return self._stop_all(signal.SIGQUIT, wait=2.0)
+                if intent is Intent.QUIET:
+                    self._signal_children(signal.SIGUSR1)
+                if intent is Intent.METRICS:
+                    self._signal_children(signal.SIGUSR2)
+                if intent is Intent.RESTART:
+                    self._rolling_restart()
+                self._reap()
+                self._refork_due()
+                self._heartbeat()
+        finally:
+            self.intents.close()
+            self._deregister()
+
+    def _fork(self, slot: Slot) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            self._become_child(slot)
+        slot.pid, slot.started = pid, time.monotonic()
+        log.info("supervisor.forked child=%s pid=%d", slot.label, pid)
+
+    def _become_child(self, slot: Slot) -> None:
+        code = 1
+        try:
+            parent = os.getppid()
+            _die_with_parent()
+            if os.getppid() != parent:  # it died before the kernel could be told
+                os._exit(0)
+            self.intents.restore()  # the child's runtime installs its own handlers
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            self.db.dispose(close=False)  # the parent's pooled connections are not ours
+            _watch_parent(parent)
+            assert self.row_id is not None
+            code = self._child_runtime(slot.settings, slot.role, slot.threads, self.row_id)
+        except BaseException:  # noqa: BLE001 - a child reports and exits; it never returns into the parent's loop
+            log.exception("supervisor.child_failed child=%s", slot.label)
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+            self._release_claims_of(pid)
+            for slot in self.slots:
+                if pid in slot.retiring:
+                    slot.retiring.remove(pid)
+                    log.info("supervisor.retired child=%s pid=%d code=%d", slot.label, pid, code)
+                elif slot.pid == pid:
+                    slot.pid = None
+                    self._died(slot, pid, code)
+
+    def _died(self, slot: Slot, pid: int, code: int) -> None:
+        if self._stopping:
+            return
+        lived = time.monotonic() - slot.started
+        if code == RECYCLE_EXIT:
+            log.info(
+                "supervisor.recycle child=%s pid=%d: it exited %d (memory); starting a new one", slot.label, pid, code
+            )
+            slot.failures, slot.not_before = 0, 0.0
+            return
+        slot.failures = slot.failures + 1 if lived < CRASH_WINDOW else 1
+        delay = 0.0 if slot.failures <= 1 else min(MAX_BACKOFF, 0.5 * 2 ** (slot.failures - 2))
+        slot.not_before = time.monotonic() + delay
+        log.warning(
+            "supervisor.child_died child=%s pid=%d code=%d after %.1fs: its claims were handed back; "
+            "starting a new one%s",
+            slot.label,
+            pid,
+            code,
+            lived,
+            f" in {delay:.1f}s ({slot.failures} quick deaths in a row)" if delay else "",
+        )
+
+    def _refork_due(self) -> None:
+        if self._stopping:
+            return
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.pid is None and now >= slot.not_before:
+                self._fork(slot)
+
+    def _release_claims_of(self, pid: int) -> None:
+        """Hand a dead child's claims back now (its process rows pruned), not at heartbeat expiry."""
+        try:
+            mine = self.db.read(processes.children, supervisor_id=self.row_id, pid=pid)
+            if mine:
+                at_most_once = [c.__qualname__ for c in self.registry.classes() if c.at_most_once]
+                pruned = self.db.transact(
+                    processes.prune_dead,
+                    stale_before=_EPOCH,
+                    dead_ids=mine,
+                    at_most_once=at_most_once,
+                )
+                if pruned.released or pruned.failed:
+                    log.info(
+                        "supervisor.claims_released pid=%d released=%s failed=%s",
+                        pid,
+                        list(pruned.released),
+                        list(pruned.failed),
+                    )
+        except Exception:  # noqa: BLE001 - pruning by the others' maintenance recovers them later
+            log.exception("supervisor.release_failed pid=%d: pruning will recover its claims", pid)
+
+    # -- signals to children ------------------------------------------------------------------
+    def _signal_children(self, signum: int) -> None:
+        for slot in self.slots:
+            for pid in [slot.pid, *slot.retiring]:
+                if pid is not None:
+                    _kill(pid, signum)
+
+    def _rolling_restart(self) -> None:
+        """Replace each child: the new copy starts first, then the old one stops gracefully."""
+        log.info("supervisor.rolling_restart children=%d", len(self.slots))
+        for slot in self.slots:
+            old = slot.pid
+            self._fork(slot)
+            if old is not None:
+                slot.retiring.append(old)
+                _kill(old, signal.SIGTERM)
+
+    def _stop_all(self, signum: int, wait: float | None = None) -> int:
+        self._stopping = True
+        self._signal_children(signum)
+        deadline = time.monotonic() + (wait if wait is not None else self.settings.shutdown_timeout + 10.0)
+        while self._running() and time.monotonic() < deadline:
+            if self.intents.get(timeout=0.05) is Intent.STOP:
+                log.warning("supervisor.stop_again: stopping the children at once")
+                self._signal_children(signal.SIGQUIT)
+            self._reap()
+        for slot in self.slots:
+            for pid in [slot.pid, *slot.retiring]:
+                if pid is not None:
+                    log.warning("supervisor.kill child=%s pid=%d: it did not stop in time", slot.label, pid)
+                    _kill(pid, signal.SIGKILL)
+        self._reap()
+        return 0
+
+    def _running(self) -> bool:
+        return any(slot.pid is not None or slot.retiring for slot in self.slots)
+
+    # -- own process row --------------------------------------------------------------------------
+    def _register(self) -> None:
+        extra = {"children": [slot.label for slot in self.slots]}
+        info, _ = process_info("Supervisor", "supervisor", self.hostname, extra)
+        self.row_id = self.db.transact(processes.register, info=info)
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now < self._next_heartbeat or self.row_id is None:
+            return
+        self._next_heartbeat = now + self.settings.process_heartbeat_interval
+        try:
+            if self.db.transact(processes.heartbeat_many, process_ids=[self.row_id]):
+                log.warning("supervisor.pruned id=%s: registering again", self.row_id)
+                self._register()
+        except Exception:  # noqa: BLE001 - the database may be down; children hold their own rows
+            log.exception("supervisor.heartbeat_failed")
+
+    def _deregister(self) -> None:
+        if self.row_id is None:
+            return
+        try:
+            self.db.transact(processes.deregister, process_id=self.row_id)
+        except Exception:  # noqa: BLE001
+            log.exception("supervisor.deregister_failed id=%s", self.row_id)
+
+
+_EPOCH = datetime(1970, 1, 1)  # "stale before": only the dead ids named are pruned
+
+
+def _kill(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (a no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _watch_parent(parent: int) -> None:
+    """Stop this child (SIGTERM to itself) if its parent goes away: the portable twin of prctl."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                log.warning("supervisor.gone parent=%d: stopping this child", parent)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="quebec-parent-watch", daemon=True).start()

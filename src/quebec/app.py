@@ -247,13 +247,11 @@ class Quebec(RecurringMethods):
                 threads=threads,
                 metrics=self._job_metrics(),
                 supervisor_id=supervisor_id,
-                next_run_functions=self.next_run_functions,
             )
             self._supervisor = runtime
             return runtime.run()
 
-        roles = frozenset({"worker", "dispatcher", "scheduler"})  # one scheduler child (docs/recurring.md)
-        return ForkSupervisor(self.db, self.settings, self.registry, self.hooks, child_runtime=child, roles=roles).run()
+        return ForkSupervisor(self.db, self.settings, self.registry, self.hooks, child_runtime=child).run()
 
     def start(
         self,
@@ -298,7 +296,6 @@ class Quebec(RecurringMethods):
             threads=threads,
             control_plane=control_plane,
             metrics=self._job_metrics(),
-            next_run_functions=self.next_run_functions,
         )
         if self._quiet_requested:
             supervisor.quiet()

@@ -22,13 +22,10 @@ class RecurringMethods:
     settings: Settings
     registry: Registry
     sealing: Sealing
-    _next_run: dict[str, NextRunFunction] | None = None
 
     @property
     def next_run_functions(self) -> dict[str, NextRunFunction]:
-        if self._next_run is None:
-            self._next_run = {}
-        return self._next_run
+        return self.registry.next_run_functions
 
     def next_run_function(self, name: str) -> Callable[[NextRunFunction], NextRunFunction]:
         """Decorator: `@qc.next_run_function("business_days")` registers `fn(previous) -> next | None`

@@ -9,11 +9,14 @@ from typing import Any
 
 from quebec.function_jobs import FunctionJob
 from quebec.job import BaseClass
+from quebec.schedules import NextRunFunction
 
 
 class Registry:
     def __init__(self) -> None:
         self._classes: dict[str, type[BaseClass]] = {}
+        # @qc.next_run_function's schedules (quebec.schedules.NextRun), by name
+        self.next_run_functions: dict[str, NextRunFunction] = {}
 
     def __contains__(self, class_name: str) -> bool:
         return class_name in self._classes

@@ -76,7 +76,7 @@ class ForkSupervisor:
         hooks: Hooks,
         *,
         child_runtime: Callable[[Settings, str, int | None, int], int],
-        roles: frozenset[str] = frozenset({"worker", "dispatcher"}),
+        roles: frozenset[str] = frozenset({"worker", "dispatcher", "scheduler"}),
     ) -> None:
         """`child_runtime(settings, role, threads, supervisor_id)` runs one child's runtime and
         returns its exit status (the ThreadSupervisor, built in the child after the fork)."""

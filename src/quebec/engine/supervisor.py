@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from quebec.config import Settings
@@ -34,7 +34,6 @@ from quebec.engine.unsupported import unsupported_options
 from quebec.engine.worker import Worker
 from quebec.hooks import Hooks
 from quebec.registry import Registry
-from quebec.schedules import NextRunFunction
 from quebec.sealing import Sealing
 from quebec.store import Database, processes
 from quebec.types import QueueSelector
@@ -62,7 +61,6 @@ class ThreadSupervisor:
         threads: int | None = None,
         control_plane: str | None = None,
         metrics: JobMetrics | None = None,
-        next_run_functions: Mapping[str, NextRunFunction] | None = None,
         supervisor_id: int | None = None,
     ) -> None:
         self.db = db
@@ -86,7 +84,6 @@ class ThreadSupervisor:
         self.workers: list[Worker] = []
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
-        self.next_run_functions = next_run_functions or {}
         self.maintenance: Maintenance | None = None
         self.completer: Completer | None = None
         self.notifier: Notifier | None = None
@@ -146,7 +143,7 @@ class ThreadSupervisor:
         if "scheduler" in self.spawn:
             self._register("Scheduler", "scheduler", {})
             self.scheduler = build_scheduler(
-                self.db, s, self.registry, self.next_run_functions, on_enqueued=self.wake_workers
+                self.db, s, self.registry, self.registry.next_run_functions, on_enqueued=self.wake_workers
             )
         self.maintenance = Maintenance(
             self.db,

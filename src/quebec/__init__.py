@@ -10,6 +10,7 @@ from quebec.errors import (
     SerializationError,
     UnknownJobClass,
 )
+from quebec.flow_options import ConcurrencyStrategy
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
 
@@ -20,6 +21,7 @@ __all__ = [
     "ActiveJob",
     "BaseClass",
     "ConcurrencyConflict",
+    "ConcurrencyStrategy",
     "ConfigError",
     "DatabaseUnavailable",
     "DiscardStrategy",

@@ -14,6 +14,7 @@ from quebec.config import Settings, load_settings, run_options
 from quebec.engine.metrics import JobMetrics
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
+from quebec.flow_rules import RegistryFlowRules
 from quebec.hooks import Hooks
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.registry import Registry
@@ -38,9 +39,10 @@ class Quebec:
         if database_url is not None:
             options["database_url"] = database_url
         self.settings: Settings = load_settings(options)
-        self.db = Database.from_settings(self.settings)
-        self.db.connect()
         self.registry = Registry()
+        flow = RegistryFlowRules(self.registry, default_duration=self.settings.default_concurrency_control_period)
+        self.db = Database.from_settings(self.settings, flow=flow)
+        self.db.connect()
         self.hooks = Hooks()
         self._supervisor: ThreadSupervisor | None = None
         self._thread: threading.Thread | None = None
@@ -308,6 +310,19 @@ class Quebec:
 
     def cancel_scheduled(self, job_id: int) -> bool:
         return ops.cancel_scheduled(self.db, [job_id]) > 0
+
+    # -- blocked jobs (concurrency limits) ---------------------------------------------------
+    def unblock(self, job_id: int) -> bool:
+        """Move a blocked job to ready now, without waiting for a slot; False if it is not blocked."""
+        return bool(ops.unblock(self.db, [job_id]))
+
+    def unblock_all(self, class_name: str | None = None, queue_name: str | None = None) -> int:
+        """Unblock every blocked job (of one class and/or queue when given); returns how many."""
+        return ops.unblock_all(self.db, class_name=class_name, queue_name=queue_name)
+
+    def cancel_blocked(self, job_id: int) -> bool:
+        """Delete a blocked job (its row goes too, as in the wheel); False if it is not blocked."""
+        return bool(ops.cancel_blocked(self.db, [job_id]))
 
     def pause_queue(self, name: str) -> bool:
         return ops.pause_queue(self.db, name)

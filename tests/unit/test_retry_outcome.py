@@ -179,12 +179,12 @@ def test_fresh_envelope_fast_path_matches_the_general_encoder(args: tuple, kwarg
 
 
 def test_seed_options_not_enforced_yet_warn_instead_of_silently_doing_nothing() -> None:
-    with pytest.warns(RuntimeWarning, match="ReportJob.concurrency_limit is accepted but not enforced"):
+    with pytest.warns(RuntimeWarning, match="RebuildJob.exclusive is accepted but not enforced"):
 
-        class ReportJob(quebec.BaseClass):
-            concurrency_limit = 3
+        class RebuildJob(quebec.BaseClass):
+            exclusive = True
 
-            def perform(self, account_id: int) -> None:
+            def perform(self) -> None:
                 pass
 
     assert quebec.RateLimitConflict.Reschedule != quebec.RateLimitConflict.Discard

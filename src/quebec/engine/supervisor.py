@@ -24,6 +24,7 @@ import psutil
 from quebec.config import Settings
 from quebec.config.rules import COMPONENTS
 from quebec.engine.completer import Completer
+from quebec.engine.concurrency_maintenance import ConcurrencyMaintenance
 from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
@@ -81,6 +82,7 @@ class ThreadSupervisor:
         self.workers: list[Worker] = []
         self.dispatcher: Dispatcher | None = None
         self.maintenance: Maintenance | None = None
+        self.concurrency: ConcurrencyMaintenance | None = None
         self.completer: Completer | None = None
         self.notifier: Notifier | None = None
         self._stopped = threading.Event()
@@ -132,6 +134,10 @@ class ThreadSupervisor:
                 batch_size=s.dispatcher_batch_size,
                 on_dispatched=self.wake_workers,
             )
+            if not s.dispatchers or s.dispatchers[0].concurrency_maintenance:
+                self.concurrency = ConcurrencyMaintenance(
+                    self.db, interval=s.dispatcher_concurrency_maintenance_interval, on_unblocked=self.wake_workers
+                )
         self.maintenance = Maintenance(
             self.db,
             hostname=self.hostname,
@@ -152,6 +158,8 @@ class ThreadSupervisor:
             worker.start()
         if self.dispatcher:
             self.dispatcher.start()
+        if self.concurrency:
+            self.concurrency.start()
         self.maintenance.start()
 
     @property
@@ -348,7 +356,7 @@ class ThreadSupervisor:
             self.hooks.run("worker_stop")
         if self.completer is not None:
             self.completer.close(timeout=max(5.0, timeout))
-        for component in (self.dispatcher, self.maintenance):
+        for component in (self.dispatcher, self.concurrency, self.maintenance):
             if component is not None:
                 component.stop()
                 component.join(2.0)

@@ -8,10 +8,12 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, insert, literal, select, update
 
 from quebec.schema.tables import UTCDateTime
+from quebec.store.blocked import free_slots_of
 from quebec.store.database import Tx
 from quebec.store.error_record import error_json
 from quebec.store.finished import mark_finished
-from quebec.store.jobs import announce, enqueue_many
+from quebec.store.jobs import enqueue_many
+from quebec.store.routing import to_ready
 from quebec.types import ErrorInfo, Finished, NewJob
 
 
@@ -26,11 +28,13 @@ def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bo
     """claimed → finished, for the jobs this process still holds.
 
     A claim can vanish under us (we were pruned during an outage): those jobs belong
-    to someone else now and come back in `lost`. `preserve` as in mark_finished.
+    to someone else now and come back in `lost`. `preserve` as in mark_finished. Their
+    concurrency slots go to the next blocked jobs in the same transaction.
     """
     if not job_ids:
         return Finished(job_ids=())
     held = _held(tx, process_id=process_id, job_ids=job_ids)
+    free_slots_of(tx, held)
     mark_finished(tx, held, preserve=preserve)
     return Finished(job_ids=tuple(sorted(held)), lost=tuple(sorted(set(job_ids) - set(held))))
 
@@ -53,6 +57,7 @@ def fail_many(tx: Tx, *, process_id: int, failures: Sequence[Failure]) -> list[i
     if not failures:
         return []
     held = set(_held(tx, process_id=process_id, job_ids=[f.job_id for f in failures]))
+    free_slots_of(tx, sorted(held))
     mine = [f for f in failures if f.job_id in held]
     jobs = tx.tables.jobs
     same = [f.job_id for f in mine if f.arguments is None]
@@ -87,6 +92,7 @@ def retry_many(
     if not next_runs:
         return {}
     held = sorted(_held(tx, process_id=process_id, job_ids=list(next_runs)))
+    free_slots_of(tx, held)  # the next attempt takes a slot again when it is due
     mark_finished(tx, held, preserve=preserve)
     if not held:
         return {}
@@ -106,9 +112,11 @@ def discard(tx: Tx, *, process_id: int, job_id: int, preserve: bool | None = Non
 
 
 def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: object) -> bool:
-    """claimed → scheduled (a rate-limited job tries again later)."""
+    """claimed → scheduled (a rate-limited job tries again later); its concurrency slot is
+    given back and taken again when it is due."""
     if not _held(tx, process_id=process_id, job_ids=[job_id]):
         return False
+    free_slots_of(tx, [job_id])
     t = tx.tables
     tx.conn.execute(
         insert(t.scheduled_executions).from_select(
@@ -126,30 +134,13 @@ def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: object) -> bool:
 
 
 def release_many(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
-    """claimed → ready: jobs this process holds but will not finish (shutdown); they run again."""
+    """claimed → ready: jobs this process holds but will not finish (shutdown); they run
+    again, keeping the concurrency slot they hold."""
     if not job_ids:
         return []
     held = _held(tx, process_id=process_id, job_ids=job_ids)
-    to_ready(tx, held)
+    to_ready(tx, held, holding=True)
     return held
-
-
-def to_ready(tx: Tx, job_ids: Sequence[int]) -> None:
-    """Insert ready rows for jobs that currently have no execution row."""
-    if not job_ids:
-        return
-    t = tx.tables
-    tx.conn.execute(
-        insert(t.ready_executions).from_select(
-            ["job_id", "queue_name", "priority", "created_at"],
-            select(t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, literal(tx.now, UTCDateTime())).where(
-                t.jobs.c.id.in_(list(job_ids))
-            ),
-        )
-    )
-    if tx.dialect.supports_listen:
-        ids = list(job_ids)
-        announce(tx, set(tx.conn.scalars(select(t.jobs.c.queue_name).where(t.jobs.c.id.in_(ids)).distinct())))
 
 
 def held_by(tx: Tx, *, process_id: int) -> list[int]:

@@ -21,6 +21,7 @@ from quebec.errors import ConfigError, DatabaseUnavailable, MissingTables, Quebe
 from quebec.identifiers import table_prefix
 from quebec.schema import Tables, build_tables
 from quebec.schema import create_tables as _create_tables
+from quebec.types import NO_FLOW_RULES, FlowRules
 
 log = logging.getLogger("quebec.store")
 P = ParamSpec("P")
@@ -41,6 +42,8 @@ class Tx:
     channel: str = "quebec"
     # preserve_finished_jobs: a job that ends finished keeps its row (False: the row is deleted).
     preserve_finished: bool = True
+    # What the job classes of this process say about concurrency (limits, TTLs), for routing.
+    flow: FlowRules = NO_FLOW_RULES
 
 
 class Database:
@@ -57,6 +60,7 @@ class Database:
         ssl: Mapping[str, str] | None = None,
         channel: str = "quebec",
         preserve_finished: bool = True,
+        flow: FlowRules = NO_FLOW_RULES,
     ) -> None:
         sa_url, dialect = for_url(url, use_skip_locked=use_skip_locked)
         self.url = url
@@ -66,6 +70,7 @@ class Database:
         self.clock: Clock = clock or SystemClock()
         self.channel = channel
         self.preserve_finished = preserve_finished
+        self.flow = flow
         # How long transact() keeps rerunning a transaction through transient errors
         # (SQLite's busy lock, a deadlock, a dropped connection) before giving up.
         self.retry_for = retry_for
@@ -85,7 +90,9 @@ class Database:
         dialect.on_engine(self.engine)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Database:
+    def from_settings(
+        cls, settings: Settings, *, clock: Clock | None = None, flow: FlowRules = NO_FLOW_RULES
+    ) -> Database:
         """The Database that settings describe: what Quebec() and the CLI both open, so both
         see the same URL, tables, pool, timeouts, ssl and NOTIFY channel."""
         if not settings.database_url:
@@ -103,6 +110,7 @@ class Database:
             ssl={k: v for k in SSL_OPTIONS if (v := getattr(settings, k)) is not None},
             channel=settings.name,
             preserve_finished=settings.preserve_finished_jobs,
+            flow=flow,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -170,6 +178,7 @@ class Database:
             now=self.clock.now(),
             channel=self.channel,
             preserve_finished=self.preserve_finished,
+            flow=self.flow,
         )
 
     def _run(self, fn: Callable[..., T], write: bool, *args: Any, **kwargs: Any) -> T:

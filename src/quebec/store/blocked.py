@@ -1,0 +1,130 @@
+"""blocked → ready (a slot freed, by hand, or the key's semaphore expired) or → deleted (cancel)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Row, delete, distinct, insert, select
+
+from quebec.store.database import Tx
+from quebec.store.routing import announce
+from quebec.store.semaphores import acquire, release, rule_of
+
+
+def free_slots_of(tx: Tx, job_ids: Sequence[int]) -> None:
+    """Give back the slots these jobs held (they just finished, failed, were discarded or
+    retried) and move the next blocked job of each key into each slot freed: part of the
+    transaction that records the outcome, so a slot is never free with jobs still blocked.
+
+    Skipped where no job class of this process has a concurrency limit: the one select
+    would cost every flush of successes a round trip. Call it before the job rows go
+    (preserve_finished_jobs off deletes them).
+    """
+    if not job_ids or not tx.flow.limited:
+        return
+    jobs = tx.tables.jobs
+    keys = tx.conn.scalars(
+        select(jobs.c.concurrency_key).where(jobs.c.id.in_(list(job_ids)), jobs.c.concurrency_key.is_not(None))
+    )
+    freed = Counter(k for k in keys if k is not None)
+    if freed:
+        release_next(tx, freed=freed)
+
+
+def release_next(tx: Tx, *, freed: Mapping[str, int]) -> list[int]:
+    """Give `freed[key]` slots back to each key, then move up to that many blocked jobs of
+    the key (priority, then id) to ready, each taking a slot; returns the jobs moved.
+
+    Blocked rows another transaction is moving are skipped (SKIP LOCKED): that
+    transaction takes the slot instead.
+    """
+    moved: list[int] = []
+    for key in sorted(freed):
+        rule = rule_of(tx, key)
+        release(tx, key=key, count=freed[key], rule=rule)
+        moved += _promote(tx, key, freed[key])
+    return moved
+
+
+def _promote(tx: Tx, key: str, at_most: int) -> list[int]:
+    """Move up to `at_most` blocked jobs of `key` to ready, as far as slots are free."""
+    blocked = tx.tables.blocked_executions
+    rows = tx.conn.execute(
+        tx.dialect.lock_skip_locked(
+            select(blocked.c.job_id, blocked.c.queue_name, blocked.c.priority)
+            .where(blocked.c.concurrency_key == key)
+            .order_by(blocked.c.priority, blocked.c.job_id)
+            .limit(at_most)
+        )
+    ).all()
+    if not rows:
+        return []
+    taken = acquire(tx, key=key, wanted=len(rows), rule=rule_of(tx, key))
+    return _to_ready(tx, rows[:taken])
+
+
+def _to_ready(tx: Tx, rows: Sequence[Row[Any, Any, Any]]) -> list[int]:
+    """Blocked rows (job_id, queue_name, priority) → ready rows, in one delete and one insert."""
+    if not rows:
+        return []
+    blocked, ready = tx.tables.blocked_executions, tx.tables.ready_executions
+    ids = [r.job_id for r in rows]
+    tx.conn.execute(delete(blocked).where(blocked.c.job_id.in_(ids)))
+    tx.conn.execute(
+        insert(ready),
+        [{"job_id": r.job_id, "queue_name": r.queue_name, "priority": r.priority, "created_at": tx.now} for r in rows],
+    )
+    announce(tx, {r.queue_name for r in rows})
+    return ids
+
+
+def unblock(tx: Tx, *, job_ids: Sequence[int]) -> list[int]:
+    """blocked → ready now, without waiting for a slot (the operator says so); returns those moved."""
+    blocked = tx.tables.blocked_executions
+    rows = tx.conn.execute(
+        select(blocked.c.job_id, blocked.c.queue_name, blocked.c.priority)
+        .where(blocked.c.job_id.in_(list(job_ids)))
+        .with_for_update()
+    ).all()
+    return _to_ready(tx, rows)
+
+
+def blocked_ids(tx: Tx, *, class_name: str | None = None, queue_name: str | None = None, limit: int) -> list[int]:
+    """Up to `limit` blocked job ids (oldest first), of one class and/or queue when given."""
+    blocked, jobs = tx.tables.blocked_executions, tx.tables.jobs
+    stmt = select(blocked.c.job_id).order_by(blocked.c.job_id).limit(limit)
+    if queue_name is not None:
+        stmt = stmt.where(blocked.c.queue_name == queue_name)
+    if class_name is not None:
+        stmt = stmt.join(jobs, jobs.c.id == blocked.c.job_id).where(jobs.c.class_name == class_name)
+    return list(tx.conn.scalars(stmt))
+
+
+def cancel_blocked(tx: Tx, *, job_ids: Sequence[int]) -> list[int]:
+    """blocked → deleted: the job row goes with its blocked row, as the wheel does."""
+    blocked, jobs = tx.tables.blocked_executions, tx.tables.jobs
+    held = tx.dialect.delete_returning(tx.conn, blocked, blocked.c.job_id.in_(list(job_ids)))
+    if held:
+        tx.conn.execute(delete(jobs).where(jobs.c.id.in_(held)))
+    return sorted(held)
+
+
+def unblock_expired(tx: Tx, *, limit: int) -> list[int]:
+    """Concurrency maintenance: for keys with blocked jobs whose wait has expired, move as
+    many as have free slots now (their semaphore expired and was deleted, or slots are
+    free and no release came); returns the jobs moved."""
+    blocked = tx.tables.blocked_executions
+    keys = list(
+        tx.conn.scalars(
+            select(distinct(blocked.c.concurrency_key))
+            .where(blocked.c.expires_at < tx.now)
+            .order_by(blocked.c.concurrency_key)
+            .limit(limit)
+        )
+    )
+    moved: list[int] = []
+    for key in keys:
+        moved += _promote(tx, key, rule_of(tx, key).limit)
+    return moved

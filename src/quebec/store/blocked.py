@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Row, delete, distinct, insert, select
+from sqlalchemy import Row, delete, insert, select
 
 from quebec.store.database import Tx
 from quebec.store.routing import announce
@@ -118,7 +118,8 @@ def unblock_expired(tx: Tx, *, limit: int) -> list[int]:
     blocked = tx.tables.blocked_executions
     keys = list(
         tx.conn.scalars(
-            select(distinct(blocked.c.concurrency_key))
+            select(blocked.c.concurrency_key)
+            .distinct()
             .where(blocked.c.expires_at < tx.now)
             .order_by(blocked.c.concurrency_key)
             .limit(limit)

@@ -136,10 +136,13 @@ def concurrency_key_of(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any])
 
 
 def rate_limit_key_of(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """The rate-limit bucket of one job: `"ClassName/<rate_limit_key(...)>"` (default: the class name)."""
+    """The rate-limit bucket of one job: `"ClassName/<rate_limit_key(...)>"`, or `"ClassName"`
+    when the class defines no rate_limit_key (one bucket per class)."""
     name = cls.__qualname__
     method = getattr(cls, "rate_limit_key", None)
-    key = name if method is None else method(object.__new__(cls), *args, **kwargs)
+    if method is None:
+        return name
+    key = method(object.__new__(cls), *args, **kwargs)
     if not isinstance(key, str):
         raise TypeError(f"{name}.rate_limit_key must return a str, got {key!r}")
     return f"{name}/{key}"

@@ -275,7 +275,7 @@ class BaseClass:
 
 # Seed options that are accepted but not enforced yet: say so once per class rather than
 # pretending (a limit that silently does nothing is worse than a warning).
-_NOT_ENFORCED = ("rate_limit_max", "exclusive")
+_NOT_ENFORCED = ("exclusive",)
 
 
 def _check_class_options(cls: type[BaseClass], name: str) -> None:

@@ -37,6 +37,7 @@ import json
 import os
 import threading
 import time
+from datetime import timedelta
 
 import quebec
 
@@ -60,6 +61,18 @@ class ReportJob(quebec.BaseClass):
         start = time.time()
         time.sleep(0.15)
         record(id=self.id, key=account_id, start=start, end=time.time(), pid=os.getpid())
+
+
+class ApiCallJob(quebec.BaseClass):
+    rate_limit_max = 5  # at most 5 runs...
+    rate_limit_duration = timedelta(seconds=2)  # ...per rolling 2-second window
+    rate_limit_on_throttle = quebec.RateLimitConflict.Reschedule  # default
+
+    def rate_limit_key(self, region="us", **kwargs):
+        return region  # bucket key: "ApiCallJob/us"
+
+    def perform(self, region="us"):
+        record(id=self.id, region=region, start=time.time(), pid=os.getpid())
 
 
 class HoldJob(quebec.BaseClass):
@@ -189,3 +202,26 @@ def test_a_sigkilled_holders_job_runs_again_and_the_blocked_job_after_it(
     starts = [r for r in _records(tmp_path) if "start" in r and r["id"] == waiting.id]
     assert set(ends) == {holder.id, waiting.id}
     assert starts[0]["start"] >= ends[holder.id], "the blocked job waited for the holder's slot"
+
+
+def test_two_processes_never_start_more_than_the_rate_limit_in_any_window(
+    db_url: str, prefix: str, make_qc: Callable[..., Any], procs: Procs, tmp_path: Path, package: Any
+) -> None:
+    """The seed's ApiCallJob (5 per rolling 2 s), 12 jobs, two processes of 4 threads: every
+    6 consecutive starts of one region span at least 2 s, and every job runs."""
+    qc = make_qc()
+    job = qc.register_job(package.ApiCallJob)
+    count = _counter(db_url)
+    env = _env(db_url, prefix, tmp_path)
+    for i in range(2):
+        procs.start([sys.executable, "-m", "quebec", package.__name__], env, tmp_path, f"worker{i}")
+    _wait(lambda: count(f"SELECT COUNT(*) FROM {prefix}_processes WHERE kind = 'Worker'") >= 2, 20, "workers", procs)
+    enqueued = qc.perform_all_later([job.build(region="us") for _ in range(12)] + [job.build(region="eu")])
+    finished = f"SELECT COUNT(*) FROM {prefix}_jobs WHERE finished_at IS NOT NULL"
+    _wait(lambda: count(finished) == len(enqueued), 60, "every job to finish", procs, every=0.1)
+    runs = _records(tmp_path)
+    assert sorted(r["id"] for r in runs) == sorted(j.id for j in enqueued)
+    starts = sorted(r["start"] for r in runs if r["region"] == "us")
+    spans = [later - first for first, later in zip(starts, starts[5:], strict=False)]
+    assert min(spans) >= 2.0, f"6 starts within {min(spans):.3f}s: more than 5 in one 2 s window"
+    print(f"\nshortest span of 6 consecutive starts: {min(spans):.3f}s")

@@ -30,6 +30,7 @@ from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
+from quebec.engine.rate_limiter import RateLimiter
 from quebec.engine.signals import Intent, Intents
 from quebec.engine.unsupported import unsupported_options
 from quebec.engine.worker import Worker
@@ -114,6 +115,7 @@ class ThreadSupervisor:
                     executor=executor if self.metrics is None else self._metered(executor),
                     completer=self.completer,
                     process_id=lambda: self._rows["worker"].id,
+                    hold_back=RateLimiter(self.db, self.registry).hold_back,
                 )
             )
             log.info(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from quebec.engine.completer import Completer
 from quebec.engine.executor import Executor
 from quebec.engine.lanes import ThreadLane
-from quebec.engine.outcomes import Failed, Released
+from quebec.engine.outcomes import Failed, Outcome, Released
 from quebec.engine.runnable import Runnable
 from quebec.outcome import error_info
 from quebec.store import Database, claimed, ready
@@ -52,6 +52,7 @@ class Worker(Runnable):
         process_id: Callable[[], int],
         max_prefetch: int = 64,
         stuck_after: float = STUCK_AFTER,
+        hold_back: Callable[[ClaimedJob], Outcome | None] | None = None,
     ) -> None:
         super().__init__()
         self.queues = queues
@@ -60,6 +61,8 @@ class Worker(Runnable):
         self._executor = executor
         self._completer = completer
         self._process_id = process_id
+        # Asked just before each job performs: a rate limit may hold it back (rate_limiter.py).
+        self._hold_back = hold_back
         self._quiet = threading.Event()
         # Held while handing claimed jobs to the lane, so go_quiet() cannot miss a claim in flight.
         self._handing = threading.Lock()
@@ -188,7 +191,8 @@ class Worker(Runnable):
         return unknown
 
     def _perform(self, job: ClaimedJob) -> None:
-        self._completer.submit(self._executor.perform(job))
+        held = self._hold_back(job) if self._hold_back is not None else None
+        self._completer.submit(held if held is not None else self._executor.perform(job))
 
     def _crashed(self, job: ClaimedJob, exc: BaseException) -> None:
         self._completer.submit(Failed(job.id, error_info(exc), class_name=job.class_name))

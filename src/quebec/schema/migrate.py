@@ -16,10 +16,15 @@ from sqlalchemy import func as sa_func
 from quebec.clock import utcnow
 from quebec.schema.tables import Tables
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# version -> function(conn, tables) bringing version-1 → version. Empty while we are at 1.
-_UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {}
+
+def _add_rate_limits(conn: Connection, tables: Tables) -> None:
+    tables.rate_limits.create(conn, checkfirst=True)
+
+
+# version -> function(conn, tables) bringing version-1 → version.
+_UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {2: _add_rate_limits}
 
 
 def current_version(conn: Connection, tables: Tables) -> int:

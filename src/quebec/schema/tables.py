@@ -88,6 +88,7 @@ class Tables:
     batches: Table
     batch_executions: Table
     schema_migrations: Table
+    rate_limits: Table
 
     @property
     def execution_tables(self) -> tuple[Table, ...]:
@@ -301,6 +302,17 @@ def build_tables(prefix: str) -> Tables:
         _ts("applied_at"),
         **kw,
     )
+    # Ours: the sliding log of recent starts per rate-limit key (store/rate_limits.py), one
+    # row per key, locked while a start is counted. The wheel keeps fixed windows in semaphores.
+    rate_limits = Table(
+        f"{p}_rate_limits",
+        md,
+        _id(),
+        Column("key", _STR, nullable=False, unique=True),
+        Column("starts", Text, nullable=False),
+        _ts("updated_at"),
+        **kw,
+    )
     return Tables(
         prefix=p,
         metadata=md,
@@ -318,4 +330,5 @@ def build_tables(prefix: str) -> Tables:
         batches=batches,
         batch_executions=batch_executions,
         schema_migrations=schema_migrations,
+        rate_limits=rate_limits,
     )

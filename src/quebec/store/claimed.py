@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, insert, literal, select, update
+from sqlalchemy import bindparam, insert, select, update
 
-from quebec.schema.tables import UTCDateTime
 from quebec.store.blocked import free_slots_of
 from quebec.store.database import Tx
 from quebec.store.error_record import error_json
 from quebec.store.finished import mark_finished
 from quebec.store.jobs import enqueue_many
-from quebec.store.routing import to_ready
+from quebec.store.routing import from_jobs, route, to_ready
 from quebec.types import ErrorInfo, Finished, NewJob
 
 
@@ -111,26 +111,21 @@ def discard(tx: Tx, *, process_id: int, job_id: int, preserve: bool | None = Non
     return bool(finish_many(tx, process_id=process_id, job_ids=[job_id], preserve=preserve).job_ids)
 
 
-def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: object) -> bool:
-    """claimed → scheduled (a rate-limited job tries again later); its concurrency slot is
-    given back and taken again when it is due."""
-    if not _held(tx, process_id=process_id, job_ids=[job_id]):
-        return False
-    free_slots_of(tx, [job_id])
-    t = tx.tables
-    tx.conn.execute(
-        insert(t.scheduled_executions).from_select(
-            ["job_id", "queue_name", "priority", "scheduled_at", "created_at"],
-            select(
-                t.jobs.c.id,
-                t.jobs.c.queue_name,
-                t.jobs.c.priority,
-                literal(run_at, UTCDateTime()),
-                literal(tx.now, UTCDateTime()),
-            ).where(t.jobs.c.id == job_id),
-        )
-    )
-    return True
+def reschedule_many(tx: Tx, *, process_id: int, run_at: Mapping[int, datetime]) -> list[int]:
+    """claimed → scheduled at `run_at[job]`, without running (a rate limit said not yet), for
+    the jobs this process still holds; returns those. Their concurrency slots are given
+    back and taken again when they are due."""
+    held = sorted(_held(tx, process_id=process_id, job_ids=list(run_at)))
+    if not held:
+        return []
+    free_slots_of(tx, held)
+    route(tx, [job._replace(scheduled_at=run_at[job.job_id]) for job in from_jobs(tx, held)])
+    return held
+
+
+def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: datetime) -> bool:
+    """claimed → scheduled for one job (reschedule_many of one)."""
+    return bool(reschedule_many(tx, process_id=process_id, run_at={job_id: run_at}))
 
 
 def release_many(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:

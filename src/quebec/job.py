@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -273,21 +272,8 @@ class BaseClass:
         return cls.queue_with_priority if cls.queue_with_priority is not None else cls.priority
 
 
-# Seed options that are accepted but not enforced yet: say so once per class rather than
-# pretending (a limit that silently does nothing is worse than a warning).
-_NOT_ENFORCED = ("exclusive",)
-
-
 def _check_class_options(cls: type[BaseClass], name: str) -> None:
     flow_options.check(cls, name)
-    for option in _NOT_ENFORCED:
-        if option in cls.__dict__ and cls.__dict__[option]:
-            warnings.warn(
-                f"{name}.{option} is accepted but not enforced by this version of Quebec yet; "
-                f"jobs of {name} run without that limit",
-                RuntimeWarning,
-                stacklevel=4,
-            )
     if not (isinstance(cls.queue_as, str) or callable(cls.queue_as)):
         raise ConfigError(f"{name}.queue_as must be a queue name or a callable, got {cls.queue_as!r}")
     for attr in ("priority", "queue_with_priority"):

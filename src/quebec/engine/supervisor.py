@@ -116,6 +116,7 @@ class ThreadSupervisor:
                     completer=self.completer,
                     process_id=lambda: self._rows["worker"].id,
                     hold_back=RateLimiter(self.db, self.registry).hold_back,
+                    exclusive=self._exclusive,
                 )
             )
             log.info(
@@ -178,6 +179,9 @@ class ThreadSupervisor:
     def _queues(self) -> QueueSelector:
         forced = self.settings.force_override_queue
         return QueueSelector((forced,)) if forced else QueueSelector(self.settings.worker_queues)
+
+    def _exclusive(self, class_name: str) -> bool:
+        return getattr(self.registry.get(class_name), "exclusive", False) is True
 
     def _at_most_once(self) -> list[str]:
         return [c.__qualname__ for c in self.registry.classes() if c.at_most_once]

@@ -3,6 +3,10 @@
 It claims nothing while quiet, and nothing while its completer is stuck (outcomes
 unwritten for longer than `stuck_after`): jobs it ran but cannot record would only
 pile up, claimed, behind them. It says so in the log every few seconds.
+
+An exclusive job (`exclusive = True`) is held when claimed: the worker stops claiming,
+lets the jobs already in its lane finish, runs the exclusive job alone, and claims again
+once it is done. The scope is this process; other worker processes go on.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class Worker(Runnable):
         max_prefetch: int = 64,
         stuck_after: float = STUCK_AFTER,
         hold_back: Callable[[ClaimedJob], Outcome | None] | None = None,
+        exclusive: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
         self.queues = queues
@@ -63,6 +68,9 @@ class Worker(Runnable):
         self._process_id = process_id
         # Asked just before each job performs: a rate limit may hold it back (rate_limiter.py).
         self._hold_back = hold_back
+        self._is_exclusive = exclusive
+        self._exclusive: list[ClaimedJob] = []  # claimed, waiting for the lane to empty
+        self._running_alone = False  # an exclusive job is in the lane
         self._quiet = threading.Event()
         # Held while handing claimed jobs to the lane, so go_quiet() cannot miss a claim in flight.
         self._handing = threading.Lock()
@@ -100,6 +108,8 @@ class Worker(Runnable):
             return _FULL_WAIT
         if self._reconcile_at is not None and time.monotonic() >= self._reconcile_at:
             self.reconcile()
+        if self._exclusive or self._running_alone:
+            return self._run_alone()
         free = self.lane.free_slots()
         # Claim in batches: wait for half the lane to be free rather than claiming one
         # job per transaction each time a single slot frees up.
@@ -128,7 +138,13 @@ class Worker(Runnable):
                     self._completer.submit(Released(job.id, job.class_name))
                 return 3600.0
             for job in jobs:
-                self.lane.submit(job)
+                if self._is_exclusive is not None and self._is_exclusive(job.class_name):
+                    self._exclusive.append(job)
+                else:
+                    self.lane.submit(job)
+        if self._exclusive:
+            log.info("job.exclusive job_id=%s: not claiming until it has run alone", self._exclusive[0].id)
+            return self._run_alone()
         if jobs:
             log.debug("job.claimed count=%d", len(jobs))
         # Fewer jobs than slots: the queues are drained for now, so the next round peeks
@@ -137,6 +153,18 @@ class Worker(Runnable):
         if not self._idle:
             return 0.0
         return self._idle_wait()
+
+    def _run_alone(self) -> float:
+        """Exclusive jobs: once the lane is empty, hand it the next one, alone; claim again
+        when the last one is done."""
+        with self._handing:
+            if not self.lane.is_idle():
+                return _FULL_WAIT  # the lane wakes us when a job ends
+            self._running_alone = bool(self._exclusive)
+            if self._exclusive:
+                self.lane.submit(self._exclusive.pop(0))
+                return _FULL_WAIT
+        return 0.0
 
     def _completer_stuck(self) -> bool:
         stuck = self._completer.stuck(self._stuck_after)
@@ -183,6 +211,7 @@ class Worker(Runnable):
         """Hand back claims this process holds in the database but is not working on."""
         held = self._db.read(claimed.held_by, process_id=self._process_id())
         known = {j.id for j in self.lane.pending()} | {j.id for j in self.lane.running()}
+        known |= {j.id for j in self._exclusive}
         unknown = sorted(set(held) - known - self._completer.pending_ids())
         if unknown:
             self._db.transact(claimed.release_many, process_id=self._process_id(), job_ids=unknown)
@@ -199,7 +228,9 @@ class Worker(Runnable):
 
     def release_unstarted(self) -> list[int]:
         """Give back claimed jobs that have not started (quiet, shutdown)."""
-        pending = self.lane.take_pending()
+        with self._handing:
+            pending = self.lane.take_pending() + self._exclusive
+            self._exclusive = []
         for job in pending:
             self._completer.submit(Released(job.id, job.class_name))
         return [j.id for j in pending]

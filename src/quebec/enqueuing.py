@@ -14,7 +14,7 @@ from itertools import repeat
 
 from quebec.arguments import FreshEnvelope
 from quebec.errors import EnqueueError
-from quebec.flow_options import concurrency_key_of, limited
+from quebec.flow_options import concurrency_key_of, limited, unique_of
 from quebec.identifiers import queue_name as valid_queue
 from quebec.job import ActiveJob, BaseClass
 from quebec.job_ids import new_active_job_ids
@@ -66,6 +66,10 @@ def plan(batch: Sequence[ActiveJob], now: datetime, forced: str | None) -> tuple
         [p.scheduled_at for p in plans],
         _concurrency_keys(batch),
     )
+    if any(getattr(cls, "unique_for", None) is not None for cls in {job.job_class for job in batch}):
+        held = [unique_of(job.job_class, job.args, job.kwargs, now) for job in batch]
+        rows.unique_keys = [h[0] if h else None for h in held]
+        rows.unique_until = [h[1] if h else None for h in held]
     return rows, plans
 
 

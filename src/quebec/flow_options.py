@@ -7,9 +7,11 @@ sentence naming the class and the fix. The concurrency key is computed at enqueu
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from quebec.conflicts import ConcurrencyConflict, RateLimitConflict
@@ -97,6 +99,12 @@ def check(cls: type, name: str) -> None:
     exclusive = getattr(cls, "exclusive", False)
     if not isinstance(exclusive, bool):
         raise ConfigError(f"{name}.exclusive must be True or False, got {exclusive!r}")
+    unique_for = getattr(cls, "unique_for", None)
+    if unique_for is not None and unique_for is not True:
+        _seconds(f"{name}.unique_for (True, or a period)", unique_for)
+    unique_key = getattr(cls, "unique_key", None)
+    if unique_key is not None and not callable(unique_key):
+        raise ConfigError(f"{name}.unique_key must be a method (self, *args, **kwargs) -> str, got {unique_key!r}")
 
 
 def _adopt(cls: type, strategy: ConcurrencyStrategy) -> None:
@@ -154,3 +162,32 @@ def concurrency_rule(cls: type, default_duration: float) -> ConcurrencyRule:
     seconds = default_duration if duration is None else _seconds("concurrency_duration", duration)
     discard = getattr(cls, "concurrency_on_conflict", None) is ConcurrencyConflict.Discard
     return ConcurrencyRule(int(limit), timedelta(seconds=seconds), discard)
+
+
+def unique_of(
+    cls: type, args: tuple[Any, ...], kwargs: dict[str, Any], now: datetime
+) -> tuple[str, datetime | None] | None:
+    """(stored key, held until) of one job of a class with `unique_for`; None when it has none.
+
+    The key is a SHA-256 of the class name and `unique_key(self, *args, **kwargs)`, by
+    default the arguments as JSON; held until None means until the job finishes.
+    """
+    unique_for = getattr(cls, "unique_for", None)
+    if unique_for is None:
+        return None
+    name = cls.__qualname__
+    method = getattr(cls, "unique_key", None)
+    try:
+        key = (
+            method(object.__new__(cls), *args, **kwargs)
+            if method is not None
+            else json.dumps([list(args), kwargs], sort_keys=True, default=repr)
+        )
+    except Exception as exc:
+        raise EnqueueError(
+            f"{name}.unique_key raised {type(exc).__name__}: {exc}; it is called with the job's arguments"
+        ) from None
+    if not isinstance(key, str):
+        raise EnqueueError(f"{name}.unique_key must return a str, got {key!r}")
+    until = None if unique_for is True else now + timedelta(seconds=_seconds("unique_for", unique_for))
+    return hashlib.sha256(f"{name}/{key}".encode()).hexdigest(), until

@@ -33,6 +33,10 @@ class NewJob:
     active_job_id: str
     scheduled_at: datetime
     concurrency_key: str | None = None
+    # Unique jobs: a duplicate of a job holding this key is not inserted (store/unique.py).
+    # unique_until None with a key: the key is held until the job finishes.
+    unique_key: str | None = None
+    unique_until: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -51,9 +55,13 @@ class NewJobs:
     active_job_ids: list[str]
     scheduled_at: list[datetime]
     concurrency_keys: list[str | None]
+    # None: no job of the batch is unique (the usual batch: no lists to build).
+    unique_keys: list[str | None] | None = None
+    unique_until: list[datetime | None] | None = None
 
     @classmethod
     def of(cls, jobs: Sequence[NewJob]) -> NewJobs:
+        unique = any(j.unique_key is not None for j in jobs)
         return cls(
             [j.queue_name for j in jobs],
             [j.class_name for j in jobs],
@@ -62,6 +70,8 @@ class NewJobs:
             [j.active_job_id for j in jobs],
             [j.scheduled_at for j in jobs],
             [j.concurrency_key for j in jobs],
+            [j.unique_key for j in jobs] if unique else None,
+            [j.unique_until for j in jobs] if unique else None,
         )
 
     def __len__(self) -> int:

@@ -19,12 +19,14 @@ from quebec.schema.tables import Tables
 SCHEMA_VERSION = 2
 
 
-def _add_rate_limits(conn: Connection, tables: Tables) -> None:
+def _add_flow_tables(conn: Connection, tables: Tables) -> None:
+    """v2: our tables for rate limits and unique jobs, beside the wheel's."""
     tables.rate_limits.create(conn, checkfirst=True)
+    tables.unique_jobs.create(conn, checkfirst=True)
 
 
 # version -> function(conn, tables) bringing version-1 → version.
-_UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {2: _add_rate_limits}
+_UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {2: _add_flow_tables}
 
 
 def current_version(conn: Connection, tables: Tables) -> int:

@@ -89,6 +89,7 @@ class Tables:
     batch_executions: Table
     schema_migrations: Table
     rate_limits: Table
+    unique_jobs: Table
 
     @property
     def execution_tables(self) -> tuple[Table, ...]:
@@ -112,6 +113,9 @@ def build_tables(prefix: str) -> Tables:
     md = MetaData()
     p = prefix
     kw: dict[str, Any] = {"sqlite_autoincrement": True, "mysql_charset": "utf8mb4"}
+
+    def job_fk_plain() -> Column[int]:  # not unique: a retry's new row may take over the key
+        return Column("job_id", BigInteger, ForeignKey(f"{p}_jobs.id", ondelete="CASCADE"), nullable=False)
 
     def job_fk() -> Column[int]:
         return Column("job_id", BigInteger, ForeignKey(f"{p}_jobs.id", ondelete="CASCADE"), nullable=False, unique=True)
@@ -313,6 +317,19 @@ def build_tables(prefix: str) -> Tables:
         _ts("updated_at"),
         **kw,
     )
+    # Ours: unique jobs. The UNIQUE key (a SHA-256 of class and unique_key) is what refuses
+    # a duplicate, whichever process enqueues it; expires_at NULL = held until the job finishes.
+    unique_jobs = Table(
+        f"{p}_unique_jobs",
+        md,
+        _id(),
+        Column("key", String(64), nullable=False, unique=True),
+        job_fk_plain(),
+        _ts("expires_at", True),
+        _ts("created_at"),
+        Index(f"idx_{p}_unique_jobs_job_id", "job_id"),
+        **kw,
+    )
     return Tables(
         prefix=p,
         metadata=md,
@@ -331,4 +348,5 @@ def build_tables(prefix: str) -> Tables:
         batch_executions=batch_executions,
         schema_migrations=schema_migrations,
         rate_limits=rate_limits,
+        unique_jobs=unique_jobs,
     )

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from sqlalchemy import bindparam, insert, select, update
 
+from quebec.store import unique
 from quebec.store.blocked import free_slots_of
 from quebec.store.database import Tx
 from quebec.store.error_record import error_json
@@ -97,7 +98,9 @@ def retry_many(
     if not held:
         return {}
     enqueued = enqueue_many(tx, [next_runs[job_id] for job_id in held])
-    return dict(zip(held, enqueued.ids, strict=True))
+    moved = dict(zip(held, enqueued.ids, strict=True))
+    unique.hand_over(tx, moves=moved)
+    return moved
 
 
 def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob, preserve: bool | None = None) -> int | None:

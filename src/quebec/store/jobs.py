@@ -11,6 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.dialects import Dialect
 from quebec.errors import ArgumentsTooLarge
+from quebec.store import queries, unique
 from quebec.store.blocked import free_slots_of
 from quebec.store.database import Tx, one_statement_when
 from quebec.store.finished import mark_finished
@@ -47,8 +48,8 @@ def _one_statement(dialect: Dialect, args: tuple[Any, ...], kwargs: dict[str, An
 
 
 def _keyed(batch: NewJobs) -> bool:
-    """Does any job of the batch have a concurrency key (so it is routed job by job)?"""
-    return any(key is not None for key in batch.concurrency_keys)
+    """Does any job of the batch have a concurrency or unique key (so it is routed job by job)?"""
+    return batch.unique_keys is not None or any(key is not None for key in batch.concurrency_keys)
 
 
 @one_statement_when(_one_statement)
@@ -117,14 +118,27 @@ def _states(later: list[bool]) -> list[JobState]:
 
 
 def _routed(tx: Tx, batch: NewJobs, ids: list[int]) -> EnqueuedJobs:
-    """Execution rows for jobs just inserted, through the one routing step (concurrency keys)."""
+    """Execution rows for jobs just inserted, through the one routing step (concurrency
+    keys); a duplicate of a unique job is removed again and answered with the job it duplicates."""
+    holders: dict[int, int] = {}
+    if batch.unique_keys is not None and batch.unique_until is not None:
+        holders = unique.take(tx, job_ids=ids, keys=batch.unique_keys, until=batch.unique_until)
+        unique.drop_duplicates(tx, list(holders))
     jobs = [
         Routed(job_id, queue, priority, at, key)
         for job_id, queue, priority, at, key in zip(
             ids, batch.queue_names, batch.priorities, batch.scheduled_at, batch.concurrency_keys, strict=True
         )
+        if job_id not in holders
     ]
-    return EnqueuedJobs(ids, batch.active_job_ids, route(tx, jobs))
+    states = dict(zip([j.job_id for j in jobs], route(tx, jobs), strict=True))
+    out = EnqueuedJobs([], [], [])
+    for new_id, new_active_job_id in zip(ids, batch.active_job_ids, strict=True):
+        held = queries.get_job(tx, job_id=holders[new_id]) if new_id in holders else None
+        out.ids.append(holders.get(new_id, new_id))
+        out.active_job_ids.append((held.active_job_id if held else None) or new_active_job_id)
+        out.states.append(held.state if held else states.get(new_id, JobState.FINISHED))
+    return out
 
 
 def _check_sizes(tx: Tx, batch: NewJobs) -> None:

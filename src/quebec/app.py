@@ -40,7 +40,11 @@ class Quebec:
             options["database_url"] = database_url
         self.settings: Settings = load_settings(options)
         self.registry = Registry()
-        flow = RegistryFlowRules(self.registry, default_duration=self.settings.default_concurrency_control_period)
+        flow = RegistryFlowRules(
+            self.registry,
+            default_duration=self.settings.default_concurrency_control_period,
+            queue_limits=self.settings.experimental_queue_concurrency,
+        )
         self.db = Database.from_settings(self.settings, flow=flow)
         self.db.connect()
         self.hooks = Hooks()

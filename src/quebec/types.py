@@ -143,6 +143,9 @@ class FlowRules(Protocol):
 
     def concurrency(self, class_name: str) -> ConcurrencyRule: ...
 
+    def queue_rule(self, queue_name: str) -> ConcurrencyRule | None:
+        """The cluster-wide limit of a queue (experimental_queue_concurrency), if it has one."""
+
 
 class NoFlowRules:
     """No class known (the CLI, a bare Database): keys found in rows get UNKNOWN_RULE."""
@@ -151,6 +154,9 @@ class NoFlowRules:
 
     def concurrency(self, class_name: str) -> ConcurrencyRule:
         return UNKNOWN_RULE
+
+    def queue_rule(self, queue_name: str) -> ConcurrencyRule | None:
+        return None
 
 
 NO_FLOW_RULES = NoFlowRules()

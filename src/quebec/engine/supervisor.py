@@ -117,6 +117,7 @@ class ThreadSupervisor:
                     process_id=lambda: self._rows["worker"].id,
                     hold_back=RateLimiter(self.db, self.registry).hold_back,
                     exclusive=self._exclusive,
+                    limited_queues=tuple(s.experimental_queue_concurrency),
                 )
             )
             log.info(

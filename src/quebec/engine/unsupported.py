@@ -50,12 +50,6 @@ def unsupported_options(
         value = getattr(settings, name)
         if value != defaults[name]:
             found.append(f"{name}={value!r} (QUEBEC_{name.upper()}) has no effect yet: {why}; unset it")
-    if settings.experimental_queue_concurrency:
-        limits = dict(settings.experimental_queue_concurrency)
-        found.append(
-            f"experimental_queue_concurrency={limits!r} has no effect yet: queues are not limited, "
-            f"their jobs run with the worker's full thread count"
-        )
     supervisor = environ.get("QUEBEC_SUPERVISOR", "").strip()
     if supervisor and supervisor.lower() not in ("0", "false", "no", "off"):
         found.append(f"QUEBEC_SUPERVISOR={supervisor} has no effect yet: {_NO_FORK}")

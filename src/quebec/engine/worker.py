@@ -58,6 +58,7 @@ class Worker(Runnable):
         stuck_after: float = STUCK_AFTER,
         hold_back: Callable[[ClaimedJob], Outcome | None] | None = None,
         exclusive: Callable[[str], bool] | None = None,
+        limited_queues: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.queues = queues
@@ -69,6 +70,7 @@ class Worker(Runnable):
         # Asked just before each job performs: a rate limit may hold it back (rate_limiter.py).
         self._hold_back = hold_back
         self._is_exclusive = exclusive
+        self._limited_queues = limited_queues  # experimental_queue_concurrency: slots taken at claim
         self._exclusive: list[ClaimedJob] = []  # claimed, waiting for the lane to empty
         self._running_alone = False  # an exclusive job is in the lane
         self._quiet = threading.Event()
@@ -126,7 +128,13 @@ class Worker(Runnable):
             if not self._db.read(ready.any_ready, queues=self.queues):
                 return self._idle_wait()
         try:
-            jobs = self._db.transact(ready.claim, queues=self.queues, limit=free, process_id=self._process_id())
+            jobs = self._db.transact(
+                ready.claim,
+                queues=self.queues,
+                limit=free,
+                process_id=self._process_id(),
+                limited_queues=self._limited_queues,
+            )
         except Exception:
             # The claim may have committed before the connection dropped: look for
             # claims we hold but do not know about, once the database answers again.

@@ -25,12 +25,27 @@ def free_slots_of(tx: Tx, job_ids: Sequence[int]) -> None:
     if not job_ids or not tx.flow.limited:
         return
     jobs = tx.tables.jobs
-    keys = tx.conn.scalars(
-        select(jobs.c.concurrency_key).where(jobs.c.id.in_(list(job_ids)), jobs.c.concurrency_key.is_not(None))
-    )
-    freed = Counter(k for k in keys if k is not None)
+    rows = tx.conn.execute(select(jobs.c.concurrency_key, jobs.c.queue_name).where(jobs.c.id.in_(list(job_ids)))).all()
+    freed = Counter(r.concurrency_key for r in rows if r.concurrency_key is not None)
     if freed:
         release_next(tx, freed=freed)
+    _give_back_queue_slots(tx, [r.queue_name for r in rows])
+
+
+def free_queue_slots_of(tx: Tx, job_ids: Sequence[int]) -> None:
+    """Give back the queue slots (experimental_queue_concurrency) of claims handed back to
+    ready: a queue slot is taken at claim time, so a job that runs again takes one again."""
+    if not job_ids or not tx.flow.limited:
+        return
+    jobs = tx.tables.jobs
+    _give_back_queue_slots(tx, list(tx.conn.scalars(select(jobs.c.queue_name).where(jobs.c.id.in_(list(job_ids))))))
+
+
+def _give_back_queue_slots(tx: Tx, queue_names: Sequence[str]) -> None:
+    for queue, count in sorted(Counter(queue_names).items()):
+        rule = tx.flow.queue_rule(queue)
+        if rule is not None:
+            release(tx, key=f"queue:{queue}", count=count, rule=rule)
 
 
 def release_next(tx: Tx, *, freed: Mapping[str, int]) -> list[int]:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, insert, select, update
 
 from quebec.store import unique
-from quebec.store.blocked import free_slots_of
+from quebec.store.blocked import free_queue_slots_of, free_slots_of
 from quebec.store.database import Tx
 from quebec.store.error_record import error_json
 from quebec.store.finished import mark_finished
@@ -137,6 +137,7 @@ def release_many(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int
     if not job_ids:
         return []
     held = _held(tx, process_id=process_id, job_ids=job_ids)
+    free_queue_slots_of(tx, held)
     to_ready(tx, held, holding=True)
     return held
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 
-from quebec.store.blocked import free_slots_of
+from quebec.store.blocked import free_queue_slots_of, free_slots_of
 from quebec.store.database import Tx
 from quebec.store.error_record import error_json
 from quebec.store.routing import to_ready
@@ -87,6 +87,7 @@ def prune_dead(
     to_fail = [r.job_id for r in rows if r.class_name in at_most_once]
     to_release = [r.job_id for r in rows if r.class_name not in at_most_once]
     # Jobs that run again keep the concurrency slot they held; failed ones give it back.
+    free_queue_slots_of(tx, to_release)
     to_ready(tx, to_release, holding=True)
     free_slots_of(tx, to_fail)
     if to_fail:

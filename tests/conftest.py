@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from quebec.dialects import for_url
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
 _ENV = {"postgresql": "QUEBEC_TEST_POSTGRES_URL", "mysql": "QUEBEC_TEST_MYSQL_URL"}
@@ -40,6 +43,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def prefix() -> str:
     return f"t_{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A plain SQLAlchemy engine on the test database, for reading rows with SQL."""
+    sa_url, _ = for_url(db_url)
+    eng = create_engine(sa_url)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture

@@ -1,18 +1,29 @@
 """Quebec: a background job queue that needs nothing but your SQL database."""
 
+from quebec import context
 from quebec.app import Quebec
+from quebec.context import JobContext
 from quebec.errors import (
     AbortEnqueue,
     ConfigError,
     DatabaseUnavailable,
     EnqueueError,
+    JobCancelled,
+    JobDiscarded,
+    JobFailed,
+    JobNotCompleted,
     QuebecError,
     SerializationError,
+    UnknownJob,
     UnknownJobClass,
+    WaitTimeout,
 )
+from quebec.execution import Execution
 from quebec.flow_options import ConcurrencyStrategy
+from quebec.function_jobs import FunctionJob
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
+from quebec.types import JobStatus
 
 __version__ = "0.1.0"
 
@@ -26,7 +37,15 @@ __all__ = [
     "DatabaseUnavailable",
     "DiscardStrategy",
     "EnqueueError",
+    "Execution",
+    "FunctionJob",
     "JobBuilder",
+    "JobCancelled",
+    "JobContext",
+    "JobDiscarded",
+    "JobFailed",
+    "JobNotCompleted",
+    "JobStatus",
     "JobDescriptor",
     "Quebec",
     "QuebecError",
@@ -34,6 +53,9 @@ __all__ = [
     "RescueStrategy",
     "RetryStrategy",
     "SerializationError",
+    "UnknownJob",
     "UnknownJobClass",
+    "WaitTimeout",
     "__version__",
+    "context",
 ]

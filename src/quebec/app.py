@@ -9,12 +9,17 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from quebec import enqueue_callbacks, enqueuing, ops
+from quebec import enqueue_callbacks, enqueuing, ops, waiting
 from quebec.config import Settings, load_settings, run_options
-from quebec.engine.metrics import JobMetrics
+from quebec.engine.drain import Drain
+from quebec.engine.executor import Executor
+from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.supervisor import ThreadSupervisor
+from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
+from quebec.execution import Execution
 from quebec.flow_rules import RegistryFlowRules
+from quebec.function_jobs import FunctionJob, job_class_for
 from quebec.hooks import Hooks
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.registry import Registry
@@ -32,6 +37,8 @@ class Quebec:
     # Runtime state that exists before any start(); class defaults, set per instance when used.
     _quiet_requested = False
     _metrics: JobMetrics | None = None
+    _drain: Drain | None = None
+    _waiter: Waiter | None = None
 
     def __init__(self, database_url: str | None = None, /, **options: Any) -> None:
         if "database_url" in options and database_url is not None:
@@ -64,6 +71,19 @@ class Quebec:
     def register_job_class(self, cls: J) -> J:
         return self.register_job(cls)
 
+    def job(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Decorator: make a function (sync or `async def`) a job registered here.
+
+        `@qc.job` or `@qc.job(queue="mail", priority=5, retry_on=[...], timeout=30, ...)`; the
+        options are the class attributes of a job class (`queue` for `queue_as`). The result is
+        callable as the function was, and has `.perform_later()`, `.set()` and `.build()`.
+        """
+
+        def make(function: Callable[..., Any]) -> FunctionJob:
+            return FunctionJob(function, self.register_job(job_class_for(function, options)))
+
+        return make if fn is None else make(fn)
+
     def discover_jobs(self, *packages: str, recursive: bool = True, on_error: str = "raise") -> list[type[BaseClass]]:
         found = self.registry.discover(*packages, recursive=recursive, on_error=on_error)
         for cls in found:
@@ -83,6 +103,8 @@ class Quebec:
         def insert() -> list[ActiveJob]:
             enqueued = self.db.transact(jobs.enqueue_many, rows)
             enqueuing.settle(batch, plans, enqueued, rows.arguments)
+            for job in batch:
+                job.quebec = self  # job.wait() asks this instance
             if self._supervisor is not None:
                 self._supervisor.wake_workers(set(rows.queue_names))
             return list(batch)
@@ -100,6 +122,61 @@ class Quebec:
         if not (isinstance(klass, type) and issubclass(klass, BaseClass)):
             raise EnqueueError(f"qc.perform_later takes a job class (a quebec.BaseClass subclass) first, got {klass!r}")
         return klass.perform_later(self, *args, **kwargs)
+
+    # -- testing: drain and perform in this thread ------------------------------------------
+    def drain_one(self) -> Execution:
+        """Claim one ready job as a worker would (due scheduled jobs are dispatched first) and
+        return its Execution; `.perform()` runs it. Nothing ready → RuntimeError."""
+        executions = self.drain_batch(1)
+        if not executions:
+            raise RuntimeError(
+                f"No ready job to claim: no job is ready in queues {list(self.settings.worker_queues)} "
+                f"(scheduled jobs not due yet, paused queues and claimed jobs are not drained)"
+            )
+        return executions[0]
+
+    def drain_batch(self, batch_size: int) -> list[Execution]:
+        """Claim up to `batch_size` ready jobs in one transaction, as a worker claims; [] when none."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"drain_batch(batch_size={batch_size!r}) needs a whole number of at least 1")
+        drain = self._drainer()
+        return [Execution(drain, job) for job in drain.claim(batch_size)]
+
+    def _drainer(self) -> Drain:
+        with _LAZY:
+            if self._drain is None:
+                executor = Executor(self.registry, self.db.clock)
+                metrics = self._metrics
+                if metrics is not None:
+                    executor = MeteredExecutor(executor, metrics, lambda: 1)
+                self._drain = Drain(self.db, self.settings, executor)
+            return self._drain
+
+    # -- results and waiting ----------------------------------------------------------------
+    def wait_for_jobs(self, jobs: Iterable[ActiveJob | int], timeout: float | None = None) -> list[Any]:
+        """Block until every job is done; their results, in order.
+
+        Raises the first (in order) job's JobFailed / JobDiscarded / JobCancelled once all are
+        done, UnknownJob for an id these tables do not have, and WaitTimeout when `timeout`
+        seconds pass first. A retried job is followed to its last attempt.
+        """
+        ids = [_job_id(job) for job in jobs]
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
+            raise ValueError(f"wait timeout={timeout!r} must be seconds ≥ 0, or None to wait as long as it takes")
+        progress, pending = self._waiting().wait(ids, timeout)
+        if pending:
+            raise waiting.timed_out(progress, pending, timeout)
+        return [waiting.result_of(progress[job_id]) for job_id in ids]
+
+    def wait_for_job(self, job: ActiveJob | int, timeout: float | None = None) -> Any:
+        """One job's result (wait_for_jobs of one)."""
+        return self.wait_for_jobs([job], timeout)[0]
+
+    def _waiting(self) -> Waiter:
+        with _LAZY:
+            if self._waiter is None:
+                self._waiter = Waiter(self.db, use_listen=self.settings.use_listen_notify)
+            return self._waiter
 
     # -- schema ---------------------------------------------------------------------------
     def create_tables(self) -> bool:
@@ -182,6 +259,10 @@ class Quebec:
 
     def close(self) -> None:
         self.stop()
+        if self._drain is not None:
+            self._drain.close()
+        if self._waiter is not None:
+            self._waiter.close()
         if self._metrics is not None:
             self._metrics.close()
         self.db.dispose()
@@ -354,3 +435,16 @@ class Quebec:
     def count_clearable_jobs(self, finished_before: float | datetime | None = None) -> int:
         """How many finished jobs clear_finished_jobs would delete now (seconds since the epoch or a datetime)."""
         return ops.count_clearable_jobs(self.db, self.settings, finished_before=finished_before)
+
+
+def _job_id(job: ActiveJob | int) -> int:
+    if isinstance(job, ActiveJob):
+        if job.id is None:
+            raise ValueError(
+                f"{job.class_name} was not enqueued (its id is None: built, not enqueued, or AbortEnqueue), "
+                f"so there is nothing to wait for"
+            )
+        return job.id
+    if isinstance(job, bool) or not isinstance(job, int):
+        raise ValueError(f"wait for a job returned by perform_later, or a job id (int), not {job!r}")
+    return job

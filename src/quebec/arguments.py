@@ -12,17 +12,15 @@ import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
-from uuid import UUID
 
 from quebec.errors import SerializationError
 from quebec.job_ids import new_active_job_id, new_active_job_ids  # noqa: F401 - part of this module's interface
+from quebec.values import TYPE_TAG, encode_value, encodes_tagged, revive
 
 KWARGS_TAG = "_quebec_kwargs"
-TYPE_TAG = "_quebec_type"
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 # Lists and dicts nested deeper than this are refused at enqueue: json's C encoder gives up
@@ -99,7 +97,7 @@ def encode_envelope(
     try:
         text = json.dumps(
             envelope,
-            default=_encode_value,
+            default=encode_value,
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,
@@ -124,7 +122,7 @@ def decode_envelope(text: str | None) -> Envelope:
     raw = _normalise(json.loads(text))
     arguments = _argument_list(raw)
     if TYPE_TAG in text:
-        arguments = _argument_list(_normalise(json.loads(text, object_hook=_revive)))
+        arguments = _argument_list(_normalise(json.loads(text, object_hook=revive)))
     kwargs: dict[str, Any] = {}
     if arguments and isinstance(arguments[-1], dict) and arguments[-1].get(KWARGS_TAG) is True:
         kwargs = {k: v for k, v in arguments[-1].items() if k != KWARGS_TAG}
@@ -179,57 +177,6 @@ def format_naive_utc(value: datetime) -> str:
     else:
         fraction = f".{micros:06d}"
     return value.replace(microsecond=0).isoformat() + fraction
-
-
-def _seconds(value: timedelta) -> int | float:
-    micros = value // timedelta(microseconds=1)
-    return micros // 1_000_000 if micros % 1_000_000 == 0 else micros / 1_000_000
-
-
-def _timedelta(value: int | float) -> timedelta:
-    # Exact to the microsecond within ±2**33 s (272 years); whole seconds are exact at any size.
-    return timedelta(seconds=value)
-
-
-# kind, Python type, encode, revive. datetime precedes date: a datetime is a date.
-_CODECS: tuple[tuple[str, type, Callable[[Any], Any], Callable[[Any], Any]], ...] = (
-    ("datetime", datetime, datetime.isoformat, datetime.fromisoformat),
-    ("date", date, date.isoformat, date.fromisoformat),
-    ("time", time, time.isoformat, time.fromisoformat),
-    ("timedelta", timedelta, _seconds, _timedelta),
-    ("uuid", UUID, str, UUID),
-    ("decimal", Decimal, str, Decimal),
-)
-_REVIVERS = {kind: revive for kind, _, _, revive in _CODECS}
-
-
-def _encodes(value: Any) -> bool:
-    return any(isinstance(value, python_type) for _, python_type, _, _ in _CODECS)
-
-
-def _encode_value(value: Any) -> dict[str, Any]:
-    """json.dumps' `default=`: called only for values JSON has no type for."""
-    for kind, python_type, encode, _ in _CODECS:
-        if isinstance(value, python_type):
-            return {TYPE_TAG: kind, "value": encode(value)}
-    raise TypeError(f"{type(value).__qualname__} is not JSON serialisable")
-
-
-def _revive(obj: dict[str, Any]) -> Any:
-    """json.loads' `object_hook`. Unknown kinds stay dicts, so a newer writer's tags survive."""
-    if len(obj) != 2 or TYPE_TAG not in obj or "value" not in obj:
-        return obj
-    kind, value = obj[TYPE_TAG], obj["value"]
-    revive = _REVIVERS.get(kind)
-    if revive is None:
-        return obj
-    wanted = (int, float) if kind == "timedelta" else (str,)
-    if not isinstance(value, wanted) or isinstance(value, bool):
-        raise ValueError(f"tagged argument {obj!r} is malformed; the job cannot be performed")
-    try:
-        return revive(value)
-    except (ValueError, ArithmeticError) as exc:  # decimal.InvalidOperation is arithmetic
-        raise ValueError(f"tagged argument {obj!r} is malformed ({exc}); the job cannot be performed") from exc
 
 
 def _normalise(parsed: Any) -> dict[str, Any]:
@@ -372,7 +319,7 @@ def _fix_for(value: Any) -> str | None:
         except UnicodeEncodeError:
             return "clean it first, e.g. value.encode('utf-8', 'replace').decode()"
         return None
-    if isinstance(value, _PLAIN) or _encodes(value):
+    if isinstance(value, _PLAIN) or encodes_tagged(value):
         return None
     if isinstance(value, set | frozenset):
         return "pass a list instead"
@@ -396,7 +343,7 @@ def _a(value: Any) -> str:
 
 _dumps_str = json.JSONEncoder(ensure_ascii=False).encode
 _dumps_args = json.JSONEncoder(
-    default=_encode_value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    default=encode_value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
 _json_str = functools.lru_cache(maxsize=4096)(_dumps_str)  # class and queue names repeat
 
@@ -409,7 +356,7 @@ def _make_args_encoder() -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # an interpreter without the C accelerator
         return _dumps_args
-    encode = make(None, _encode_value, json.encoder.encode_basestring, None, ":", ",", True, False, False)
+    encode = make(None, encode_value, json.encoder.encode_basestring, None, ":", ",", True, False, False)
     return lambda value: "".join(encode(value, 0))
 
 

@@ -65,3 +65,40 @@ class ArgumentsTooLarge(SerializationError):
 class StoreError(QuebecError):
     """A database statement failed for a reason rerunning cannot cure (a value a column refuses,
     a read-only database); the driver's exception is kept as `.original`."""
+
+
+class JobNotCompleted(QuebecError):
+    """What `job.wait()` raises when the job ended without completing: failed, discarded or
+    cancelled. `.job_id` and `.status` say which."""
+
+    def __init__(self, message: str, *, job_id: int, status: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.status = status
+
+
+class JobFailed(JobNotCompleted):
+    """The job failed: `.exception_class`, `.message` and `.backtrace` are its error's."""
+
+    def __init__(self, message: str, *, job_id: int, error: dict[str, object]) -> None:
+        super().__init__(message, job_id=job_id, status="failed")
+        self.exception_class = str(error.get("exception_class", ""))
+        self.message = str(error.get("message", ""))
+        backtrace = error.get("backtrace")
+        self.backtrace = [str(line) for line in backtrace] if isinstance(backtrace, list) else []
+
+
+class JobDiscarded(JobNotCompleted):
+    """The job was discarded (discard_on, rescue_from, or a failed job discarded by hand)."""
+
+
+class JobCancelled(JobNotCompleted):
+    """The job was cancelled before it ran."""
+
+
+class WaitTimeout(QuebecError, TimeoutError):
+    """`job.wait(timeout=…)` ran out of time with the job still not final."""
+
+
+class UnknownJob(QuebecError, LookupError):
+    """No job has this id: it was never enqueued here, or it was cleared with its result."""

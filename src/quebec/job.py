@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -20,6 +21,7 @@ from quebec.options import NO_OPTIONS as _NO_OPTIONS
 from quebec.options import RESERVED_KWARGS as _RESERVED
 from quebec.options import JobOptions
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
+from quebec.types import JobStatus
 
 
 @runtime_checkable
@@ -60,6 +62,8 @@ class ActiveJob(JobDescriptor):
     scheduled_at: datetime | None = None
     state: str | None = None
     envelope: str | None = None
+    # The Quebec that enqueued it, which job.wait() and job.status ask.
+    quebec: Any = field(default=None, repr=False, compare=False)
 
     batch_id: ClassVar[str | None] = None
     callback_batch_id: ClassVar[str | None] = None
@@ -81,6 +85,32 @@ class ActiveJob(JobDescriptor):
         """The envelope's `arguments` object as JSON, as the wheel's ActiveJob.arguments shows it
         (read from `envelope` when asked, so that a bulk enqueue parses nothing)."""
         return None if self.envelope is None else arguments_json(self.envelope)
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the job is done and return what perform returned (its last attempt's, if
+        it was retried). Raises JobFailed (with the error's class, message and backtrace),
+        JobDiscarded or JobCancelled when it ended otherwise, WaitTimeout after `timeout` s."""
+        return self._enqueuer("wait").wait_for_job(self, timeout)
+
+    async def wait_async(self, timeout: float | None = None) -> Any:
+        """`await job.wait_async()`: wait() in a thread, so the event loop goes on meanwhile."""
+        return await asyncio.to_thread(self.wait, timeout)
+
+    @property
+    def status(self) -> JobStatus | None:
+        """The job's status now (one read of the tables); None when its row is gone."""
+        if self.id is None:
+            return None
+        row = self._enqueuer("status").get_job(self.id)
+        return None if row is None else row.status
+
+    def _enqueuer(self, what: str) -> Any:
+        if self.quebec is None:
+            raise EnqueueError(
+                f"{self.class_name} job {self.id} was not enqueued by a Quebec instance, so {what} has nothing "
+                f"to ask; use the job that perform_later returned, or qc.wait_for_job(job_id)"
+            )
+        return self.quebec
 
     @classmethod
     def perform_later(cls, *args: Any, **kwargs: Any) -> ActiveJob:
@@ -196,18 +226,22 @@ class BaseClass:
     timeout: ClassVar[float | timedelta | None] = None
     # True: a job whose process died is failed (ProcessPrunedError) instead of run again.
     at_most_once: ClassVar[bool] = False
+    # False: what perform returns is not kept (job.wait() then returns None).
+    store_result: ClassVar[bool] = True
 
     _quebec: ClassVar[Enqueuer | None] = None
     # Registered with register_rescue_strategy, tried after rescue_from (retry.rescue_strategies_of).
     # One list per class that registers; this one, on BaseClass, applies to every job.
     rescue_strategies: ClassVar[list[RescueStrategy]] = []
 
-    # set on the instance before perform
+    # set on the instance before perform (and `priority`, the job's own, shadowing the option)
     id: int
     active_job_id: str | None
+    arguments: str | None  # the envelope's `arguments` object as JSON, as ActiveJob.arguments
     queue_name: str
     executions: int
     scheduled_at: datetime | None
+    created_at: datetime | None
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -7,17 +7,16 @@ json and logfmt, chosen by `fmt=` or QUEBEC_LOG_FORMAT.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import os
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from quebec.context import JobContext, job_context_var
 from quebec.errors import ConfigError
 
 ROOT = "quebec"
@@ -35,33 +34,33 @@ def get_logger(name: str = "") -> logging.Logger:
     return logging.getLogger(f"{ROOT}.{name}")
 
 
-@dataclass(frozen=True, slots=True)
-class JobContext:
-    job_class: str
-    job_id: int | str
-    queue_name: str | None = None
-
-
-_current_job: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("quebec_job", default=None)
-
-
 def current_job() -> JobContext | None:
-    return _current_job.get()
+    """The job running in this thread or task, or None outside one."""
+    context = job_context_var.get()
+    return context if context.job_class is not None else None
 
 
 @contextmanager
-def job_context(job_class: str, job_id: int | str, queue_name: str | None = None) -> Iterator[JobContext]:
-    """Stamp every record logged inside the block with the job, in this thread or task only.
+def job_context(
+    job_class: str,
+    job_id: int | str,
+    queue_name: str | None = None,
+    *,
+    jid: str | None = None,
+    target: str | None = None,
+) -> Iterator[JobContext]:
+    """Stamp every record logged inside the block with the job, in this thread or task only,
+    and publish it as `quebec.context.job_context_var` (one variable for both).
 
     The executor wraps perform in it. Threads started by the job do not inherit it (contextvars
     do not cross `threading.Thread`); asyncio tasks created inside the block do.
     """
-    context = JobContext(job_class, job_id, queue_name)
-    token = _current_job.set(context)
+    context = JobContext(jid=jid, queue=queue_name, target=target, job_id=job_id, job_class=job_class)
+    token = job_context_var.set(context)
     try:
         yield context
     finally:
-        _current_job.reset(token)
+        job_context_var.reset(token)
 
 
 class JobContextFilter(logging.Filter):
@@ -71,10 +70,11 @@ class JobContextFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = _current_job.get()
+        context = job_context_var.get()  # the empty JobContext() outside a job: all None
+        values = {"job_class": context.job_class, "job_id": context.job_id, "queue_name": context.queue}
         for name in _CONTEXT:
             if not hasattr(record, name):
-                setattr(record, name, getattr(context, name) if context else None)
+                setattr(record, name, values[name])
         return True
 
 

@@ -7,6 +7,7 @@ import pkgutil
 import warnings
 from typing import Any
 
+from quebec.function_jobs import FunctionJob
 from quebec.job import BaseClass
 
 
@@ -52,6 +53,8 @@ class Registry:
         for package in packages:
             for module in _modules(package, recursive=recursive, on_error=on_error):
                 for value in vars(module).values():
+                    if isinstance(value, FunctionJob):  # @qc.job functions: their job class
+                        value = value.job_class
                     if (
                         isinstance(value, type)
                         and issubclass(value, BaseClass)

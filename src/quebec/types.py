@@ -22,6 +22,31 @@ class JobState(StrEnum):
     FINISHED = "finished"
 
 
+class JobStatus(StrEnum):
+    """What became of a job, as a user asks it: JobState, with "finished" told apart into
+    finished (perform returned), discarded, cancelled and retried (this attempt failed and a
+    newer row, same active_job_id, runs again), and claimed read as running."""
+
+    SCHEDULED = "scheduled"
+    READY = "ready"
+    BLOCKED = "blocked"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DISCARDED = "discarded"
+    RETRIED = "retried"
+
+    @property
+    def is_final(self) -> bool:
+        """Nothing more will happen to the job on its own (failed can still be retried by hand)."""
+        return self in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DISCARDED)
+
+
+# How a job ended when its row says only "finished" (job_results.status).
+ENDINGS = (JobStatus.FINISHED, JobStatus.DISCARDED, JobStatus.CANCELLED, JobStatus.RETRIED)
+
+
 @dataclass(frozen=True, slots=True)
 class NewJob:
     """A job about to be inserted. `arguments` is the serialised envelope (JSON text)."""
@@ -174,6 +199,7 @@ class ClaimedJob:
     active_job_id: str | None
     scheduled_at: datetime | None
     concurrency_key: str | None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

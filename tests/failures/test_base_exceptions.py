@@ -116,24 +116,6 @@ def test_a_retry_strategy_naming_a_base_exception_retries_it(qc: Any) -> None:
     assert qc.db.read(queries.state_counts).get(JobState.FAILED, 0) == 0
 
 
-def test_an_async_perform_fails_the_job_saying_so_instead_of_finishing_unrun(qc: Any) -> None:
-    ran: list[bool] = []
-
-    @qc.register_job
-    class Later(quebec.BaseClass):
-        async def perform(self) -> None:  # type: ignore[override]
-            ran.append(True)
-
-    job = Later.perform_later()
-    qc.start(spawn=["worker"])
-    eventually(lambda: qc.get_job(job.id).state == JobState.FAILED)
-    qc.stop()
-    error = qc.get_job(job.id).error
-    assert error["exception_class"] == "NotImplementedError"
-    assert "Later.perform is `async def`" in error["message"]
-    assert ran == []
-
-
 def test_an_exception_whose_str_raises_still_fails_the_job_with_its_class(qc: Any) -> None:
     class Unprintable(Exception):
         def __str__(self) -> str:

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from quebec.dialects import for_url
 from quebec.store import jobs
 
 pytestmark = pytest.mark.slow
@@ -156,14 +155,6 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
         yield p
     finally:
         p.kill_all()
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    sa_url, _ = for_url(db_url)
-    eng = create_engine(sa_url)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

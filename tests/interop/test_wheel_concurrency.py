@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from quebec.schema import build_tables
 
 pytestmark = [pytest.mark.slow, wheel.requires_wheel]
-procs, engine = wheel.procs, wheel.engine  # fixtures
+procs = wheel.procs  # the fixture; `engine` comes from conftest
 
 JOB_PACKAGE = """
 import json

@@ -30,6 +30,9 @@ class Rules:
     def concurrency(self, class_name: str) -> ConcurrencyRule:
         return RULES.get(class_name, ConcurrencyRule(1, timedelta(seconds=60)))
 
+    def queue_rule(self, queue_name: str) -> ConcurrencyRule | None:
+        return None
+
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:

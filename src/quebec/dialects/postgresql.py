@@ -199,6 +199,8 @@ class PgListener:
         self._channel = channel
         self._on_message = on_message
         self._stop = threading.Event()
+        # Set while LISTEN is in effect: a waiter that relies on NOTIFY polls until then.
+        self.listening = threading.Event()
         self._thread = threading.Thread(target=self._run, name="quebec-listener", daemon=True)
 
     def start(self) -> None:
@@ -216,6 +218,7 @@ class PgListener:
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    self.listening.set()
                     while not self._stop.is_set():
                         ready, _, _ = _select.select([conn.fileno()], [], [], 0.5)
                         if not ready:
@@ -223,5 +226,7 @@ class PgListener:
                         for note in conn.notifies(timeout=0, stop_after=0):
                             self._on_message(note.payload)
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect later
+                self.listening.clear()
                 log.debug("listener.reconnect: %s", exc)
                 self._stop.wait(1.0)
+        self.listening.clear()

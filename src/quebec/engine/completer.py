@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from quebec.engine.outcomes import OUTCOME_TYPES, Discarded, Failed, Finished, Outcome, Released, Rescheduled, Retried
 from quebec.errors import DatabaseUnavailable, MissingTables
 from quebec.store import Database, claimed
-from quebec.types import ErrorInfo
+from quebec.store.results import Ending
+from quebec.types import ErrorInfo, JobStatus
 
 log = logging.getLogger("quebec.completer")
 _MAX_BATCH = 1000
@@ -70,7 +71,11 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
     pid, lost = process_id, list[int]()
     if finished:
         done = db.transact(
-            claimed.finish_many, process_id=pid, job_ids=[o.job_id for o in finished], preserve=preserve_finished
+            claimed.finish_many,
+            process_id=pid,
+            job_ids=[o.job_id for o in finished],
+            preserve=preserve_finished,
+            endings=_endings(finished),
         )
         lost += _written(outcomes, finished, done.job_ids)
     if released:
@@ -92,6 +97,17 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
             "job.claim_lost job_ids=%s: this process no longer held them (pruned?); they run again elsewhere", lost
         )
     return lost
+
+
+def _endings(finished: Sequence[Finished | Discarded]) -> dict[int, Ending]:
+    """The job_results entries of a finish batch: discards, and results perform returned."""
+    out: dict[int, Ending] = {}
+    for o in finished:
+        if isinstance(o, Discarded):
+            out[o.job_id] = Ending(o.job_id, JobStatus.DISCARDED)
+        elif o.result is not None:
+            out[o.job_id] = Ending(o.job_id, JobStatus.FINISHED, o.result)
+    return out
 
 
 def _written(outcomes: list[Outcome], group: Sequence[Outcome], held: Collection[int]) -> list[int]:

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
-from quebec import outcome
+from quebec import outcome, values
 from quebec.arguments import Envelope, decode_envelope, with_counters
 from quebec.clock import Clock
 from quebec.engine.callbacks import run_perform
 from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Retried
 from quebec.errors import UnknownJobClass
 from quebec.hooks import call_hook
-from quebec.job import BaseClass
+from quebec.job import BaseClass, arguments_json
 from quebec.logger import job_context, job_logger
 from quebec.outcome import decide, error_info
 from quebec.registry import Registry
@@ -65,9 +66,9 @@ class Executor:
             log.error("job.bad_arguments job_id=%s class=%s: %s", job.id, job.class_name, exc)
             return self._failed(job, exc, None)
         instance = self._instance(cls, job, envelope)
-        with job_context(job.class_name, job.id, job.queue_name):
+        with job_context(job.class_name, job.id, job.queue_name, jid=job.active_job_id or None, target=cls.__module__):
             try:
-                run_perform(instance, envelope.args, envelope.kwargs, _seconds(cls.timeout))
+                returned = run_perform(instance, envelope.args, envelope.kwargs, _seconds(cls.timeout))
             except BaseException as exc:  # noqa: BLE001 - every way out of perform is an outcome
                 try:
                     return self._after_error(cls, instance, job, envelope, exc)
@@ -76,7 +77,7 @@ class Executor:
                     # still end somewhere visible, never stuck in claimed.
                     log.exception("job.outcome_failed job_id=%s class=%s", job.id, job.class_name)
                     return self._failed(job, decide_error, envelope, counted=True)
-        return Finished(job.id, job.class_name)
+        return Finished(job.id, job.class_name, _result_json(cls, job, returned))
 
     def _instance(self, cls: type[BaseClass], job: ClaimedJob, envelope: Envelope) -> BaseClass:
         instance = object.__new__(cls)
@@ -86,7 +87,12 @@ class Executor:
         instance.executions = envelope.executions
         instance.scheduled_at = job.scheduled_at
         instance.logger = job_logger(job.class_name, job.id)
-        vars(instance)["priority"] = job.priority
+        # Plain instance attributes shadow the class-level defaults (and `priority`, which
+        # is also a class option); read by code inside perform, as in the wheel.
+        fields = vars(instance)
+        fields["priority"] = job.priority
+        fields["arguments"] = arguments_json(job.arguments) if job.arguments else None
+        fields["created_at"] = job.created_at
         return instance
 
     def _after_error(
@@ -152,6 +158,28 @@ class Executor:
             counters[key] = counters.get(key, 0) + 1
             arguments = with_counters(job.arguments, executions=envelope.executions + 1, exception_executions=counters)
         return Failed(job.id, error or error_info(exc), arguments, job.class_name)
+
+
+def _result_json(cls: type[BaseClass], job: ClaimedJob, value: Any) -> str | None:
+    """perform's return value as stored in job_results, or None (nothing to keep).
+
+    A value JSON cannot hold is not stored and says so at WARNING: the job did its work,
+    so it is not failed (and retried) for what it returned.
+    """
+    if value is None or not cls.store_result:
+        return None
+    try:
+        return values.dumps(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        log.warning(
+            "job.result_not_stored job_id=%s class=%s type=%s: %s; return JSON data (dict, list, str, number, "
+            "datetime, UUID, Decimal…) or set store_result = False",
+            job.id,
+            job.class_name,
+            type(value).__qualname__,
+            exc,
+        )
+        return None
 
 
 def _seconds(value: float | timedelta | None) -> float | None:

@@ -14,10 +14,12 @@ from quebec.types import ErrorInfo, NewJob
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """perform returned: claimed → finished."""
+    """perform returned: claimed → finished. `result` is what it returned, as JSON (None when
+    it returned None, or its class keeps no results)."""
 
     job_id: int
     class_name: str = ""
+    result: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

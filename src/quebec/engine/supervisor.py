@@ -9,17 +9,13 @@ Signal handlers only record an intent; this main loop acts on it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import secrets
 import socket
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import psutil
 
 from quebec.config import Settings
 from quebec.config.rules import COMPONENTS
@@ -30,6 +26,7 @@ from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
+from quebec.engine.process_rows import process_info
 from quebec.engine.rate_limiter import RateLimiter
 from quebec.engine.signals import Intent, Intents
 from quebec.engine.unsupported import unsupported_options
@@ -37,7 +34,7 @@ from quebec.engine.worker import Worker
 from quebec.hooks import Hooks
 from quebec.registry import Registry
 from quebec.store import Database, processes
-from quebec.types import ProcessInfo, QueueSelector
+from quebec.types import QueueSelector
 
 log = logging.getLogger("quebec.supervisor")
 
@@ -188,16 +185,9 @@ class ThreadSupervisor:
         return [c.__qualname__ for c in self.registry.classes() if c.at_most_once]
 
     def _register(self, kind: str, key: str, extra: dict[str, object]) -> _Registered:
-        started_at = psutil.Process(os.getpid()).create_time()
-        metadata = {"started_at": started_at, "hostname": self.hostname, **extra}
-        name = f"{key}-{secrets.token_hex(6)}"
-        pid = self.db.transact(
-            processes.register,
-            info=ProcessInfo(
-                kind=kind, name=name, pid=os.getpid(), hostname=self.hostname, metadata=json.dumps(metadata)
-            ),
-        )
-        row = _Registered(kind, name, pid, metadata)
+        info, metadata = process_info(kind, key, self.hostname, extra)
+        pid = self.db.transact(processes.register, info=info)
+        row = _Registered(kind, info.name, pid, metadata)
         with self._lock:
             self._rows[key] = row
         return row

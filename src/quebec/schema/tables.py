@@ -90,6 +90,7 @@ class Tables:
     schema_migrations: Table
     rate_limits: Table
     unique_jobs: Table
+    job_results: Table
 
     @property
     def execution_tables(self) -> tuple[Table, ...]:
@@ -330,6 +331,20 @@ def build_tables(prefix: str) -> Tables:
         Index(f"idx_{p}_unique_jobs_job_id", "job_id"),
         **kw,
     )
+    # Ours, not the wheel's (schema version 2): how a job ended when "finished" does not say
+    # it all, and what perform returned. Keyed by job id without a foreign key: under
+    # preserve_finished_jobs=False the job row is deleted and the result must outlive it.
+    job_results = Table(
+        f"{p}_job_results",
+        md,
+        Column("job_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("status", String(16), nullable=False),
+        Column("result", _ARGUMENTS),
+        Column("next_job_id", BigInteger),
+        _ts("created_at"),
+        Index(f"idx_{p}_job_results_created_at", "created_at"),
+        mysql_charset="utf8mb4",
+    )
     return Tables(
         prefix=p,
         metadata=md,
@@ -349,4 +364,5 @@ def build_tables(prefix: str) -> Tables:
         schema_migrations=schema_migrations,
         rate_limits=rate_limits,
         unique_jobs=unique_jobs,
+        job_results=job_results,
     )

@@ -14,8 +14,9 @@ from quebec.store.database import Tx
 from quebec.store.error_record import error_json
 from quebec.store.finished import mark_finished
 from quebec.store.jobs import enqueue_many
+from quebec.store.results import Ending, announce_done
 from quebec.store.routing import from_jobs, route, to_ready
-from quebec.types import ErrorInfo, Finished, NewJob
+from quebec.types import ErrorInfo, Finished, JobStatus, NewJob
 
 
 def _held(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
@@ -25,18 +26,26 @@ def _held(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
     )
 
 
-def finish_many(tx: Tx, *, process_id: int, job_ids: Sequence[int], preserve: bool | None = None) -> Finished:
+def finish_many(
+    tx: Tx,
+    *,
+    process_id: int,
+    job_ids: Sequence[int],
+    preserve: bool | None = None,
+    endings: Mapping[int, Ending] | None = None,
+) -> Finished:
     """claimed → finished, for the jobs this process still holds.
 
     A claim can vanish under us (we were pruned during an outage): those jobs belong
-    to someone else now and come back in `lost`. `preserve` as in mark_finished. Their
-    concurrency slots go to the next blocked jobs in the same transaction.
+    to someone else now and come back in `lost`. `preserve` and `endings` (results,
+    discards) as in mark_finished. Their concurrency slots go to the next blocked jobs in
+    the same transaction.
     """
     if not job_ids:
         return Finished(job_ids=())
     held = _held(tx, process_id=process_id, job_ids=job_ids)
     free_slots_of(tx, held)
-    mark_finished(tx, held, preserve=preserve)
+    mark_finished(tx, held, preserve=preserve, endings=endings)
     return Finished(job_ids=tuple(sorted(held)), lost=tuple(sorted(set(job_ids) - set(held))))
 
 
@@ -77,6 +86,7 @@ def fail_many(tx: Tx, *, process_id: int, failures: Sequence[Failure]) -> list[i
             insert(tx.tables.failed_executions),
             [{"job_id": f.job_id, "error": error_json(f.error), "created_at": tx.now} for f in mine],
         )
+        announce_done(tx)
     return sorted(held)
 
 
@@ -94,13 +104,14 @@ def retry_many(
         return {}
     held = sorted(_held(tx, process_id=process_id, job_ids=list(next_runs)))
     free_slots_of(tx, held)  # the next attempt takes a slot again when it is due
-    mark_finished(tx, held, preserve=preserve)
     if not held:
         return {}
     enqueued = enqueue_many(tx, [next_runs[job_id] for job_id in held])
-    moved = dict(zip(held, enqueued.ids, strict=True))
-    unique.hand_over(tx, moves=moved)
-    return moved
+    next_ids = dict(zip(held, enqueued.ids, strict=True))
+    unique.hand_over(tx, moves=next_ids)
+    endings = {old: Ending(old, JobStatus.RETRIED, next_job_id=new) for old, new in next_ids.items()}
+    mark_finished(tx, held, preserve=preserve, endings=endings)
+    return next_ids
 
 
 def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob, preserve: bool | None = None) -> int | None:
@@ -110,8 +121,9 @@ def retry(tx: Tx, *, process_id: int, job_id: int, next_run: NewJob, preserve: b
 
 def discard(tx: Tx, *, process_id: int, job_id: int, preserve: bool | None = None) -> bool:
     """claimed → finished, without running again (discard_on, rescue_from, exhausted with
-    handler): in the tables, the same transition as finishing."""
-    return bool(finish_many(tx, process_id=process_id, job_ids=[job_id], preserve=preserve).job_ids)
+    handler): in the tables, the same transition as finishing, recorded as discarded."""
+    endings = {job_id: Ending(job_id, JobStatus.DISCARDED)}
+    return bool(finish_many(tx, process_id=process_id, job_ids=[job_id], preserve=preserve, endings=endings).job_ids)
 
 
 def reschedule_many(tx: Tx, *, process_id: int, run_at: Mapping[int, datetime]) -> list[int]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
+from quebec.store import results
 from quebec.store.database import Tx
 
 
@@ -15,6 +16,9 @@ def _clearable(jobs: Any, finished_before: datetime) -> Any:
 
 
 def clear_finished(tx: Tx, *, finished_before: datetime, limit: int = 500) -> int:
+    """Delete up to `limit` jobs finished before the cut-off, and results recorded before it
+    (a result lives as long as its finished job would, even when its row went at once)."""
+    results.prune(tx, before=finished_before, batch_size=limit)
     jobs = tx.tables.jobs
     ids = list(
         tx.conn.scalars(

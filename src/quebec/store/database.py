@@ -6,11 +6,11 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -21,6 +21,7 @@ from quebec.errors import ConfigError, DatabaseUnavailable, MissingTables, Quebe
 from quebec.identifiers import table_prefix
 from quebec.schema import Tables, build_tables
 from quebec.schema import create_tables as _create_tables
+from quebec.store.pulse import Pulse
 from quebec.types import NO_FLOW_RULES, FlowRules
 
 log = logging.getLogger("quebec.store")
@@ -44,6 +45,13 @@ class Tx:
     preserve_finished: bool = True
     # What the job classes of this process say about concurrency (limits, TTLs), for routing.
     flow: FlowRules = NO_FLOW_RULES
+    # The job_results table exists (schema version 2): results and endings are recorded.
+    keeps_results: bool = False
+    # Beaten once this transaction commits, if it ended jobs (results.announce_done): wakes
+    # waiters in this process.
+    ended: Pulse | None = None
+    # Set by store functions: something to do once the transaction has committed.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Database:
@@ -71,6 +79,11 @@ class Database:
         self.channel = channel
         self.preserve_finished = preserve_finished
         self.flow = flow
+        # Whether the job_results table exists: tables the wheel created have none until
+        # create_tables(). None = not known yet (no tables at all when we connected): the
+        # next transaction looks, until someone has created them.
+        self.keeps_results: bool | None = None
+        self.ended = Pulse()  # beaten after jobs end in this process (store.results.ended)
         # How long transact() keeps rerunning a transaction through transient errors
         # (SQLite's busy lock, a deadlock, a dropped connection) before giving up.
         self.retry_for = retry_for
@@ -123,6 +136,7 @@ class Database:
                     self.dialect.check_server(conn)
                     conn.execute(text("SELECT 1"))
                     self.dialect.read_limits(conn, self.tables.jobs)
+                    self.keeps_results = self._has_results_table(conn)
                 if self.dialect.embedded and not self.dialect.read_only:
                     self.create_tables()
                 return
@@ -146,9 +160,24 @@ class Database:
                 created = _create_tables(self.engine, self.tables)
             with self.engine.connect() as conn:  # the new table's column type may set a limit
                 self.dialect.read_limits(conn, self.tables.jobs)
+            self.keeps_results = True
         except SQLAlchemyError as exc:
             raise self._gave_up(self.create_tables, exc) from None
         return created
+
+    def _has_results_table(self, conn: Connection) -> bool | None:
+        has = bool(inspect(conn).has_table(self.tables.job_results.name))
+        if has:
+            return True
+        if not inspect(conn).has_table(self.tables.jobs.name):
+            return None  # nothing created yet: ask again later
+        log.warning(
+            "store.no_results_table table=%s: these tables predate it (the Rust wheel made them?), so job "
+            "results are not kept and cancelled or discarded jobs read as finished; call qc.create_tables() "
+            "(or run with create_tables=True) to add it",
+            self.tables.job_results.name,
+        )
+        return False
 
     def dispose(self, close: bool = True) -> None:
         self.engine.dispose(close=close)
@@ -171,6 +200,8 @@ class Database:
         return self._tx(conn)
 
     def _tx(self, conn: Connection) -> Tx:
+        if self.keeps_results is None:
+            self.keeps_results = self._has_results_table(conn)
         return Tx(
             conn=conn,
             tables=self.tables,
@@ -179,6 +210,8 @@ class Database:
             channel=self.channel,
             preserve_finished=self.preserve_finished,
             flow=self.flow,
+            keeps_results=bool(self.keeps_results),
+            ended=self.ended,
         )
 
     def _run(self, fn: Callable[..., T], write: bool, *args: Any, **kwargs: Any) -> T:
@@ -205,6 +238,8 @@ class Database:
                         committing = True
                         conn.commit()
                         self.dialect.after_commit(conn)
+                    for done in tx.after_commit:
+                        done()
                     return result
             except SQLAlchemyError as exc:
                 if autocommit and not (isinstance(exc, DBAPIError) and exc.connection_invalidated):

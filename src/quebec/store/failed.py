@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from quebec.store.database import Tx
 from quebec.store.finished import mark_finished
 from quebec.store.routing import to_ready
+from quebec.types import JobStatus
 
 
 def retry_failed(tx: Tx, *, job_ids: Sequence[int]) -> int:
@@ -21,5 +22,5 @@ def discard_failed(tx: Tx, *, job_ids: Sequence[int]) -> int:
     """failed → finished: give up on the job (its row is kept unless preserve_finished_jobs is off)."""
     failed = tx.tables.failed_executions
     held = tx.dialect.delete_returning(tx.conn, failed, failed.c.job_id.in_(list(job_ids)))
-    mark_finished(tx, held)
+    mark_finished(tx, held, status=JobStatus.DISCARDED)
     return len(held)

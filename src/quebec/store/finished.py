@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import delete, update
 
 from quebec.store.database import Tx
+from quebec.store.results import Ending, ended
+from quebec.types import JobStatus
 
 
-def mark_finished(tx: Tx, job_ids: Sequence[int], *, preserve: bool | None = None) -> None:
-    """Set finished_at on these jobs, or delete their rows under preserve_finished_jobs=False.
+def mark_finished(
+    tx: Tx,
+    job_ids: Sequence[int],
+    *,
+    preserve: bool | None = None,
+    status: JobStatus = JobStatus.FINISHED,
+    endings: Mapping[int, Ending] | None = None,
+) -> None:
+    """Set finished_at on these jobs, or delete their rows under preserve_finished_jobs=False,
+    and record how they ended (`status`, or each job's own entry in `endings`: a result, a
+    next attempt) in job_results.
 
     `preserve` overrides the setting carried by `tx` (the completer passes its own). The
     caller has already removed the job's execution row: a finished job has none.
     """
     if not job_ids:
         return
+    ended(tx, [(endings or {}).get(j) or Ending(j, status) for j in job_ids], preserve=preserve)
     jobs = tx.tables.jobs
     ids = list(job_ids)
     if tx.preserve_finished if preserve is None else preserve:

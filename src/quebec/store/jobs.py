@@ -16,7 +16,7 @@ from quebec.store.blocked import free_slots_of
 from quebec.store.database import Tx, one_statement_when
 from quebec.store.finished import mark_finished
 from quebec.store.routing import Routed, announce, due, route
-from quebec.types import EnqueuedJobs, JobState, NewJob, NewJobs
+from quebec.types import EnqueuedJobs, JobState, JobStatus, NewJob, NewJobs
 
 _JOB_COLUMNS = (
     "queue_name",
@@ -237,5 +237,5 @@ def cancel(tx: Tx, *, job_ids: Sequence[int]) -> list[int]:
         if table is t.ready_executions:
             free_slots_of(tx, held)  # a ready job holds its concurrency slot
         gone.extend(held)
-    mark_finished(tx, gone)
+    mark_finished(tx, gone, status=JobStatus.CANCELLED)
     return sorted(gone)

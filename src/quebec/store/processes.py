@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from quebec.store.blocked import free_queue_slots_of, free_slots_of
 from quebec.store.database import Tx
 from quebec.store.error_record import error_json
+from quebec.store.results import announce_done
 from quebec.store.routing import to_ready
 from quebec.types import ErrorInfo, ProcessInfo, Pruned
 
@@ -95,6 +96,7 @@ def prune_dead(
             insert(t.failed_executions),
             [{"job_id": j, "error": error_json(PRUNED_ERROR), "created_at": tx.now} for j in to_fail],
         )
+        announce_done(tx)
     if victims:
         tx.conn.execute(delete(procs).where(procs.c.id.in_(victims)))
     return Pruned(process_ids=tuple(victims), released=tuple(to_release), failed=tuple(to_fail))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
+from quebec import values
 from quebec.store.database import Tx
 from quebec.store.error_record import read_error
-from quebec.types import JobState
+from quebec.types import JobState, JobStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,36 @@ class JobRow:
     state: JobState
     error: dict[str, Any] | None = None
     process_id: int | None = None
+    # From job_results (when the table exists): how a finished job ended, what perform
+    # returned (JSON text), and a retried attempt's next one.
+    ending: str | None = None
+    result_json: str | None = None
+    next_job_id: int | None = None
+
+    @property
+    def status(self) -> JobStatus:
+        """The state, with finished told apart (finished, discarded, cancelled, retried) and
+        claimed read as running."""
+        if self.state is JobState.CLAIMED:
+            return JobStatus.RUNNING
+        if self.state is JobState.FINISHED and self.ending is not None:
+            return JobStatus(self.ending)
+        return JobStatus(self.state.value)
+
+    @property
+    def result(self) -> Any:
+        """What perform returned (None when it returned None, or nothing was kept)."""
+        return None if self.result_json is None else values.loads(self.result_json)
+
+    @property
+    def attempts(self) -> int:
+        """Runs so far that ended in an error (the envelope's `executions`)."""
+        try:
+            parsed = json.loads(self.arguments or "{}")
+        except ValueError:
+            return 0
+        count = parsed.get("executions", 0) if isinstance(parsed, dict) else 0
+        return count if isinstance(count, int) else 0
 
 
 def state_counts(tx: Tx) -> dict[JobState, int]:
@@ -76,9 +108,16 @@ def list_jobs(
     """
     t = tx.tables
     jobs = t.jobs
+    ended = t.job_results
+    ending_columns = (
+        (ended.c.status.label("ending"), ended.c.result.label("result_json"), ended.c.next_job_id)
+        if tx.keeps_results
+        else ()
+    )
     stmt = (
         select(
             jobs,
+            *ending_columns,
             t.failed_executions.c.error,
             t.claimed_executions.c.process_id,
             t.ready_executions.c.id.label("r"),
@@ -96,6 +135,8 @@ def list_jobs(
         .order_by(jobs.c.id)
         .limit(limit)
     )
+    if tx.keeps_results:
+        stmt = stmt.outerjoin(ended, ended.c.job_id == jobs.c.id)
     if job_ids is not None:
         stmt = stmt.where(jobs.c.id.in_(job_ids))
     if class_name:
@@ -127,6 +168,9 @@ def list_jobs(
                 state=_state(r),
                 error=read_error(r.error) if r.error else None,
                 process_id=r.process_id,
+                ending=getattr(r, "ending", None),
+                result_json=getattr(r, "result_json", None),
+                next_job_id=getattr(r, "next_job_id", None),
             )
         )
     return out

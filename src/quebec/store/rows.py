@@ -19,4 +19,5 @@ def claimed_job(row: Row[Any]) -> ClaimedJob:
         active_job_id=row.active_job_id,
         scheduled_at=row.scheduled_at,
         concurrency_key=row.concurrency_key,
+        created_at=row.created_at,
     )

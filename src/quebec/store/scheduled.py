@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from quebec.store.database import Tx
 from quebec.store.finished import mark_finished
 from quebec.store.routing import Routed, route
+from quebec.types import JobStatus
 
 
 def dispatch_due(tx: Tx, *, limit: int) -> int:
@@ -49,5 +50,5 @@ def cancel_scheduled(tx: Tx, *, job_ids: Sequence[int]) -> int:
     """scheduled → finished: the job will not run."""
     sched = tx.tables.scheduled_executions
     held = tx.dialect.delete_returning(tx.conn, sched, sched.c.job_id.in_(list(job_ids)))
-    mark_finished(tx, held)
+    mark_finished(tx, held, status=JobStatus.CANCELLED)
     return len(held)

@@ -168,3 +168,13 @@ def test_cancelling_a_ready_holder_frees_its_slot(db: Database) -> None:
     a, _, waiting = enqueue(db, limited(db), limited(db), limited(db))
     assert db.transact(jobs.cancel, job_ids=[a]) == [a]
     assert state_of(db, waiting) is JobState.READY
+
+
+def test_a_slot_freed_after_its_semaphore_expired_away_is_taken_afresh(db: Database) -> None:
+    a, _, waiting = enqueue(db, limited(db), limited(db), limited(db))
+    pid = register(db)
+    claimed_ids(db, pid)
+    db.transact(lambda tx: tx.conn.execute(tx.tables.semaphores.delete()))  # maintenance expired it
+    db.transact(claimed.finish_many, process_id=pid, job_ids=[a])
+    assert state_of(db, waiting) is JobState.READY
+    assert free(db) == 1  # a new row: the one job it knows of holds a slot

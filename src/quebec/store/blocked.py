@@ -49,31 +49,44 @@ def _give_back_queue_slots(tx: Tx, queue_names: Sequence[str]) -> None:
 
 
 def release_next(tx: Tx, *, freed: Mapping[str, int]) -> list[int]:
-    """Give `freed[key]` slots back to each key, then move up to that many blocked jobs of
-    the key (priority, then id) to ready, each taking a slot; returns the jobs moved.
+    """Give `freed[key]` slots back to each key, moving up to that many blocked jobs of the
+    key (priority, then id) to ready into them; returns the jobs moved.
 
-    Blocked rows another transaction is moving are skipped (SKIP LOCKED): that
-    transaction takes the slot instead.
+    A slot passes straight from the job that freed it to the blocked job that takes it, so
+    a key costs two statements (the waiting jobs, the semaphore's count and expiry) and
+    the moves of all keys one delete and one insert. A key whose semaphore has expired
+    away takes its slots afresh. Blocked rows another transaction is moving are skipped
+    (SKIP LOCKED): that transaction takes the slot instead.
     """
-    moved: list[int] = []
+    moving: list[Row[Any, Any, Any]] = []
     for key in sorted(freed):
         rule = rule_of(tx, key)
-        release(tx, key=key, count=freed[key], rule=rule)
-        moved += _promote(tx, key, freed[key])
-    return moved
+        waiting = _waiting(tx, key, freed[key])
+        if release(tx, key=key, count=freed[key] - len(waiting), rule=rule):
+            moving += waiting
+        else:
+            moving += waiting[: acquire(tx, key=key, wanted=len(waiting), rule=rule)]
+    return _to_ready(tx, moving)
+
+
+def _waiting(tx: Tx, key: str, at_most: int) -> list[Row[Any, Any, Any]]:
+    """The next `at_most` blocked jobs of `key`, locked; rows others hold are skipped."""
+    blocked = tx.tables.blocked_executions
+    return list(
+        tx.conn.execute(
+            tx.dialect.lock_skip_locked(
+                select(blocked.c.job_id, blocked.c.queue_name, blocked.c.priority)
+                .where(blocked.c.concurrency_key == key)
+                .order_by(blocked.c.priority, blocked.c.job_id)
+                .limit(at_most)
+            )
+        ).all()
+    )
 
 
 def _promote(tx: Tx, key: str, at_most: int) -> list[int]:
     """Move up to `at_most` blocked jobs of `key` to ready, as far as slots are free."""
-    blocked = tx.tables.blocked_executions
-    rows = tx.conn.execute(
-        tx.dialect.lock_skip_locked(
-            select(blocked.c.job_id, blocked.c.queue_name, blocked.c.priority)
-            .where(blocked.c.concurrency_key == key)
-            .order_by(blocked.c.priority, blocked.c.job_id)
-            .limit(at_most)
-        )
-    ).all()
+    rows = _waiting(tx, key, at_most)
     if not rows:
         return []
     taken = acquire(tx, key=key, wanted=len(rows), rule=rule_of(tx, key))

@@ -53,12 +53,13 @@ def acquire(tx: Tx, *, key: str, wanted: int, rule: ConcurrencyRule) -> int:
     return taken
 
 
-def release(tx: Tx, *, key: str, count: int, rule: ConcurrencyRule) -> None:
-    """Give `count` slots of `key` back, never above the limit (a job unblocked by hand
-    held none), and push the row's expiry on. No row (it expired): nothing to give back."""
+def release(tx: Tx, *, key: str, count: int, rule: ConcurrencyRule) -> bool:
+    """Give `count` slots of `key` back (0: only push the expiry on), never above the limit
+    (a job unblocked by hand held none). False when the key has no row (it expired): nothing
+    to give back, and a slot handed on must be taken afresh."""
     sem = tx.tables.semaphores
     raised = sem.c.value + count
-    tx.conn.execute(
+    found = tx.conn.execute(
         update(sem)
         .where(sem.c.key == key)
         .values(
@@ -67,6 +68,7 @@ def release(tx: Tx, *, key: str, count: int, rule: ConcurrencyRule) -> None:
             updated_at=tx.now,
         )
     )
+    return bool(found.rowcount)
 
 
 def expire(tx: Tx, *, limit: int) -> list[str]:

@@ -18,6 +18,7 @@ from quebec.errors import (
     UnknownJobClass,
     WaitTimeout,
 )
+from quebec.events import JobEvent, JobEventKind
 from quebec.execution import Execution
 from quebec.flow_options import ConcurrencyStrategy
 from quebec.function_jobs import FunctionJob
@@ -38,6 +39,8 @@ __all__ = [
     "DiscardStrategy",
     "EnqueueError",
     "Execution",
+    "JobEvent",
+    "JobEventKind",
     "FunctionJob",
     "JobBuilder",
     "JobCancelled",

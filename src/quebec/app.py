@@ -14,15 +14,18 @@ from quebec.config import Settings, load_settings, run_options
 from quebec.engine.drain import Drain
 from quebec.engine.executor import Executor
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
+from quebec.engine.oneshot import DrainReport, OneShot
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
+from quebec.events import JobEvent, JobEventKind, Subscriber
 from quebec.execution import Execution
 from quebec.flow_rules import RegistryFlowRules
 from quebec.function_jobs import FunctionJob, job_class_for
 from quebec.hooks import Hooks
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.registry import Registry
+from quebec.sealing import Sealing
 from quebec.store import Database, health, jobs
 
 log = logging.getLogger("quebec")
@@ -53,6 +56,7 @@ class Quebec:
             queue_limits=self.settings.experimental_queue_concurrency,
         )
         self.db = Database.from_settings(self.settings, flow=flow)
+        self.sealing = Sealing.from_settings(self.settings)  # a bad key fails here, in one sentence
         self.db.connect()
         self.hooks = Hooks()
         self._supervisor: ThreadSupervisor | None = None
@@ -98,13 +102,21 @@ class Quebec:
         """
         if not batch:
             return []
-        rows, plans = enqueuing.plan(batch, self.db.clock.now(), self.settings.force_override_queue)
+        rows, plans = enqueuing.plan(
+            batch, self.db.clock.now(), self.settings.force_override_queue, self.sealing.sealer
+        )
 
         def insert() -> list[ActiveJob]:
             enqueued = self.db.transact(jobs.enqueue_many, rows)
             enqueuing.settle(batch, plans, enqueued, rows.arguments)
             for job in batch:
                 job.quebec = self  # job.wait() asks this instance
+            if self.db.events:
+                self.db.events.emit(
+                    JobEvent(JobEventKind.ENQUEUED, job.id, job.class_name, job.queue_name)
+                    for job in batch
+                    if job.id is not None
+                )
             if self._supervisor is not None:
                 self._supervisor.wake_workers(set(rows.queue_names))
             return list(batch)
@@ -142,10 +154,27 @@ class Quebec:
         drain = self._drainer()
         return [Execution(drain, job) for job in drain.claim(batch_size)]
 
+    def drain_due(
+        self, *, threads: int | None = None, max_jobs: int | None = None, max_seconds: float | None = None
+    ) -> DrainReport:
+        """Perform every job due now on `threads` worker threads (default: the settings'), then
+        return what became of them (`python -m quebec <package> --once`); see engine/oneshot.py."""
+        threads = run_options(None, threads)[1] or self.settings.worker_threads
+        drain = OneShot(
+            self.db,
+            self.settings,
+            self.registry,
+            self._drainer(),
+            threads=threads,
+            max_jobs=max_jobs,
+            max_seconds=max_seconds,
+        )
+        return drain.run()
+
     def _drainer(self) -> Drain:
         with _LAZY:
             if self._drain is None:
-                executor = Executor(self.registry, self.db.clock)
+                executor = Executor(self.registry, self.db.clock, self.sealing, self.db.events)
                 metrics = self._metrics
                 if metrics is not None:
                     executor = MeteredExecutor(executor, metrics, lambda: 1)
@@ -166,7 +195,7 @@ class Quebec:
         progress, pending = self._waiting().wait(ids, timeout)
         if pending:
             raise waiting.timed_out(progress, pending, timeout)
-        return [waiting.result_of(progress[job_id]) for job_id in ids]
+        return [waiting.result_of(progress[job_id], self.sealing.cipher) for job_id in ids]
 
     def wait_for_job(self, job: ActiveJob | int, timeout: float | None = None) -> Any:
         """One job's result (wait_for_jobs of one)."""
@@ -333,6 +362,12 @@ class Quebec:
         return self._metrics
 
     # -- hooks ----------------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber, *kinds: JobEventKind | str) -> Callable[[], None]:
+        """Call `fn(quebec.JobEvent)` on job events of `kinds` in this process (every kind when
+        none is given): enqueued, started, finished, failed, retried, discarded. Returns the
+        function that unsubscribes. A subscriber that raises is logged, never breaks the job."""
+        return self.db.events.subscribe(fn, kinds)
+
     def on_start(self, fn: F) -> F:
         return self.hooks.add("start", fn)
 
@@ -356,7 +391,8 @@ class Quebec:
 
     # -- operations (delegated to ops, shared with the CLI) ---------------------------------
     def get_job(self, job_id: int) -> Any:
-        return ops.get_job(self.db, job_id)
+        """The job's row with its state, status, error and result (opened if it is encrypted)."""
+        return ops.get_job(self.db, job_id, self.sealing.cipher)
 
     def retry_failed(self, job_id: int) -> bool:
         return ops.retry_failed(self.db, [job_id]) > 0
@@ -428,6 +464,11 @@ class Quebec:
 
     def queue_paused(self, queue_name: str) -> bool:
         return ops.queue_paused(self.db, queue_name)
+
+    def rotate_encryption_keys(self, batch_size: int = 500) -> int:
+        """Re-encrypt stored arguments and results with the first key of encryption_key (see
+        docs); returns how many rows changed."""
+        return ops.rotate_encryption_keys(self.db, self.sealing.cipher, batch_size=batch_size)
 
     def clear_finished_jobs(self, batch_size: int = 500, finished_before: datetime | None = None) -> int:
         return ops.clear_finished_jobs(self.db, self.settings, batch_size=batch_size, finished_before=finished_before)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from quebec.encryption import ENCRYPTED_TAG, Cipher, open_sealed, sealed_token
 from quebec.errors import SerializationError
 from quebec.job_ids import new_active_job_id, new_active_job_ids  # noqa: F401 - part of this module's interface
 from quebec.values import TYPE_TAG, encode_value, encodes_tagged, revive
@@ -112,10 +113,12 @@ def encode_envelope(
     return text
 
 
-def decode_envelope(text: str | None) -> Envelope:
+def decode_envelope(text: str | None, cipher: Cipher | None = None) -> Envelope:
     """Read an envelope written by Quebec or the wheel; a missing or empty one means no arguments.
 
-    Raises ValueError when the text is not JSON or a tagged value is malformed: the job cannot run.
+    Raises ValueError when the text is not JSON or a tagged value is malformed, and
+    EncryptionError (a ValueError) when the arguments are sealed and `cipher` cannot open
+    them: the job cannot run.
     """
     if not text or not text.strip():
         return Envelope(args=(), kwargs={}, executions=0, exception_executions={}, active_job_id=None, raw={})
@@ -123,6 +126,11 @@ def decode_envelope(text: str | None) -> Envelope:
     arguments = _argument_list(raw)
     if TYPE_TAG in text:
         arguments = _argument_list(_normalise(json.loads(text, object_hook=revive)))
+    if len(arguments) == 1 and (token := sealed_token(arguments[0])) is not None:
+        opened = json.loads(open_sealed(token, cipher, "this job's arguments"), object_hook=revive)
+        if not isinstance(opened, list):
+            raise ValueError(f"encrypted arguments hold {type(opened).__name__}, not an argument list")
+        arguments = opened
     kwargs: dict[str, Any] = {}
     if arguments and isinstance(arguments[-1], dict) and arguments[-1].get(KWARGS_TAG) is True:
         kwargs = {k: v for k, v in arguments[-1].items() if k != KWARGS_TAG}
@@ -371,7 +379,7 @@ class FreshEnvelope:
     sort_keys=True, separators=(",", ":")) (the tests compare both).
     """
 
-    __slots__ = ("class_name", "_head", "_mid", "_mid2", "_tail")
+    __slots__ = ("class_name", "_head", "_mid", "_mid2", "_tail", "_seal")
 
     def __init__(
         self,
@@ -382,8 +390,10 @@ class FreshEnvelope:
         enqueued_at: datetime,
         class_queue_name: str | None = None,
         class_priority: int | None = None,
+        seal: Callable[[str], str] | None = None,
     ) -> None:
         cls, queue = _json_str(class_name), _json_str(queue_name)
+        self._seal = seal  # set: the argument list is stored encrypted (quebec.encryption)
         inner_queue = queue if class_queue_name is None else _json_str(class_queue_name)
         inner_priority = priority if class_priority is None else class_priority
         self.class_name = class_name
@@ -410,6 +420,8 @@ class FreshEnvelope:
         except (TypeError, ValueError, RecursionError) as exc:
             raise _explain(self.class_name, args, kwargs, exc) from None
         _check_depth(self.class_name, args, kwargs, encoded)
+        if self._seal is not None:
+            encoded = f'[{{"{ENCRYPTED_TAG}":{_dumps_str(self._seal(encoded))}}}]'
         # ids are lowercase alphanumerics (ours and the wheel's): nothing to escape
         jid = f'"{active_job_id}"' if active_job_id.isalnum() else _dumps_str(active_job_id)
         return f'{{"arguments":{{"arguments":{encoded}{self._head}{jid}{self._mid}{jid}{self._mid2}{jid}{self._tail}'

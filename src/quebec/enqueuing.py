@@ -8,7 +8,7 @@ job's arguments.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import repeat
 
@@ -21,13 +21,16 @@ from quebec.job_ids import new_active_job_ids
 from quebec.options import JobOptions
 from quebec.types import EnqueuedJobs, NewJobs
 
+# Per class: the function that encrypts its argument list, or None to store it plain.
+Sealer = Callable[[type[BaseClass]], Callable[[str], str] | None]
+
 
 class Plan:
     """Where and when a job goes, and its envelope layout: shared by a batch's alike jobs."""
 
     __slots__ = ("queue_name", "priority", "scheduled_at", "class_name", "render")
 
-    def __init__(self, job: ActiveJob, now: datetime, forced: str | None) -> None:
+    def __init__(self, job: ActiveJob, now: datetime, forced: str | None, sealer: Sealer | None = None) -> None:
         job.resolve(now=now, forced_queue=forced)
         assert job.queue_name is not None and job.priority is not None and job.scheduled_at is not None
         self.queue_name, self.priority, self.scheduled_at = valid_queue(job.queue_name), job.priority, job.scheduled_at
@@ -43,16 +46,20 @@ class Plan:
             enqueued_at=now,
             class_queue_name=inner_queue,
             class_priority=cls.resolve_priority(),
+            seal=None if sealer is None else sealer(cls),
         )
         self.class_name, self.render = envelope.class_name, envelope.render
 
 
-def plan(batch: Sequence[ActiveJob], now: datetime, forced: str | None) -> tuple[NewJobs, list[Plan]]:
-    """The rows to insert for `batch`, and each job's plan (for settle)."""
+def plan(
+    batch: Sequence[ActiveJob], now: datetime, forced: str | None, sealer: Sealer | None = None
+) -> tuple[NewJobs, list[Plan]]:
+    """The rows to insert for `batch`, and each job's plan (for settle). `sealer` says, per
+    class, how to encrypt its arguments (None: stored plain)."""
     if not all(map(isinstance, batch, repeat(ActiveJob))):
         wrong = next(job for job in batch if not isinstance(job, ActiveJob))
         raise EnqueueError(f"perform_all_later takes jobs made with Job.build(...), got {wrong!r}")
-    plans = _plans(batch, now, forced)
+    plans = _plans(batch, now, forced, sealer)
     ids = new_active_job_ids(len(batch))
     rows = NewJobs(
         [p.queue_name for p in plans],
@@ -90,7 +97,7 @@ def settle(batch: Sequence[ActiveJob], plans: Sequence[Plan], enqueued: Enqueued
         job.queue_name, job.priority, job.scheduled_at = p.queue_name, p.priority, p.scheduled_at
 
 
-def _plans(batch: Sequence[ActiveJob], now: datetime, forced: str | None) -> list[Plan]:
+def _plans(batch: Sequence[ActiveJob], now: datetime, forced: str | None, sealer: Sealer | None) -> list[Plan]:
     plans: list[Plan] = []
     cls: type[BaseClass] | None = None
     options: JobOptions | None = None
@@ -98,8 +105,8 @@ def _plans(batch: Sequence[ActiveJob], now: datetime, forced: str | None) -> lis
     for job in batch:
         if job.job_class is not cls or job.options is not options or shared is None:
             cls, options = job.job_class, job.options
-            shared = None if callable(cls.queue_as) else Plan(job, now, forced)
-            plans.append(shared or Plan(job, now, forced))
+            shared = None if callable(cls.queue_as) else Plan(job, now, forced, sealer)
+            plans.append(shared or Plan(job, now, forced, sealer))
         else:
             plans.append(shared)
     return plans

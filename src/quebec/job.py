@@ -228,6 +228,8 @@ class BaseClass:
     at_most_once: ClassVar[bool] = False
     # False: what perform returns is not kept (job.wait() then returns None).
     store_result: ClassVar[bool] = True
+    # True: arguments and result are stored encrypted with encryption_key (quebec.encryption).
+    encrypt: ClassVar[bool] = False
 
     _quebec: ClassVar[Enqueuer | None] = None
     # Registered with register_rescue_strategy, tried after rescue_from (retry.rescue_strategies_of).

@@ -3,23 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from quebec import values
 from quebec.clock import to_naive_utc
 from quebec.config.settings import BATCH
+from quebec.encryption import Cipher, sealed_token
 from quebec.errors import ConfigError
 from quebec.identifiers import queue_name
-from quebec.store import Database, blocked, cleanup, failed, jobs, pauses, queries, scheduled
+from quebec.store import Database, blocked, cleanup, failed, jobs, pauses, queries, rekey, scheduled, stats
 from quebec.store.queries import JobRow
-from quebec.types import JobState
+from quebec.store.stats import ProcessSnapshot, QueueSnapshot
+from quebec.types import ENDINGS, JobState, JobStatus
 
 if TYPE_CHECKING:
     from quebec.config import Settings
 
 
-def get_job(db: Database, job_id: int) -> JobRow | None:
-    return db.read(queries.get_job, job_id=job_id)
+def get_job(db: Database, job_id: int, cipher: Cipher | None = None) -> JobRow | None:
+    """One job; an encrypted result opened with `cipher` (left sealed without one)."""
+    row = db.read(queries.get_job, job_id=job_id)
+    if row is None or cipher is None or row.result_json is None:
+        return row
+    token = sealed_token(values.loads(row.result_json))
+    return row if token is None else replace(row, result_json=cipher.open(token))
+
+
+def rotate_encryption_keys(db: Database, cipher: Cipher | None, *, batch_size: int = 500) -> int:
+    """Re-encrypt every stored encrypted argument list and result with the first key; returns
+    how many rows changed. Run it after putting a new key first in encryption_key, then drop
+    the old key once it returns."""
+    if cipher is None:
+        raise ConfigError("rotating keys needs encryption_key set: the new key first, then the old ones")
+    size: int = BATCH(batch_size, "rotate_encryption_keys(batch_size=…)")
+    total = 0
+    for table in rekey.TABLES:
+        after = 0
+        while True:
+            changed, next_after = db.transact(
+                rekey.rotate_batch, table=table, after_id=after, limit=size, rotate=cipher.rotate
+            )
+            total += changed
+            if next_after is None:
+                break
+            after = next_after
+    return total
 
 
 def retry_failed(db: Database, job_ids: Sequence[int]) -> int:
@@ -182,3 +212,48 @@ def _all_failed(
         total += done
         if done == 0:
             return total
+
+
+# -- read models for the CLI and the dashboard (store/stats.py) ----------------------------------
+def latest_jobs(
+    db: Database,
+    *,
+    status: JobStatus | None = None,
+    queue_name: str | None = None,
+    class_name: str | None = None,
+    since: object = None,
+    limit: int = 50,
+) -> list[JobRow]:
+    """The newest jobs first; since: enqueued at or after it (seconds since the epoch or a datetime)."""
+    state, ending = _state_and_ending(status)
+    return db.read(
+        queries.list_jobs,
+        state=state,
+        ending=ending,
+        queue_name=queue_name,
+        class_name=class_name,
+        created_since=instant(since, "since"),
+        limit=limit,
+        newest_first=True,
+    )
+
+
+def _state_and_ending(status: JobStatus | None) -> tuple[JobState | None, JobStatus | None]:
+    """A JobStatus as the rows tell it: running is claimed; the endings are finished rows."""
+    if status is None:
+        return None, None
+    if status is JobStatus.RUNNING:
+        return JobState.CLAIMED, None
+    if status in ENDINGS:
+        return None, status
+    return JobState(status.value), None
+
+
+def queue_stats(db: Database, *, with_finished: bool = True) -> QueueSnapshot:
+    """Every queue with a job or a pause: counts per state, paused, the oldest ready job."""
+    return db.read(stats.queue_stats, with_finished=with_finished)
+
+
+def process_list(db: Database) -> ProcessSnapshot:
+    """Registered processes with their heartbeat and the claims each holds."""
+    return db.read(stats.process_list)

@@ -5,17 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from quebec import values
+from quebec.encryption import Cipher, open_sealed, sealed_token
 from quebec.errors import JobCancelled, JobDiscarded, JobFailed, UnknownJob, WaitTimeout
 from quebec.store.results import Progress
 from quebec.types import JobStatus
 
 
-def result_of(progress: Progress) -> Any:
-    """perform's return value for a finished job; raise for a job that ended otherwise."""
+def result_of(progress: Progress, cipher: Cipher | None = None) -> Any:
+    """perform's return value for a finished job (opened with `cipher` when it was stored
+    encrypted); raise for a job that ended otherwise."""
     job_id = progress.job_id
     match progress.status:
         case JobStatus.FINISHED:
-            return progress.result
+            return opened(progress.result, cipher, job_id)
         case JobStatus.FAILED:
             error = progress.error or {}
             raise JobFailed(
@@ -42,6 +45,14 @@ def result_of(progress: Progress) -> Any:
             )
         case status:
             raise AssertionError(f"result_of() was given job {job_id} still {status}")
+
+
+def opened(result: Any, cipher: Cipher | None, job_id: int) -> Any:
+    """A stored result as perform returned it: a sealed one opened, a plain one as it is."""
+    token = sealed_token(result)
+    if token is None:
+        return result
+    return values.loads(open_sealed(token, cipher, f"the result of job {job_id}"))
 
 
 def timed_out(progress: dict[int, Progress], pending: Sequence[int], timeout: float | None) -> WaitTimeout:

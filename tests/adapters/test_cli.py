@@ -3,36 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import assert_one_sentence, in_process, run_cli
 
 import quebec
 from quebec.types import JobState
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("QUEBEC_") and k != "DATABASE_URL"}
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "quebec", *args], capture_output=True, text=True, env=full, cwd=cwd, timeout=60
-    )
-
-
-def assert_one_sentence(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("quebec: error:") and fragment in lines[0], result.stderr
-
-
-def test_no_arguments_prints_usage_and_exits_1() -> None:
+def test_no_arguments_prints_usage_and_exits_2() -> None:
+    # A usage error, as an unknown option is: 2 (it was 1 before issue 14 made 2 the usage status).
     result = run_cli()
-    assert result.returncode == 1 and "usage: python -m quebec" in result.stderr
+    assert result.returncode == 2 and "usage: python -m quebec" in result.stderr
 
 
 def test_missing_database_url_is_one_sentence() -> None:
@@ -99,16 +83,7 @@ def test_failed_list_retry_and_discard_through_the_cli(make_qc: Any, db_url: str
     assert json.loads(discarded.stdout) == {"discarded": 2}
     assert {qc.get_job(j.id).state for j in jobs[1:]} == {JobState.FINISHED}
     missing = run_cli("failed", "retry", env=env)
-    assert_one_sentence(missing, "needs job ids or --all")
-
-
-def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """main() called here, for what needs no second process (a subprocess costs a second)."""
-    from quebec.cli.main import main
-
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(list(args), code, out, err)
+    assert_one_sentence(missing, "needs job ids or --all", code=2)
 
 
 def test_help_and_version_exit_0_and_an_unknown_option_is_one_sentence(
@@ -118,10 +93,10 @@ def test_help_and_version_exit_0_and_an_unknown_option_is_one_sentence(
     assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m quebec")
     version = in_process(capsys, "--version")
     assert (version.returncode, version.stdout.strip()) == (0, f"quebec {quebec.__version__}")
-    # `--once` used to be imported as a package ("cannot import '--once'").
+    # An option used to be imported as a package ("cannot import '--once'"); --once is an option now.
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
-    assert_one_sentence(in_process(capsys, "jobs", "--once"), "unknown option '--once'")
-    assert_one_sentence(in_process(capsys, "-x"), "unknown option '-x'")
+    assert_one_sentence(in_process(capsys, "jobs", "--twice"), "unknown option '--twice'", code=2)
+    assert_one_sentence(in_process(capsys, "-x"), "unknown option '-x'", code=2)
 
 
 def test_an_empty_spawn_list_is_refused_rather_than_running_nothing(
@@ -166,7 +141,9 @@ def test_failed_retry_names_the_state_of_ids_it_skipped_and_refuses_ids_out_of_r
         assert qc.get_job(failed).state == JobState.READY  # type: ignore[union-attr]
 
         huge = in_process(capsys, "failed", "discard", "99999999999999999999")
-        assert_one_sentence(huge, "job id 99999999999999999999 is out of range; ids run from 1 to 9223372036854775807")
+        assert_one_sentence(
+            huge, "job id 99999999999999999999 is out of range; ids run from 1 to 9223372036854775807", code=2
+        )
     finally:
         qc.close()
 

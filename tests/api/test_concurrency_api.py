@@ -92,6 +92,14 @@ def test_unblock_unblock_all_and_cancel_blocked(qc: Any) -> None:
         ({"concurrency_limit": 2, "concurrency_duration": 0.5}, ValueError, "at least 1 second"),
         ({"concurrency_limit": 2, "concurrency_key": "x"}, quebec.ConfigError, "must be a method"),
         ({"concurrency_limit": 2, "concurrency_on_conflict": "discard"}, quebec.ConfigError, "ConcurrencyConflict"),
+        ({"rate_limit_max": 0, "rate_limit_duration": timedelta(seconds=2)}, quebec.ConfigError, "rate_limit_max"),
+        (
+            {"rate_limit_max": 5, "rate_limit_duration": timedelta(milliseconds=500)},
+            ValueError,
+            r"BadJob.rate_limit_duration must be a datetime.timedelta of at least one second",
+        ),
+        ({"rate_limit_max": 5, "rate_limit_duration": 2}, ValueError, "got 2"),
+        ({"exclusive": "yes"}, quebec.ConfigError, "BadJob.exclusive must be True or False"),
     ],
 )
 def test_bad_concurrency_options_fail_at_class_definition(

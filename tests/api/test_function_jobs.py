@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ from typing import Any
 import pytest
 
 import quebec
-from integration.integration_support import Procs, managed_procs, start_worker, worker_env, write_package
+from integration.integration_support import Procs, import_package, managed_procs, start_worker, worker_env
 from quebec.retry import RetryStrategy
 from quebec.types import JobStatus
 
@@ -117,13 +115,10 @@ def test_python_m_quebec_discovers_and_runs_function_jobs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     package = f"function_jobs_{prefix}"
-    write_package(tmp_path, package, JOB_PACKAGE)
     env = worker_env(db_url, prefix, tmp_path)
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("QUEBEC_TABLE_NAME_PREFIX", prefix)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module(package)
-    monkeypatch.setitem(sys.modules, package, module)
+    module = import_package(tmp_path, package, JOB_PACKAGE, monkeypatch)
     make_qc()  # the tables
     jobs = [module.triple.perform_later(n) for n in (1, 2, 3)]
     start_worker(procs, package, env, tmp_path)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +16,7 @@ from sqlalchemy import text
 
 import quebec
 from conftest import eventually
-from integration.integration_support import Procs, managed_procs, start_worker, worker_env, write_package
+from integration.integration_support import Procs, import_package, managed_procs, start_worker, worker_env
 from quebec.retry import RetryStrategy
 from quebec.types import JobStatus
 
@@ -222,10 +220,7 @@ def test_wait_wakes_when_a_worker_in_another_process_finishes_the_job(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     package = f"square_jobs_{prefix}"
-    write_package(tmp_path, package, JOB_PACKAGE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module(package)
-    monkeypatch.setitem(sys.modules, package, module)
+    module = import_package(tmp_path, package, JOB_PACKAGE, monkeypatch)
     qc = make_qc()
     qc.register_job(module.Square)
     jobs = [module.Square.perform_later(n) for n in range(5)]
@@ -247,3 +242,19 @@ def test_clear_finished_jobs_takes_their_results_with_them(qc: Any) -> None:
     with pytest.raises(quebec.UnknownJob):
         job.wait(timeout=1)
     assert qc.db.read(lambda tx: tx.conn.execute(tx.tables.job_results.select()).all()) == []
+
+
+def test_a_running_job_shows_when_it_started(qc: Any) -> None:
+    seen: list[Any] = []
+
+    @qc.register_job
+    class Look(quebec.BaseClass):
+        def perform(self) -> None:
+            row = qc.get_job(self.id)
+            seen.append((row.status, row.started_at, row.enqueued_at))
+
+    job = Look.perform_later()
+    assert qc.get_job(job.id).started_at is None
+    qc.drain_one().perform()
+    [(status, started_at, enqueued_at)] = seen
+    assert status is JobStatus.RUNNING and started_at is not None and started_at >= enqueued_at

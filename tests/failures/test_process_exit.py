@@ -6,8 +6,6 @@ and the next worker on the host prunes that process and runs the job again.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import eventually
-from integration.integration_support import Procs, managed_procs, start_worker, worker_env, write_package
+from integration.integration_support import Procs, import_package, managed_procs, start_worker, worker_env
 from quebec.store import queries
 from quebec.types import JobState
 
@@ -50,10 +48,7 @@ def test_os_exit_in_perform_kills_the_worker_and_the_next_worker_prunes_it_and_r
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     package = f"exit_jobs_{prefix}"
-    write_package(tmp_path, package, JOB_PACKAGE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module(package)
-    monkeypatch.setitem(sys.modules, package, module)
+    module = import_package(tmp_path, package, JOB_PACKAGE, monkeypatch)
     qc = make_qc()
     qc.register_job(module.ExitsOnce)
     marker = tmp_path / "ran-once"

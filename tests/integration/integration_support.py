@@ -8,6 +8,7 @@ server) behind.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import subprocess
@@ -77,6 +78,16 @@ def write_package(tmp_path: Path, name: str, source: str) -> Path:
     pkg.mkdir()
     (pkg / "__init__.py").write_text(textwrap.dedent(source), encoding="utf-8")
     return pkg
+
+
+def import_package(tmp_path: Path, name: str, source: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Write a job package (as write_package) and import it here too, as the worker will:
+    the test enqueues with its classes. The import is undone after the test."""
+    write_package(tmp_path, name, source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module(name)
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
 
 
 def worker_env(db_url: str, prefix: str, tmp_path: Path, **extra: str) -> dict[str, str]:

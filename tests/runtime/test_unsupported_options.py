@@ -17,7 +17,7 @@ import quebec
 from quebec.config import load_settings
 from quebec.engine.unsupported import unsupported_options
 
-NO_EFFECT = "has no effect yet"
+NO_EFFECT = "has no effect"
 
 
 @pytest.fixture
@@ -46,12 +46,11 @@ def test_nothing_set_means_no_warning(start_up: Callable[..., list[str]]) -> Non
     assert start_up() == []
 
 
-def test_the_memory_limit_from_the_environment_warns_once_naming_its_variable(
+def test_the_memory_limit_is_enforced_so_it_and_its_companions_warn_no_more(
     start_up: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QUEBEC_WORKER_MAX_RSS_MB", "512")
-    (warning,) = start_up()
-    assert warning.startswith("worker_max_rss_mb=512 (QUEBEC_WORKER_MAX_RSS_MB) has no effect yet")
+    assert start_up(worker_memory_check_interval=2.0) == []
 
 
 @pytest.mark.parametrize(
@@ -62,9 +61,11 @@ def test_the_memory_limit_from_the_environment_warns_once_naming_its_variable(
         ("worker_memory_graceful_timeout", 60.0),
     ],
 )
-def test_each_memory_companion_warns_once(start_up: Callable[..., list[str]], option: str, value: object) -> None:
+def test_each_memory_companion_without_the_limit_warns_once(
+    start_up: Callable[..., list[str]], option: str, value: object
+) -> None:
     (warning,) = start_up(**{option: value})
-    assert warning.startswith(f"{option}={value!r} (QUEBEC_{option.upper()}) {NO_EFFECT}")
+    assert warning.startswith(f"{option}={value!r} (QUEBEC_{option.upper()}) has no effect: workers are recycled")
 
 
 @pytest.mark.parametrize(
@@ -138,12 +139,16 @@ def test_run_warns_about_control_plane_once_too(tmp_path: Path, caplog: pytest.L
 
 
 def test_the_list_is_a_pure_function_of_settings_spawn_control_plane_and_environment(tmp_path: Path) -> None:
-    settings = load_settings({"database_url": "sqlite://", "worker_max_rss_mb": 100}, env={}, cwd=str(tmp_path))
+    settings = load_settings(
+        {"database_url": "sqlite://", "worker_memory_check_interval": 2}, env={}, cwd=str(tmp_path)
+    )
     found = unsupported_options(settings, spawn=["scheduler"], control_plane="x:1", environ={"QUEBEC_SUPERVISOR": "1"})
     assert [sentence.split("=")[0] for sentence in found] == [
-        "worker_max_rss_mb",
+        "worker_memory_check_interval",
         "QUEBEC_SUPERVISOR",
         "spawn",
         "control_plane",
     ]
-    assert unsupported_options(settings, spawn=None, control_plane=None, environ={})[0].startswith("worker_max_rss")
+    assert unsupported_options(settings, spawn=None, control_plane=None, environ={})[0].startswith(
+        "worker_memory_check_interval"
+    )

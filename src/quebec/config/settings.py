@@ -149,6 +149,10 @@ class Settings:
     workers: tuple[WorkerConfig, ...] = (WorkerConfig(),)
     dispatchers: tuple[DispatcherConfig, ...] = (DispatcherConfig(),)
     config_path: str | None = None
+    # Fernet keys, comma-separated: the first encrypts, all decrypt (rotation). Arguments
+    # and results of classes with `encrypt = True`, or of every job with encrypt_all_jobs.
+    encryption_key: str | None = None
+    encrypt_all_jobs: bool = False
 
     def __post_init__(self) -> None:
         _normalise(self, SETTINGS_RULES, "Settings")
@@ -159,6 +163,8 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         if self.database_url is not None:
             shown["database_url"] = redact(self.database_url)
+        if self.encryption_key is not None:
+            shown["encryption_key"] = "***"
         return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
 
@@ -204,6 +210,8 @@ SETTINGS_RULES: dict[str, Rule] = {
     "workers": _tuple_of(WorkerConfig),
     "dispatchers": _tuple_of(DispatcherConfig),
     "config_path": optional(text),
+    "encryption_key": optional(text),
+    "encrypt_all_jobs": boolean,
 }
 
 
@@ -218,6 +226,11 @@ def run_options(spawn: object, threads: object) -> tuple[tuple[str, ...] | None,
 def _check_combinations(settings: Settings) -> None:
     # ssl options against a non-PostgreSQL URL are refused by the dialect (Database), which
     # alone knows which URL is which.
+    if settings.encrypt_all_jobs and not settings.encryption_key:
+        raise ConfigError(
+            "encrypt_all_jobs is on but no encryption_key is set; set QUEBEC_ENCRYPTION_KEY to a Fernet key "
+            "(python -m quebec keys generate prints one) or turn encrypt_all_jobs off"
+        )
     if settings.process_alive_threshold <= settings.process_heartbeat_interval:
         raise ConfigError(
             f"process_alive_threshold ({settings.process_alive_threshold:g}s) must be longer than "

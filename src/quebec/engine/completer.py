@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from quebec.engine.outcomes import OUTCOME_TYPES, Discarded, Failed, Finished, Outcome, Released, Rescheduled, Retried
 from quebec.errors import DatabaseUnavailable, MissingTables
+from quebec.events import JobEvent, JobEventKind
 from quebec.store import Database, claimed
 from quebec.store.results import Ending
 from quebec.types import ErrorInfo, JobStatus
@@ -96,7 +97,22 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
         log.warning(
             "job.claim_lost job_ids=%s: this process no longer held them (pruned?); they run again elsewhere", lost
         )
+    if db.events:
+        gone = set(lost)
+        db.events.emit(_event(o) for o in (*finished, *failed, *retried) if o.job_id not in gone)
     return lost
+
+
+def _event(outcome: Finished | Discarded | Failed | Retried) -> JobEvent:
+    match outcome:
+        case Finished():
+            return JobEvent(JobEventKind.FINISHED, outcome.job_id, outcome.class_name)
+        case Discarded(error=error):
+            return JobEvent(JobEventKind.DISCARDED, outcome.job_id, outcome.class_name, error=error)
+        case Failed(error=error):
+            return JobEvent(JobEventKind.FAILED, outcome.job_id, outcome.class_name, error=error)
+        case Retried():
+            return JobEvent(JobEventKind.RETRIED, outcome.job_id, outcome.class_name)
 
 
 def _endings(finished: Sequence[Finished | Discarded]) -> dict[int, Ending]:

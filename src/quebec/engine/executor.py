@@ -20,14 +20,17 @@ from typing import Any
 from quebec import outcome, values
 from quebec.arguments import Envelope, decode_envelope, with_counters
 from quebec.clock import Clock
+from quebec.encryption import ENCRYPTED_TAG
 from quebec.engine.callbacks import run_perform
 from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Retried
 from quebec.errors import UnknownJobClass
+from quebec.events import JobEvent, JobEventKind, JobEvents
 from quebec.hooks import call_hook
 from quebec.job import BaseClass, arguments_json
 from quebec.logger import job_context, job_logger
 from quebec.outcome import decide, error_info
 from quebec.registry import Registry
+from quebec.sealing import Sealing
 from quebec.types import ClaimedJob, ErrorInfo, NewJob
 
 log = logging.getLogger("quebec.worker")
@@ -35,9 +38,13 @@ _LOGGED_MESSAGE = 500  # characters of a failure message in the log line (the ro
 
 
 class Executor:
-    def __init__(self, registry: Registry, clock: Clock) -> None:
+    def __init__(
+        self, registry: Registry, clock: Clock, sealing: Sealing | None = None, events: JobEvents | None = None
+    ) -> None:
         self._registry = registry
         self._clock = clock
+        self._sealing = sealing or Sealing(None, encrypt_all=False)
+        self._events = events or JobEvents()
 
     def at_most_once(self, class_name: str) -> bool:
         cls = self._registry.get(class_name)
@@ -61,11 +68,13 @@ class Executor:
             log.error("job.unknown_class job_id=%s class=%s", job.id, job.class_name)
             return self._failed(job, error, None)
         try:
-            envelope = decode_envelope(job.arguments)
+            envelope = decode_envelope(job.arguments, self._sealing.cipher)
         except Exception as exc:
             log.error("job.bad_arguments job_id=%s class=%s: %s", job.id, job.class_name, exc)
             return self._failed(job, exc, None)
         instance = self._instance(cls, job, envelope)
+        if self._events:
+            self._events.emit([JobEvent(JobEventKind.STARTED, job.id, job.class_name, job.queue_name)])
         with job_context(job.class_name, job.id, job.queue_name, jid=job.active_job_id or None, target=cls.__module__):
             try:
                 returned = run_perform(instance, envelope.args, envelope.kwargs, _seconds(cls.timeout))
@@ -77,7 +86,31 @@ class Executor:
                     # still end somewhere visible, never stuck in claimed.
                     log.exception("job.outcome_failed job_id=%s class=%s", job.id, job.class_name)
                     return self._failed(job, decide_error, envelope, counted=True)
-        return Finished(job.id, job.class_name, _result_json(cls, job, returned))
+        return Finished(job.id, job.class_name, self._result_json(cls, job, returned))
+
+    def _result_json(self, cls: type[BaseClass], job: ClaimedJob, value: Any) -> str | None:
+        """perform's return value as stored in job_results (sealed for encrypted classes), or
+        None (nothing to keep).
+
+        A value that cannot be stored is not, and says so at WARNING: the job did its work,
+        so it is not failed (and retried) for what it returned.
+        """
+        if value is None or not cls.store_result:
+            return None
+        try:
+            text = values.dumps(value)
+            seal = self._sealing.sealer(cls)
+            return text if seal is None else values.dumps({ENCRYPTED_TAG: seal(text)})
+        except (TypeError, ValueError, RecursionError) as exc:
+            log.warning(
+                "job.result_not_stored job_id=%s class=%s type=%s: %s; return JSON data (dict, list, str, "
+                "number, datetime, UUID, Decimal…) or set store_result = False",
+                job.id,
+                job.class_name,
+                type(value).__qualname__,
+                exc,
+            )
+            return None
 
     def _instance(self, cls: type[BaseClass], job: ClaimedJob, envelope: Envelope) -> BaseClass:
         instance = object.__new__(cls)
@@ -158,28 +191,6 @@ class Executor:
             counters[key] = counters.get(key, 0) + 1
             arguments = with_counters(job.arguments, executions=envelope.executions + 1, exception_executions=counters)
         return Failed(job.id, error or error_info(exc), arguments, job.class_name)
-
-
-def _result_json(cls: type[BaseClass], job: ClaimedJob, value: Any) -> str | None:
-    """perform's return value as stored in job_results, or None (nothing to keep).
-
-    A value JSON cannot hold is not stored and says so at WARNING: the job did its work,
-    so it is not failed (and retried) for what it returned.
-    """
-    if value is None or not cls.store_result:
-        return None
-    try:
-        return values.dumps(value)
-    except (TypeError, ValueError, RecursionError) as exc:
-        log.warning(
-            "job.result_not_stored job_id=%s class=%s type=%s: %s; return JSON data (dict, list, str, number, "
-            "datetime, UUID, Decimal…) or set store_result = False",
-            job.id,
-            job.class_name,
-            type(value).__qualname__,
-            exc,
-        )
-        return None
 
 
 def _seconds(value: float | timedelta | None) -> float | None:

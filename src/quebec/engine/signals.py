@@ -16,6 +16,7 @@ class Intent(StrEnum):
     QUIT = "quit"  # QUIT: at once
     QUIET = "quiet"  # USR1, TSTP: stop claiming
     METRICS = "metrics"  # USR2: start or stop recording per-job metrics
+    RECYCLE = "recycle"  # the memory watch: drain, then exit 75 (no signal)
 
 
 _SIGNALS = {

@@ -24,15 +24,18 @@ from quebec.engine.concurrency_maintenance import ConcurrencyMaintenance
 from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
+from quebec.engine.memory import RECYCLE_EXIT, MemoryWatch
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
 from quebec.engine.process_rows import process_info
 from quebec.engine.rate_limiter import RateLimiter
 from quebec.engine.signals import Intent, Intents
+from quebec.engine.systemd import SystemdNotifier, set_title
 from quebec.engine.unsupported import unsupported_options
 from quebec.engine.worker import Worker
 from quebec.hooks import Hooks
 from quebec.registry import Registry
+from quebec.sealing import Sealing
 from quebec.store import Database, processes
 from quebec.types import QueueSelector
 
@@ -85,6 +88,10 @@ class ThreadSupervisor:
         self.notifier: Notifier | None = None
         self._stopped = threading.Event()
         self._signals_installed = False
+        self.memory: MemoryWatch | None = None
+        self.systemd = SystemdNotifier(os.environ)
+        self._titled = True  # until setproctitle turns out to be missing
+        self._recycle_by: float | None = None  # set when memory recycling began: drain until then
 
     # -- start ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -102,7 +109,7 @@ class ThreadSupervisor:
                 self.db, lambda: self._rows["worker"].id, preserve_finished=s.preserve_finished_jobs
             )
             self.completer.start()
-            executor = Executor(self.registry, clock)
+            executor = Executor(self.registry, clock, Sealing.from_settings(s), self.db.events)
             self.workers.append(
                 Worker(
                     self.db,
@@ -151,6 +158,13 @@ class ThreadSupervisor:
         if self.workers:
             self.notifier = Notifier(self.db, s.name, self.wake_workers, s.use_listen_notify)
             self.notifier.start()
+        if self.workers and s.worker_max_rss_mb > 0:
+            self.memory = MemoryWatch(
+                limit_mb=s.worker_max_rss_mb,
+                every=s.worker_memory_check_interval,
+                confirmations=s.worker_memory_recycle_confirmations,
+                on_over=lambda mb: self.intents.put(Intent.RECYCLE),
+            )
         if self._quiet:  # quiet() before start: the workers never claim
             self.quiet()
         self.hooks.run("start")
@@ -162,6 +176,10 @@ class ThreadSupervisor:
         if self.concurrency:
             self.concurrency.start()
         self.maintenance.start()
+        if self.memory is not None:
+            self.memory.start()
+        self.systemd.ready(self.status_line())
+        self._retitle()
 
     @property
     def worker_threads(self) -> int:
@@ -296,9 +314,23 @@ class ThreadSupervisor:
         self.release_signals()
         return True
 
+    def status_line(self) -> str:
+        """What this process does, in a few words: for systemd's STATUS= and the process title."""
+        if not self.workers:
+            return f"quebec-{'+'.join(sorted(self.spawn))}"
+        queues = ",".join(self._queues().patterns)
+        state = "quiet" if self._quiet else f"{self.in_flight_count()}/{self._threads()} busy"
+        return f"quebec-worker[{queues}] {state}"
+
+    def _retitle(self) -> None:
+        if self._titled:
+            self._titled = set_title(self.status_line())
+
     def _wait(self) -> None:
         while True:
             intent = self.intents.get(timeout=0.25)
+            self.systemd.tick(self.status_line())
+            self._retitle()
             if intent is Intent.STOP:
                 self.shutdown()
                 return
@@ -309,10 +341,34 @@ class ThreadSupervisor:
                 self.quiet()
             if intent is Intent.METRICS:
                 self._toggle_metrics()
+            if intent is Intent.RECYCLE:
+                self._begin_recycle()
+            if self._recycle_by is not None and (
+                all(w.lane.wait_idle(0) for w in self.workers) or time.monotonic() >= self._recycle_by
+            ):
+                log.warning("supervisor.recycled: exiting %d for a fresh process to take over", RECYCLE_EXIT)
+                self.exit_code = RECYCLE_EXIT
+                self.shutdown()
+                return
             if self._quiet and self.settings.quiet_then_exit and all(w.lane.wait_idle(0) for w in self.workers):
                 log.info("supervisor.drained: exiting (quiet_then_exit)")
                 self.shutdown()
                 return
+
+    def _begin_recycle(self) -> None:
+        if self._recycle_by is not None:
+            return
+        grace = self.settings.worker_memory_graceful_timeout
+        log.warning(
+            "worker.memory_recycle limit_mb=%d: over it %d times in a row; going quiet, letting running jobs "
+            "finish (up to %.0fs), then exiting %d",
+            self.settings.worker_max_rss_mb,
+            self.settings.worker_memory_recycle_confirmations,
+            grace,
+            RECYCLE_EXIT,
+        )
+        self._recycle_by = time.monotonic() + grace
+        self.quiet()
 
     def stop(self) -> None:
         """Ask for a graceful shutdown from any thread."""
@@ -322,6 +378,7 @@ class ThreadSupervisor:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.systemd.stopping()
         timeout = self.settings.shutdown_timeout
         self.hooks.run("shutdown")
         for worker in self.workers:
@@ -353,7 +410,7 @@ class ThreadSupervisor:
             self.hooks.run("worker_stop")
         if self.completer is not None:
             self.completer.close(timeout=max(5.0, timeout))
-        for component in (self.dispatcher, self.concurrency, self.maintenance):
+        for component in (self.dispatcher, self.concurrency, self.maintenance, self.memory):
             if component is not None:
                 component.stop()
                 component.join(2.0)

@@ -13,9 +13,8 @@ from typing import Any
 
 from quebec.config import Settings
 
-# The memory-recycle settings (QUEBEC_WORKER_MAX_RSS_MB and its companions).
-_MEMORY = (
-    "worker_max_rss_mb",
+# The memory-recycle companions do nothing without QUEBEC_WORKER_MAX_RSS_MB (engine/memory.py).
+_MEMORY_COMPANIONS = (
     "worker_memory_check_interval",
     "worker_memory_recycle_confirmations",
     "worker_memory_graceful_timeout",
@@ -39,12 +38,12 @@ def unsupported_options(
     """One sentence per option that is set (to a non-default value) but has no effect yet."""
     found: list[str] = []
     defaults = {f.name: f.default for f in fields(Settings)}
-    for name in _MEMORY:
+    for name in _MEMORY_COMPANIONS if not settings.worker_max_rss_mb else ():
         value = getattr(settings, name)
         if value != defaults[name]:
             found.append(
-                f"{name}={value!r} (QUEBEC_{name.upper()}) has no effect yet: workers are not recycled "
-                f"on memory use; unset it, or watch the process's memory yourself"
+                f"{name}={value!r} (QUEBEC_{name.upper()}) has no effect: workers are recycled on memory "
+                f"use only with QUEBEC_WORKER_MAX_RSS_MB set; set it, or unset this"
             )
     for name, why in _UNREAD.items():
         value = getattr(settings, name)

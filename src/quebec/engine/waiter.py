@@ -34,6 +34,7 @@ class Waiter:
         self._use_listen = use_listen and db.dialect.supports_listen
         self._lock = threading.Lock()
         self._listener: Any = None
+        self.reads = 0  # table reads so far (the benchmark counts them per wait)
 
     def wait(self, job_ids: Sequence[int], timeout: float | None) -> tuple[dict[int, Progress], list[int]]:
         """Wait until every job is final (or unknown), or `timeout` seconds pass.
@@ -66,6 +67,7 @@ class Waiter:
         while pending:
             attempts = {current[asked] for asked in pending}
             found = self._db.read(results.progress, job_ids=sorted(attempts))
+            self.reads += 1
             hopped = False
             for asked in pending:
                 progress = found[current[asked]]

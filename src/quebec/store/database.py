@@ -18,6 +18,7 @@ from quebec.clock import Clock, SystemClock
 from quebec.config.settings import SSL_OPTIONS, Settings
 from quebec.dialects import Dialect, for_url, redact
 from quebec.errors import ConfigError, DatabaseUnavailable, MissingTables, QuebecError, StoreError
+from quebec.events import JobEvents
 from quebec.identifiers import table_prefix
 from quebec.schema import Tables, build_tables
 from quebec.schema import create_tables as _create_tables
@@ -84,6 +85,7 @@ class Database:
         # next transaction looks, until someone has created them.
         self.keeps_results: bool | None = None
         self.ended = Pulse()  # beaten after jobs end in this process (store.results.ended)
+        self.events = JobEvents()  # in-process subscribers to job events (quebec.events)
         # How long transact() keeps rerunning a transaction through transient errors
         # (SQLite's busy lock, a deadlock, a dropped connection) before giving up.
         self.retry_for = retry_for

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from quebec import values
+from quebec.schema import Tables
 from quebec.store.database import Tx
 from quebec.store.error_record import read_error
 from quebec.types import JobState, JobStatus
@@ -29,11 +30,16 @@ class JobRow:
     state: JobState
     error: dict[str, Any] | None = None
     process_id: int | None = None
+    started_at: datetime | None = None  # when its claim was taken: known while it runs
     # From job_results (when the table exists): how a finished job ended, what perform
     # returned (JSON text), and a retried attempt's next one.
     ending: str | None = None
     result_json: str | None = None
     next_job_id: int | None = None
+
+    @property
+    def enqueued_at(self) -> datetime:
+        return self.created_at
 
     @property
     def status(self) -> JobStatus:
@@ -95,8 +101,11 @@ def list_jobs(
     failed_since: datetime | None = None,
     failed_until: datetime | None = None,
     error_like: str | None = None,
+    created_since: datetime | None = None,
+    ending: JobStatus | None = None,
     after_id: int = 0,
     limit: int = 100,
+    newest_first: bool = False,
 ) -> list[JobRow]:
     """Jobs with their derived state, keyset-paged by id.
 
@@ -104,7 +113,10 @@ def list_jobs(
     inclusive); error_like is an SQL LIKE pattern matched as given against the stored error
     (its JSON text), as the wheel does: `%` and `_` are wildcards, and case and backslash
     escapes follow the database (PostgreSQL compares case-sensitively, SQLite and MySQL do not).
-    All three keep only failed jobs.
+    All three keep only failed jobs. created_since keeps jobs enqueued at or after it. ending
+    keeps finished jobs that ended so (job_results.status; a finished job without a row there,
+    as the wheel leaves it, ended finished).
+    newest_first orders by id descending (the CLI's latest jobs); after_id pages ascending only.
     """
     t = tx.tables
     jobs = t.jobs
@@ -115,24 +127,18 @@ def list_jobs(
         else ()
     )
     stmt = (
-        select(
-            jobs,
-            *ending_columns,
-            t.failed_executions.c.error,
-            t.claimed_executions.c.process_id,
-            t.ready_executions.c.id.label("r"),
-            t.scheduled_executions.c.id.label("s"),
-            t.blocked_executions.c.id.label("b"),
-            t.claimed_executions.c.id.label("c"),
-            t.failed_executions.c.id.label("f"),
+        with_executions(
+            select(
+                jobs,
+                *ending_columns,
+                t.failed_executions.c.error,
+                t.claimed_executions.c.process_id,
+                t.claimed_executions.c.created_at.label("started_at"),
+            ),
+            t,
         )
-        .outerjoin(t.ready_executions, t.ready_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.scheduled_executions, t.scheduled_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.blocked_executions, t.blocked_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.claimed_executions, t.claimed_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.failed_executions, t.failed_executions.c.job_id == jobs.c.id)
         .where(jobs.c.id > after_id)
-        .order_by(jobs.c.id)
+        .order_by(jobs.c.id.desc() if newest_first else jobs.c.id)
         .limit(limit)
     )
     if tx.keeps_results:
@@ -152,6 +158,15 @@ def list_jobs(
         stmt = stmt.where(failed.created_at <= failed_until)
     if error_like is not None:
         stmt = stmt.where(failed.error.like(error_like))
+    if created_since is not None:
+        stmt = stmt.where(jobs.c.created_at >= created_since)
+    if ending is not None:
+        stmt = stmt.where(_state_condition(t, JobState.FINISHED))
+        if tx.keeps_results:
+            cond = ended.c.status == ending.value
+            stmt = stmt.where(cond | ended.c.status.is_(None) if ending is JobStatus.FINISHED else cond)
+        elif ending is not JobStatus.FINISHED:
+            return []  # nothing records how jobs ended here
     out = []
     for r in tx.conn.execute(stmt):
         out.append(
@@ -165,9 +180,10 @@ def list_jobs(
                 scheduled_at=r.scheduled_at,
                 finished_at=r.finished_at,
                 created_at=r.created_at,
-                state=_state(r),
+                state=state_of(r),
                 error=read_error(r.error) if r.error else None,
                 process_id=r.process_id,
+                started_at=r.started_at,
                 ending=getattr(r, "ending", None),
                 result_json=getattr(r, "result_json", None),
                 next_job_id=getattr(r, "next_job_id", None),
@@ -176,7 +192,23 @@ def list_jobs(
     return out
 
 
-def _state(r: Any) -> JobState:
+def with_executions(stmt: Select[Any], t: Tables) -> Select[Any]:
+    """`stmt` on the jobs table, with each execution table outer-joined and its id selected
+    as a mark (r, s, b, c, f) for state_of()."""
+    jobs = t.jobs
+    for table, mark in (
+        (t.ready_executions, "r"),
+        (t.scheduled_executions, "s"),
+        (t.blocked_executions, "b"),
+        (t.claimed_executions, "c"),
+        (t.failed_executions, "f"),
+    ):
+        stmt = stmt.add_columns(table.c.id.label(mark)).outerjoin(table, table.c.job_id == jobs.c.id)
+    return stmt
+
+
+def state_of(r: Any) -> JobState:
+    """A job's state from the marks with_executions() selected."""
     # failed is checked before finished: a failed job keeps finished_at NULL, but a
     # row the Rust wheel wrote could carry both, and failed is what needs attention.
     if r.f is not None:

@@ -27,7 +27,8 @@ from sqlalchemy import delete, insert, select
 from quebec import values
 from quebec.store.database import Tx
 from quebec.store.error_record import read_error
-from quebec.types import JobStatus
+from quebec.store.queries import state_of, with_executions
+from quebec.types import JobState, JobStatus
 
 DONE_SUFFIX = "_done"
 
@@ -104,25 +105,9 @@ def progress(tx: Tx, *, job_ids: Sequence[int]) -> dict[int, Progress]:
     ending_columns = (
         (ended.c.status, ended.c.result, ended.c.next_job_id, ended.c.created_at) if tx.keeps_results else ()
     )
-    stmt = (
-        select(
-            jobs.c.id,
-            jobs.c.finished_at,
-            t.failed_executions.c.error,
-            t.failed_executions.c.id.label("f"),
-            t.claimed_executions.c.id.label("c"),
-            t.ready_executions.c.id.label("r"),
-            t.scheduled_executions.c.id.label("s"),
-            t.blocked_executions.c.id.label("b"),
-            *ending_columns,
-        )
-        .outerjoin(t.failed_executions, t.failed_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.claimed_executions, t.claimed_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.ready_executions, t.ready_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.scheduled_executions, t.scheduled_executions.c.job_id == jobs.c.id)
-        .outerjoin(t.blocked_executions, t.blocked_executions.c.job_id == jobs.c.id)
-        .where(jobs.c.id.in_(ids))
-    )
+    stmt = with_executions(
+        select(jobs.c.id, jobs.c.finished_at, t.failed_executions.c.error, *ending_columns), t
+    ).where(jobs.c.id.in_(ids))
     if tx.keeps_results:
         stmt = stmt.outerjoin(ended, ended.c.job_id == jobs.c.id)
     rows = {row.id: row for row in tx.conn.execute(stmt)}
@@ -137,17 +122,16 @@ def _progress(job_id: int, row: Any, orphan: Any) -> Progress:
     """`row`: the job with its execution marks (and result columns); `orphan`: the result row
     of a job whose row is gone."""
     ending = orphan if row is None else (row if getattr(row, "status", None) is not None else None)
-    if row is not None and row.f is not None:
-        return Progress(job_id, JobStatus.FAILED, error=read_error(row.error))
     if row is not None:
-        for mark, status in (
-            (row.c, JobStatus.RUNNING),
-            (row.r, JobStatus.READY),
-            (row.s, JobStatus.SCHEDULED),
-            (row.b, JobStatus.BLOCKED),
-        ):
-            if mark is not None:
-                return Progress(job_id, status)
+        match state_of(row):
+            case JobState.FAILED:
+                return Progress(job_id, JobStatus.FAILED, error=read_error(row.error))
+            case JobState.CLAIMED:
+                return Progress(job_id, JobStatus.RUNNING)
+            case JobState.FINISHED:
+                pass  # how it ended: the ending below
+            case state:
+                return Progress(job_id, JobStatus(state.value))
     if ending is not None:
         return Progress(
             job_id,

@@ -148,7 +148,7 @@ def rate_limit_key_of(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     when the class defines no rate_limit_key (one bucket per class)."""
     name = cls.__qualname__
     method = getattr(cls, "rate_limit_key", None)
-    if method is None:
+    if method is None or getattr(method, "quebec_default", False):  # BaseClass's: one bucket per class
         return name
     key = method(object.__new__(cls), *args, **kwargs)
     if not isinstance(key, str):

@@ -261,6 +261,14 @@ class BaseClass:
     def perform(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__qualname__} must define perform(self, ...)")
 
+    def rate_limit_key(self, *args: Any, **kwargs: Any) -> str:
+        """The rate-limit bucket of a job with these arguments; override it to limit per key
+        (an account, a host). By default one bucket per class: the class name. Read when the
+        job is about to start, so a change applies to jobs already enqueued."""
+        return type(self).__qualname__
+
+    rate_limit_key.quebec_default = True  # type: ignore[attr-defined]  # flow_options: not overridden
+
     @classmethod
     def set(
         cls,

@@ -8,7 +8,23 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "quebec"
 # Packages that must not talk SQL themselves: they go through the store.
-ABOVE_STORE = ("engine", "cli", "app.py", "job.py", "ops.py", "registry.py", "outcome.py", "hooks.py", "enqueuing.py")
+ABOVE_STORE = (
+    "engine",
+    "cli",
+    "app.py",
+    "job.py",
+    "ops.py",
+    "registry.py",
+    "outcome.py",
+    "hooks.py",
+    "enqueuing.py",
+    "operations.py",
+    "metrics_control.py",
+    "function_jobs.py",
+    "waiting.py",
+    "execution.py",
+    "sealing.py",
+)
 DIALECT_NAME = re.compile(r"""["'](sqlite|postgres|postgresql|mysql|mariadb)["']""")
 
 

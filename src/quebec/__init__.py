@@ -20,6 +20,7 @@ from quebec.errors import (
 )
 from quebec.events import JobEvent, JobEventKind
 from quebec.execution import Execution
+from quebec.flow_options import ConcurrencyStrategy
 from quebec.function_jobs import FunctionJob
 from quebec.job import ActiveJob, BaseClass, ConcurrencyConflict, JobBuilder, JobDescriptor, RateLimitConflict
 from quebec.retry import DiscardStrategy, RescueStrategy, RetryStrategy
@@ -33,6 +34,7 @@ __all__ = [
     "ActiveJob",
     "BaseClass",
     "ConcurrencyConflict",
+    "ConcurrencyStrategy",
     "ConfigError",
     "DatabaseUnavailable",
     "DiscardStrategy",

@@ -6,10 +6,9 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
-from quebec import enqueue_callbacks, enqueuing, ops, waiting
+from quebec import enqueue_callbacks, enqueuing, waiting
 from quebec.app_recurring import RecurringMethods
 from quebec.config import Settings, load_settings, run_options
 from quebec.engine.drain import Drain
@@ -17,15 +16,19 @@ from quebec.engine.executor import Executor
 from quebec.engine.forking import ForkSupervisor
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.oneshot import DrainReport, OneShot
+from quebec.engine.rate_limiter import RateLimiter
 from quebec.engine.supervisor import ThreadSupervisor
 from quebec.engine.unsupported import fork_mode
 from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
 from quebec.events import JobEvent, JobEventKind, Subscriber
 from quebec.execution import Execution
+from quebec.flow_rules import RegistryFlowRules
 from quebec.function_jobs import FunctionJob, job_class_for
 from quebec.hooks import Hooks
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
+from quebec.metrics_control import JobMetricsControl
+from quebec.operations import Operations
 from quebec.registry import Registry
 from quebec.sealing import Sealing
 from quebec.store import Database, health, jobs
@@ -36,7 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _LAZY = threading.Lock()  # guards the lazy creation of an instance's JobMetrics
 
 
-class Quebec(RecurringMethods):
+class Quebec(Operations, JobMetricsControl, RecurringMethods):
     """One per process. `Quebec(url, **options)`; options as in spec/configuration.md."""
 
     # Runtime state that exists before any start(); class defaults, set per instance when used.
@@ -51,10 +54,15 @@ class Quebec(RecurringMethods):
         if database_url is not None:
             options["database_url"] = database_url
         self.settings: Settings = load_settings(options)
-        self.db = Database.from_settings(self.settings)
+        self.registry = Registry()
+        flow = RegistryFlowRules(
+            self.registry,
+            default_duration=self.settings.default_concurrency_control_period,
+            queue_limits=self.settings.experimental_queue_concurrency,
+        )
+        self.db = Database.from_settings(self.settings, flow=flow)
         self.sealing = Sealing.from_settings(self.settings)  # a bad key fails here, in one sentence
         self.db.connect()
-        self.registry = Registry()
         self.hooks = Hooks()
         self._supervisor: ThreadSupervisor | None = None
         self._thread: threading.Thread | None = None
@@ -175,7 +183,8 @@ class Quebec(RecurringMethods):
                 metrics = self._metrics
                 if metrics is not None:
                     executor = MeteredExecutor(executor, metrics, lambda: 1)
-                self._drain = Drain(self.db, self.settings, executor)
+                limiter = RateLimiter(self.db, self.registry, self.sealing.cipher)
+                self._drain = Drain(self.db, self.settings, executor, limiter.hold_back)
             return self._drain
 
     # -- results and waiting ----------------------------------------------------------------
@@ -356,41 +365,6 @@ class Quebec(RecurringMethods):
             return False
         return True
 
-    # -- job metrics (SIGUSR2) --------------------------------------------------------------
-    def start_job_metrics(self, path: str | os.PathLike[str] | None = None) -> str:
-        """Record one CSV row per finished job to `path`, or to a new file in
-        $QUEBEC_JOB_METRICS_DIR / the temp dir. Returns the path; raises if already recording."""
-        return self._job_metrics().start(path)
-
-    def stop_job_metrics(self) -> dict[str, Any] | None:
-        """Stop recording: `{"path", "rows", "dropped"}`, or None when nothing was recording."""
-        return self._job_metrics().stop()
-
-    def toggle_job_metrics(self) -> dict[str, Any] | None:
-        """Start if idle (returns None), stop if recording (returns the stop result, logs the summary): SIGUSR2."""
-        return self._job_metrics().toggle()
-
-    @property
-    def job_metrics_path(self) -> str | None:
-        """Path of the running job metrics recording, or None."""
-        return self._job_metrics().path
-
-    def job_metrics_summary(self, reset: bool = False) -> dict[str, dict[str, Any]]:
-        """Per class: count, failed, duration_ms, minor_faults, process_rss_peak_delta_kb, of the
-        jobs recorded since start-up (or the last reset=True, which takes and clears them)."""
-        return self._job_metrics().summary(reset=reset)
-
-    def log_job_metrics_summary(self) -> None:
-        """Log one `job_metrics.summary` line per class."""
-        self._job_metrics().log_summary()
-
-    def _job_metrics(self) -> JobMetrics:
-        if self._metrics is None:
-            with _LAZY:
-                if self._metrics is None:
-                    self._metrics = JobMetrics(self.db.clock, os.environ)
-        return self._metrics
-
     # -- hooks ----------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber, *kinds: JobEventKind | str) -> Callable[[], None]:
         """Call `fn(quebec.JobEvent)` on job events of `kinds` in this process (every kind when
@@ -418,81 +392,6 @@ class Quebec(RecurringMethods):
 
     def invoke_stop_handlers(self) -> None:
         self.hooks.run("stop")
-
-    # -- operations (delegated to ops, shared with the CLI) ---------------------------------
-    def get_job(self, job_id: int) -> Any:
-        """The job's row with its state, status, error and result (opened if it is encrypted)."""
-        return ops.get_job(self.db, job_id, self.sealing.cipher)
-
-    def retry_failed(self, job_id: int) -> bool:
-        return ops.retry_failed(self.db, [job_id]) > 0
-
-    def discard_failed(self, job_id: int) -> bool:
-        return ops.discard_failed(self.db, [job_id]) > 0
-
-    def cancel(self, job_id: int) -> bool:
-        """Cancel a job that has not started; False when it is running, finished or failed."""
-        return bool(ops.cancel(self.db, [job_id]))
-
-    def retry_all_failed(
-        self,
-        class_name: str | None = None,
-        queue_name: str | None = None,
-        since: float | datetime | None = None,
-        until: float | datetime | None = None,
-        error_like: str | None = None,
-    ) -> int:
-        """Retry the failed jobs every given filter matches (ops.failed_filter says how); returns how many."""
-        return ops.retry_all_failed(
-            self.db, class_name=class_name, queue_name=queue_name, since=since, until=until, error_like=error_like
-        )
-
-    def discard_all_failed(
-        self,
-        class_name: str | None = None,
-        queue_name: str | None = None,
-        since: float | datetime | None = None,
-        until: float | datetime | None = None,
-        error_like: str | None = None,
-    ) -> int:
-        return ops.discard_all_failed(
-            self.db, class_name=class_name, queue_name=queue_name, since=since, until=until, error_like=error_like
-        )
-
-    def cancel_scheduled(self, job_id: int) -> bool:
-        return ops.cancel_scheduled(self.db, [job_id]) > 0
-
-    def pause_queue(self, name: str) -> bool:
-        return ops.pause_queue(self.db, name)
-
-    def resume_queue(self, name: str) -> bool:
-        return ops.resume_queue(self.db, name)
-
-    def paused_queues(self) -> list[str]:
-        return ops.paused_queues(self.db)
-
-    def pause_all(self) -> int:
-        """Pause every queue that has a job now (as the wheel); returns how many were newly paused."""
-        return ops.pause_all(self.db)
-
-    def resume_all(self) -> int:
-        """Resume every paused queue; returns how many pauses were removed."""
-        return ops.resume_all(self.db)
-
-    def queue_paused(self, queue_name: str) -> bool:
-        return ops.queue_paused(self.db, queue_name)
-
-    def rotate_encryption_keys(self, batch_size: int = 500) -> int:
-        """Re-encrypt stored arguments and results with the first key of encryption_key (see
-        docs); returns how many rows changed."""
-        return ops.rotate_encryption_keys(self.db, self.sealing.cipher, batch_size=batch_size)
-
-    def clear_finished_jobs(self, batch_size: int = 500, finished_before: datetime | None = None) -> int:
-        return ops.clear_finished_jobs(self.db, self.settings, batch_size=batch_size, finished_before=finished_before)
-
-    def count_clearable_jobs(self, finished_before: float | datetime | None = None) -> int:
-        """How many finished jobs clear_finished_jobs would delete now (seconds since the epoch or a datetime)."""
-        return ops.count_clearable_jobs(self.db, self.settings, finished_before=finished_before)
 
 
 def _job_id(job: ActiveJob | int) -> int:

@@ -14,13 +14,13 @@ from itertools import repeat
 
 from quebec.arguments import FreshEnvelope
 from quebec.errors import EnqueueError
+from quebec.flow_options import concurrency_key_of, limited, unique_of
 from quebec.identifiers import queue_name as valid_queue
 from quebec.job import ActiveJob, BaseClass
 from quebec.job_ids import new_active_job_ids
 from quebec.options import JobOptions
-from quebec.types import EnqueuedJobs, JobState, NewJobs
+from quebec.types import EnqueuedJobs, NewJobs
 
-_READY, _SCHEDULED = JobState.READY.value, JobState.SCHEDULED.value
 # Per class: the function that encrypts its argument list, or None to store it plain.
 Sealer = Callable[[type[BaseClass]], Callable[[str], str] | None]
 
@@ -71,17 +71,28 @@ def plan(
         [p.priority for p in plans],
         ids,
         [p.scheduled_at for p in plans],
-        [None] * len(batch),
+        _concurrency_keys(batch),
     )
+    if any(getattr(cls, "unique_for", None) is not None for cls in {job.job_class for job in batch}):
+        held = [unique_of(job.job_class, job.args, job.kwargs, now) for job in batch]
+        rows.unique_keys = [h[0] if h else None for h in held]
+        rows.unique_until = [h[1] if h else None for h in held]
     return rows, plans
+
+
+def _concurrency_keys(batch: Sequence[ActiveJob]) -> list[str | None]:
+    """Each job's stored concurrency key (None for classes without a limit: no call per job)."""
+    if not any(limited(cls) for cls in {job.job_class for job in batch}):
+        return [None] * len(batch)
+    return [concurrency_key_of(job.job_class, job.args, job.kwargs) for job in batch]
 
 
 def settle(batch: Sequence[ActiveJob], plans: Sequence[Plan], enqueued: EnqueuedJobs, arguments: Sequence[str]) -> None:
     """Write what the store answered (ids, states), what was resolved and what was stored onto the jobs."""
-    for job, p, job_id, active_job_id, later, stored in zip(
-        batch, plans, enqueued.ids, enqueued.active_job_ids, enqueued.scheduled, arguments, strict=True
+    for job, p, job_id, active_job_id, state, stored in zip(
+        batch, plans, enqueued.ids, enqueued.active_job_ids, enqueued.states, arguments, strict=True
     ):
-        job.id, job.active_job_id, job.state = job_id, active_job_id, _SCHEDULED if later else _READY
+        job.id, job.active_job_id, job.state = job_id, active_job_id, state.value
         job.envelope = stored
         job.queue_name, job.priority, job.scheduled_at = p.queue_name, p.priority, p.scheduled_at
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum, EnumType
 from itertools import repeat
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from quebec import flow_options
 from quebec import options as enqueue_options
+from quebec.conflicts import ConcurrencyConflict as ConcurrencyConflict
+from quebec.conflicts import RateLimitConflict as RateLimitConflict
 from quebec.enqueue_callbacks import check_enqueue_callbacks, has_enqueue_callbacks
 from quebec.errors import ConfigError, EnqueueError
 from quebec.options import NO_OPTIONS as _NO_OPTIONS
@@ -28,30 +29,6 @@ class Enqueuer(Protocol):
     """What a job class needs from Quebec to enqueue (bound at registration)."""
 
     def enqueue_jobs(self, jobs: Sequence[ActiveJob], *, callbacks: bool = False) -> list[ActiveJob]: ...
-
-
-class _ListedEnum(EnumType):
-    """dir() names the class's functions too, as from Python 3.12 (3.11 lists only members)."""
-
-    def __dir__(cls) -> list[str]:
-        return sorted({*super().__dir__(), *(name for name in vars(cls) if not name.startswith("_"))})
-
-
-class ConcurrencyConflict(Enum, metaclass=_ListedEnum):
-    Block = "block"
-    Discard = "discard"
-
-    # the wheel's lower-case spellings: functions returning the member
-    block = staticmethod(lambda: ConcurrencyConflict.Block)
-    discard = staticmethod(lambda: ConcurrencyConflict.Discard)
-
-
-class RateLimitConflict(Enum, metaclass=_ListedEnum):
-    Reschedule = "reschedule"
-    Discard = "discard"
-
-    reschedule = staticmethod(lambda: RateLimitConflict.Reschedule)
-    discard = staticmethod(lambda: RateLimitConflict.Discard)
 
 
 @dataclass(slots=True)
@@ -284,6 +261,14 @@ class BaseClass:
     def perform(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__qualname__} must define perform(self, ...)")
 
+    def rate_limit_key(self, *args: Any, **kwargs: Any) -> str:
+        """The rate-limit bucket of a job with these arguments; override it to limit per key
+        (an account, a host). By default one bucket per class: the class name. Read when the
+        job is about to start, so a change applies to jobs already enqueued."""
+        return type(self).__qualname__
+
+    rate_limit_key.quebec_default = True  # type: ignore[attr-defined]  # flow_options: not overridden
+
     @classmethod
     def set(
         cls,
@@ -331,20 +316,8 @@ class BaseClass:
         return cls.queue_with_priority if cls.queue_with_priority is not None else cls.priority
 
 
-# Seed options that are accepted but not enforced yet: say so once per class rather than
-# pretending (a limit that silently does nothing is worse than a warning).
-_NOT_ENFORCED = ("concurrency_limit", "rate_limit_max", "exclusive")
-
-
 def _check_class_options(cls: type[BaseClass], name: str) -> None:
-    for option in _NOT_ENFORCED:
-        if option in cls.__dict__ and cls.__dict__[option]:
-            warnings.warn(
-                f"{name}.{option} is accepted but not enforced by this version of Quebec yet; "
-                f"jobs of {name} run without that limit",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+    flow_options.check(cls, name)
     if not (isinstance(cls.queue_as, str) or callable(cls.queue_as)):
         raise ConfigError(f"{name}.queue_as must be a queue name or a callable, got {cls.queue_as!r}")
     for attr in ("priority", "queue_with_priority"):

@@ -13,7 +13,7 @@ from quebec.config.settings import BATCH
 from quebec.encryption import Cipher, sealed_token
 from quebec.errors import ConfigError
 from quebec.identifiers import queue_name
-from quebec.store import Database, cleanup, failed, jobs, pauses, queries, rekey, scheduled, stats
+from quebec.store import Database, blocked, cleanup, failed, jobs, pauses, queries, rekey, scheduled, stats
 from quebec.store.queries import JobRow
 from quebec.store.stats import ProcessSnapshot, QueueSnapshot
 from quebec.types import ENDINGS, JobState, JobStatus
@@ -67,6 +67,26 @@ def cancel(db: Database, job_ids: Sequence[int]) -> list[int]:
 
 def cancel_scheduled(db: Database, job_ids: Sequence[int]) -> int:
     return db.transact(scheduled.cancel_scheduled, job_ids=job_ids)
+
+
+def unblock(db: Database, job_ids: Sequence[int]) -> list[int]:
+    """blocked → ready, bypassing the concurrency limit; returns the jobs moved."""
+    return db.transact(blocked.unblock, job_ids=job_ids)
+
+
+def unblock_all(db: Database, *, class_name: str | None = None, queue_name: str | None = None, batch: int = 500) -> int:
+    """Unblock every blocked job of a class and/or queue (all without filters), in batches."""
+    total = 0
+    while ids := db.read(blocked.blocked_ids, class_name=class_name, queue_name=queue_name, limit=batch):
+        moved = len(unblock(db, ids))
+        total += moved
+        if not moved:
+            return total
+    return total
+
+
+def cancel_blocked(db: Database, job_ids: Sequence[int]) -> list[int]:
+    return db.transact(blocked.cancel_blocked, job_ids=job_ids)
 
 
 def pause_queue(db: Database, name: str) -> bool:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple, overload
+from typing import NamedTuple, Protocol, overload
 
 
 class JobState(StrEnum):
@@ -58,6 +58,10 @@ class NewJob:
     active_job_id: str
     scheduled_at: datetime
     concurrency_key: str | None = None
+    # Unique jobs: a duplicate of a job holding this key is not inserted (store/unique.py).
+    # unique_until None with a key: the key is held until the job finishes.
+    unique_key: str | None = None
+    unique_until: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -76,9 +80,13 @@ class NewJobs:
     active_job_ids: list[str]
     scheduled_at: list[datetime]
     concurrency_keys: list[str | None]
+    # None: no job of the batch is unique (the usual batch: no lists to build).
+    unique_keys: list[str | None] | None = None
+    unique_until: list[datetime | None] | None = None
 
     @classmethod
     def of(cls, jobs: Sequence[NewJob]) -> NewJobs:
+        unique = any(j.unique_key is not None for j in jobs)
         return cls(
             [j.queue_name for j in jobs],
             [j.class_name for j in jobs],
@@ -87,6 +95,8 @@ class NewJobs:
             [j.active_job_id for j in jobs],
             [j.scheduled_at for j in jobs],
             [j.concurrency_key for j in jobs],
+            [j.unique_key for j in jobs] if unique else None,
+            [j.unique_until for j in jobs] if unique else None,
         )
 
     def __len__(self) -> int:
@@ -102,11 +112,12 @@ class Enqueued(NamedTuple):
 @dataclass(slots=True)
 class EnqueuedJobs(Sequence[Enqueued]):
     """What enqueue_many returns: ids and states column by column, in input order; as a
-    sequence, one Enqueued per job."""
+    sequence, one Enqueued per job. A state is where the job went: scheduled (due later),
+    ready, blocked (no concurrency slot free) or finished (its class discards on conflict)."""
 
     ids: list[int]
     active_job_ids: list[str]
-    scheduled: list[bool]  # True: scheduled (due later); False: ready
+    states: list[JobState]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -118,21 +129,62 @@ class EnqueuedJobs(Sequence[Enqueued]):
     def __getitem__(self, index: int | slice) -> Enqueued | list[Enqueued]:
         if isinstance(index, slice):
             return list(self)[index]
-        return Enqueued(
-            self.ids[index], self.active_job_ids[index], JobState.SCHEDULED if self.scheduled[index] else JobState.READY
-        )
+        return Enqueued(self.ids[index], self.active_job_ids[index], self.states[index])
 
     def __iter__(self) -> Iterator[Enqueued]:
-        ready, scheduled = JobState.READY, JobState.SCHEDULED
-        for job_id, active_job_id, later in zip(self.ids, self.active_job_ids, self.scheduled, strict=True):
-            yield Enqueued(job_id, active_job_id, scheduled if later else ready)
+        for job_id, active_job_id, state in zip(self.ids, self.active_job_ids, self.states, strict=True):
+            yield Enqueued(job_id, active_job_id, state)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, EnqueuedJobs):
-            return (self.ids, self.active_job_ids, self.scheduled) == (other.ids, other.active_job_ids, other.scheduled)
+            return (self.ids, self.active_job_ids, self.states) == (other.ids, other.active_job_ids, other.states)
         return isinstance(other, Sequence) and list(self) == list(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyRule:
+    """How many jobs of one concurrency key may hold a slot at once, for how long a slot
+    stays taken when its holder vanished (the semaphore's TTL), and whether a job that
+    finds no slot free waits (blocked) or is dropped (discard)."""
+
+    limit: int
+    duration: timedelta
+    discard: bool = False
+
+
+# For a job whose class this process does not know: one slot, held a minute at most.
+UNKNOWN_RULE = ConcurrencyRule(1, timedelta(seconds=60))
+
+
+class FlowRules(Protocol):
+    """What the store needs to know about job classes to route them (given by the layer
+    that holds the registry): each class's concurrency rule, and whether any class here
+    is limited at all (so the hot paths skip looking for slots to free)."""
+
+    @property
+    def limited(self) -> bool: ...
+
+    def concurrency(self, class_name: str) -> ConcurrencyRule: ...
+
+    def queue_rule(self, queue_name: str) -> ConcurrencyRule | None:
+        """The cluster-wide limit of a queue (experimental_queue_concurrency), if it has one."""
+
+
+class NoFlowRules:
+    """No class known (the CLI, a bare Database): keys found in rows get UNKNOWN_RULE."""
+
+    limited = False
+
+    def concurrency(self, class_name: str) -> ConcurrencyRule:
+        return UNKNOWN_RULE
+
+    def queue_rule(self, queue_name: str) -> ConcurrencyRule | None:
+        return None
+
+
+NO_FLOW_RULES = NoFlowRules()
 
 
 @dataclass(frozen=True, slots=True)

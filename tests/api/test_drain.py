@@ -213,3 +213,27 @@ def test_inside_perform_the_job_sees_its_row_and_its_context(qc: Any) -> None:
     )
     assert job_context_var.get() == JobContext()  # reset after the job
     assert Inspect.priority == 0  # the instance's priority did not leak into the class option
+
+
+def test_a_rate_limit_holds_a_drained_job_back_as_it_does_on_a_worker(make_qc: Any) -> None:
+    from cryptography.fernet import Fernet
+
+    qc = make_qc(encryption_key=Fernet.generate_key().decode())
+
+    @qc.register_job
+    class Call(quebec.BaseClass):
+        encrypt = True  # the key comes from the opened arguments
+        rate_limit_max = 1
+        rate_limit_duration = timedelta(seconds=60)
+
+        def rate_limit_key(self, account: str) -> str:
+            return account
+
+        def perform(self, account: str) -> None:
+            pass
+
+    first, second = Call.perform_later("acme"), Call.perform_later("acme")
+    for execution in qc.drain_batch(2):
+        execution.perform()
+    assert state(qc, first.id) == JobState.FINISHED
+    assert state(qc, second.id) == JobState.SCHEDULED

@@ -77,9 +77,8 @@ def test_settings_nothing_reads_yet_warn_once(start_up: Callable[..., list[str]]
     assert len(found) == 1 and found[0].startswith(f"{option}=") and f"QUEBEC_{option.upper()}" in found[0]
 
 
-def test_experimental_queue_concurrency_warns(start_up: Callable[..., list[str]]) -> None:
-    (warning,) = start_up(experimental_queue_concurrency={"mail": 2})
-    assert warning.startswith("experimental_queue_concurrency={'mail': 2} has no effect yet")
+def test_experimental_queue_concurrency_is_enforced_so_it_no_longer_warns(start_up: Callable[..., list[str]]) -> None:
+    assert start_up(experimental_queue_concurrency={"mail": 2}) == []
 
 
 def test_quebec_supervisor_with_qc_start_says_it_runs_threads_here(

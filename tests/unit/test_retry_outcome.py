@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 
 import pytest
@@ -178,13 +179,17 @@ def test_fresh_envelope_fast_path_matches_the_general_encoder(args: tuple, kwarg
     assert decoded.args == tuple(json.loads(json.dumps(list(args)))) and decoded.kwargs == kwargs
 
 
-def test_seed_options_not_enforced_yet_warn_instead_of_silently_doing_nothing() -> None:
-    with pytest.warns(RuntimeWarning, match="ReportJob.concurrency_limit is accepted but not enforced"):
+def test_seed_flow_options_are_enforced_so_they_no_longer_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
 
-        class ReportJob(quebec.BaseClass):
-            concurrency_limit = 3
+        class RebuildJob(quebec.BaseClass):
+            exclusive = True
+            concurrency_limit = 1
+            rate_limit_max = 5
+            rate_limit_duration = timedelta(seconds=2)
 
-            def perform(self, account_id: int) -> None:
+            def perform(self) -> None:
                 pass
 
     assert quebec.RateLimitConflict.Reschedule != quebec.RateLimitConflict.Discard

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from quebec.engine.outcomes import OUTCOME_TYPES, Discarded, Failed, Finished, Outcome, Released, Retried
+from quebec.engine.outcomes import OUTCOME_TYPES, Discarded, Failed, Finished, Outcome, Released, Rescheduled, Retried
 from quebec.errors import DatabaseUnavailable, MissingTables
 from quebec.events import JobEvent, JobEventKind
 from quebec.store import Database, claimed
@@ -45,8 +45,8 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
 
     One transaction per kind, whatever the number of jobs: Finished and Discarded (the
     same transition in the tables) in one finish_many, Released in one release_many,
-    Failed in one fail_many, Retried in one retry_many. What is written is removed from
-    `outcomes`, so a caller that retries after an error writes nothing twice. Returns
+    Failed in one fail_many, Retried in one retry_many, Rescheduled in one reschedule_many.
+    What is written is removed from `outcomes`, so a caller that retries after an error writes nothing twice. Returns
     the jobs whose claim the process no longer held (pruned meanwhile: they run again
     elsewhere). Anything that is not an outcome is refused before anything is written.
     """
@@ -54,6 +54,7 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
     released: list[Released] = []
     failed: list[Failed] = []
     retried: list[Retried] = []
+    rescheduled: list[Rescheduled] = []
     for outcome in outcomes:
         match outcome:
             case Finished() | Discarded():
@@ -64,6 +65,8 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
                 failed.append(outcome)
             case Retried():
                 retried.append(outcome)
+            case Rescheduled():
+                rescheduled.append(outcome)
             case _:
                 raise TypeError(f"cannot write {outcome!r}: an outcome is one of {_NAMES}")
     pid, lost = process_id, list[int]()
@@ -87,6 +90,9 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
         runs = {o.job_id: o.next_run for o in retried}
         new_ids = db.transact(claimed.retry_many, process_id=pid, next_runs=runs, preserve=preserve_finished)
         lost += _written(outcomes, retried, new_ids)
+    if rescheduled:
+        at = {o.job_id: o.run_at for o in rescheduled}
+        lost += _written(outcomes, rescheduled, db.transact(claimed.reschedule_many, process_id=pid, run_at=at))
     if lost:
         log.warning(
             "job.claim_lost job_ids=%s: this process no longer held them (pruned?); they run again elsewhere", lost

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 
 from quebec.config import Settings
 from quebec.engine.completer import write_outcomes
@@ -27,13 +28,16 @@ from quebec.store import Database, processes, ready, scheduled
 from quebec.types import ClaimedJob, QueueSelector
 
 log = logging.getLogger("quebec.worker")
+HoldBack = Callable[[ClaimedJob], Outcome | None]
 
 
 class Drain:
-    def __init__(self, db: Database, settings: Settings, executor: Executor) -> None:
+    def __init__(self, db: Database, settings: Settings, executor: Executor, hold_back: HoldBack | None = None) -> None:
         self._db = db
         self._settings = settings
         self._executor = executor
+        # A rate limit may hold a job back, as it does on a worker thread (engine/rate_limiter.py).
+        self._hold_back = hold_back
         self._lock = threading.Lock()
         self._process_id: int | None = None
 
@@ -44,11 +48,18 @@ class Drain:
         self._db.transact(scheduled.dispatch_due, limit=max(limit, s.dispatcher_batch_size))
         forced = s.force_override_queue
         queues = QueueSelector((forced,)) if forced else QueueSelector(s.worker_queues)
-        return self._db.transact(ready.claim, queues=queues, limit=limit, process_id=process_id)
+        return self._db.transact(
+            ready.claim,
+            queues=queues,
+            limit=limit,
+            process_id=process_id,
+            limited_queues=tuple(s.experimental_queue_concurrency),
+        )
 
     def perform(self, job: ClaimedJob) -> Outcome:
         """Run `job` through the executor and write its outcome; returns the outcome written."""
-        outcome = self._executor.perform(job)
+        held = self._hold_back(job) if self._hold_back is not None else None
+        outcome = held if held is not None else self._executor.perform(job)
         process_id = self._registered()
         write_outcomes(
             self._db,

@@ -7,6 +7,7 @@ needs; the completer applies them with a `match` and refuses anything else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from quebec.types import ErrorInfo, NewJob
 
@@ -63,5 +64,14 @@ class Released:
     class_name: str = ""
 
 
-Outcome = Finished | Failed | Retried | Discarded | Released
-OUTCOME_TYPES = (Finished, Failed, Retried, Discarded, Released)
+@dataclass(frozen=True, slots=True)
+class Rescheduled:
+    """claimed → scheduled at `run_at` without running: its rate limit said not yet."""
+
+    job_id: int
+    run_at: datetime
+    class_name: str = ""
+
+
+Outcome = Finished | Failed | Retried | Discarded | Released | Rescheduled
+OUTCOME_TYPES = (Finished, Failed, Retried, Discarded, Released, Rescheduled)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from quebec.config import Settings
 from quebec.config.rules import COMPONENTS
 from quebec.engine.completer import Completer
+from quebec.engine.concurrency_maintenance import ConcurrencyMaintenance
 from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
@@ -27,6 +28,7 @@ from quebec.engine.memory import RECYCLE_EXIT, MemoryWatch, resident_mb, unique_
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
 from quebec.engine.process_rows import process_info
+from quebec.engine.rate_limiter import RateLimiter
 from quebec.engine.scheduler import Scheduler, build_scheduler
 from quebec.engine.signals import Intent, Intents
 from quebec.engine.systemd import SystemdNotifier, set_title
@@ -85,6 +87,7 @@ class ThreadSupervisor:
         self.dispatcher: Dispatcher | None = None
         self.scheduler: Scheduler | None = None
         self.maintenance: Maintenance | None = None
+        self.concurrency: ConcurrencyMaintenance | None = None
         self.completer: Completer | None = None
         self.notifier: Notifier | None = None
         self._stopped = threading.Event()
@@ -120,6 +123,9 @@ class ThreadSupervisor:
                     executor=executor if self.metrics is None else self._metered(executor),
                     completer=self.completer,
                     process_id=lambda: self._rows["worker"].id,
+                    hold_back=RateLimiter(self.db, self.registry, Sealing.from_settings(s).cipher).hold_back,
+                    exclusive=self._exclusive,
+                    limited_queues=tuple(s.experimental_queue_concurrency),
                 )
             )
             log.info(
@@ -140,6 +146,10 @@ class ThreadSupervisor:
                 batch_size=s.dispatcher_batch_size,
                 on_dispatched=self.wake_workers,
             )
+            if not s.dispatchers or s.dispatchers[0].concurrency_maintenance:
+                self.concurrency = ConcurrencyMaintenance(
+                    self.db, interval=s.dispatcher_concurrency_maintenance_interval, on_unblocked=self.wake_workers
+                )
         if "scheduler" in self.spawn:
             self._register("Scheduler", "scheduler", {})
             self.scheduler = build_scheduler(
@@ -174,6 +184,8 @@ class ThreadSupervisor:
             worker.start()
         if self.dispatcher:
             self.dispatcher.start()
+        if self.concurrency:
+            self.concurrency.start()
         if self.scheduler:
             self.scheduler.start()
         self.maintenance.start()
@@ -196,6 +208,9 @@ class ThreadSupervisor:
     def _queues(self) -> QueueSelector:
         forced = self.settings.force_override_queue
         return QueueSelector((forced,)) if forced else QueueSelector(self.settings.worker_queues)
+
+    def _exclusive(self, class_name: str) -> bool:
+        return getattr(self.registry.get(class_name), "exclusive", False) is True
 
     def _at_most_once(self) -> list[str]:
         return [c.__qualname__ for c in self.registry.classes() if c.at_most_once]
@@ -409,7 +424,7 @@ class ThreadSupervisor:
             self.hooks.run("worker_stop")
         if self.completer is not None:
             self.completer.close(timeout=max(5.0, timeout))
-        for component in (self.dispatcher, self.scheduler, self.maintenance, self.memory):
+        for component in (self.dispatcher, self.concurrency, self.scheduler, self.maintenance, self.memory):
             if component is not None:
                 component.stop()
                 component.join(2.0)

@@ -58,12 +58,6 @@ def unsupported_options(
         value = getattr(settings, name)
         if value != defaults[name]:
             found.append(f"{name}={value!r} (QUEBEC_{name.upper()}) has no effect yet: {why}; unset it")
-    if settings.experimental_queue_concurrency:
-        limits = dict(settings.experimental_queue_concurrency)
-        found.append(
-            f"experimental_queue_concurrency={limits!r} has no effect yet: queues are not limited, "
-            f"their jobs run with the worker's full thread count"
-        )
     if not fork_mode(environ):  # under the fork supervisor the plan is the supervisor's to run
         found.extend(_plan_entries("workers", settings.workers))
         found.extend(_plan_entries("dispatchers", settings.dispatchers))

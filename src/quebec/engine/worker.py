@@ -3,6 +3,10 @@
 It claims nothing while quiet, and nothing while its completer is stuck (outcomes
 unwritten for longer than `stuck_after`): jobs it ran but cannot record would only
 pile up, claimed, behind them. It says so in the log every few seconds.
+
+An exclusive job (`exclusive = True`) is held when claimed: the worker stops claiming,
+lets the jobs already in its lane finish, runs the exclusive job alone, and claims again
+once it is done. The scope is this process; other worker processes go on.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from quebec.engine.completer import Completer
 from quebec.engine.executor import Executor
 from quebec.engine.lanes import ThreadLane
-from quebec.engine.outcomes import Failed, Released
+from quebec.engine.outcomes import Failed, Outcome, Released
 from quebec.engine.runnable import Runnable
 from quebec.outcome import error_info
 from quebec.store import Database, claimed, ready
@@ -52,6 +56,9 @@ class Worker(Runnable):
         process_id: Callable[[], int],
         max_prefetch: int = 64,
         stuck_after: float = STUCK_AFTER,
+        hold_back: Callable[[ClaimedJob], Outcome | None] | None = None,
+        exclusive: Callable[[str], bool] | None = None,
+        limited_queues: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.queues = queues
@@ -60,6 +67,12 @@ class Worker(Runnable):
         self._executor = executor
         self._completer = completer
         self._process_id = process_id
+        # Asked just before each job performs: a rate limit may hold it back (rate_limiter.py).
+        self._hold_back = hold_back
+        self._is_exclusive = exclusive
+        self._limited_queues = limited_queues  # experimental_queue_concurrency: slots taken at claim
+        self._exclusive: list[ClaimedJob] = []  # claimed, waiting for the lane to empty
+        self._running_alone = False  # an exclusive job is in the lane
         self._quiet = threading.Event()
         # Held while handing claimed jobs to the lane, so go_quiet() cannot miss a claim in flight.
         self._handing = threading.Lock()
@@ -97,6 +110,8 @@ class Worker(Runnable):
             return _FULL_WAIT
         if self._reconcile_at is not None and time.monotonic() >= self._reconcile_at:
             self.reconcile()
+        if self._exclusive or self._running_alone:
+            return self._run_alone()
         free = self.lane.free_slots()
         # Claim in batches: wait for half the lane to be free rather than claiming one
         # job per transaction each time a single slot frees up.
@@ -113,7 +128,13 @@ class Worker(Runnable):
             if not self._db.read(ready.any_ready, queues=self.queues):
                 return self._idle_wait()
         try:
-            jobs = self._db.transact(ready.claim, queues=self.queues, limit=free, process_id=self._process_id())
+            jobs = self._db.transact(
+                ready.claim,
+                queues=self.queues,
+                limit=free,
+                process_id=self._process_id(),
+                limited_queues=self._limited_queues,
+            )
         except Exception:
             # The claim may have committed before the connection dropped: look for
             # claims we hold but do not know about, once the database answers again.
@@ -125,7 +146,13 @@ class Worker(Runnable):
                     self._completer.submit(Released(job.id, job.class_name))
                 return 3600.0
             for job in jobs:
-                self.lane.submit(job)
+                if self._is_exclusive is not None and self._is_exclusive(job.class_name):
+                    self._exclusive.append(job)
+                else:
+                    self.lane.submit(job)
+        if self._exclusive:
+            log.info("job.exclusive job_id=%s: not claiming until it has run alone", self._exclusive[0].id)
+            return self._run_alone()
         if jobs:
             log.debug("job.claimed count=%d", len(jobs))
         # Fewer jobs than slots: the queues are drained for now, so the next round peeks
@@ -134,6 +161,18 @@ class Worker(Runnable):
         if not self._idle:
             return 0.0
         return self._idle_wait()
+
+    def _run_alone(self) -> float:
+        """Exclusive jobs: once the lane is empty, hand it the next one, alone; claim again
+        when the last one is done."""
+        with self._handing:
+            if not self.lane.is_idle():
+                return _FULL_WAIT  # the lane wakes us when a job ends
+            self._running_alone = bool(self._exclusive)
+            if self._exclusive:
+                self.lane.submit(self._exclusive.pop(0))
+                return _FULL_WAIT
+        return 0.0
 
     def _completer_stuck(self) -> bool:
         stuck = self._completer.stuck(self._stuck_after)
@@ -180,6 +219,7 @@ class Worker(Runnable):
         """Hand back claims this process holds in the database but is not working on."""
         held = self._db.read(claimed.held_by, process_id=self._process_id())
         known = {j.id for j in self.lane.pending()} | {j.id for j in self.lane.running()}
+        known |= {j.id for j in self._exclusive}
         unknown = sorted(set(held) - known - self._completer.pending_ids())
         if unknown:
             self._db.transact(claimed.release_many, process_id=self._process_id(), job_ids=unknown)
@@ -188,14 +228,17 @@ class Worker(Runnable):
         return unknown
 
     def _perform(self, job: ClaimedJob) -> None:
-        self._completer.submit(self._executor.perform(job))
+        held = self._hold_back(job) if self._hold_back is not None else None
+        self._completer.submit(held if held is not None else self._executor.perform(job))
 
     def _crashed(self, job: ClaimedJob, exc: BaseException) -> None:
         self._completer.submit(Failed(job.id, error_info(exc), class_name=job.class_name))
 
     def release_unstarted(self) -> list[int]:
         """Give back claimed jobs that have not started (quiet, shutdown)."""
-        pending = self.lane.take_pending()
+        with self._handing:
+            pending = self.lane.take_pending() + self._exclusive
+            self._exclusive = []
         for job in pending:
             self._completer.submit(Released(job.id, job.class_name))
         return [j.id for j in pending]

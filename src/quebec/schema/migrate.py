@@ -16,7 +16,7 @@ from sqlalchemy import func as sa_func
 from quebec.clock import utcnow
 from quebec.schema.tables import Tables
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_job_results(conn: Connection, tables: Tables) -> None:
@@ -24,8 +24,14 @@ def _add_job_results(conn: Connection, tables: Tables) -> None:
     tables.job_results.create(conn, checkfirst=True)
 
 
+def _add_flow_tables(conn: Connection, tables: Tables) -> None:
+    """Version 3: our tables for rate limits and unique jobs, beside the wheel's."""
+    tables.rate_limits.create(conn, checkfirst=True)
+    tables.unique_jobs.create(conn, checkfirst=True)
+
+
 # version -> function(conn, tables) bringing version-1 → version.
-_UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {2: _add_job_results}
+_UPGRADES: dict[int, Callable[[Connection, Tables], None]] = {2: _add_job_results, 3: _add_flow_tables}
 
 
 def current_version(conn: Connection, tables: Tables) -> int:

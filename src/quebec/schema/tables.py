@@ -88,6 +88,8 @@ class Tables:
     batches: Table
     batch_executions: Table
     schema_migrations: Table
+    rate_limits: Table
+    unique_jobs: Table
     job_results: Table
 
     @property
@@ -112,6 +114,9 @@ def build_tables(prefix: str) -> Tables:
     md = MetaData()
     p = prefix
     kw: dict[str, Any] = {"sqlite_autoincrement": True, "mysql_charset": "utf8mb4"}
+
+    def job_fk_plain() -> Column[int]:  # not unique: a retry's new row may take over the key
+        return Column("job_id", BigInteger, ForeignKey(f"{p}_jobs.id", ondelete="CASCADE"), nullable=False)
 
     def job_fk() -> Column[int]:
         return Column("job_id", BigInteger, ForeignKey(f"{p}_jobs.id", ondelete="CASCADE"), nullable=False, unique=True)
@@ -302,6 +307,30 @@ def build_tables(prefix: str) -> Tables:
         _ts("applied_at"),
         **kw,
     )
+    # Ours: the sliding log of recent starts per rate-limit key (store/rate_limits.py), one
+    # row per key, locked while a start is counted. The wheel keeps fixed windows in semaphores.
+    rate_limits = Table(
+        f"{p}_rate_limits",
+        md,
+        _id(),
+        Column("key", _STR, nullable=False, unique=True),
+        Column("starts", Text, nullable=False),
+        _ts("updated_at"),
+        **kw,
+    )
+    # Ours: unique jobs. The UNIQUE key (a SHA-256 of class and unique_key) is what refuses
+    # a duplicate, whichever process enqueues it; expires_at NULL = held until the job finishes.
+    unique_jobs = Table(
+        f"{p}_unique_jobs",
+        md,
+        _id(),
+        Column("key", String(64), nullable=False, unique=True),
+        job_fk_plain(),
+        _ts("expires_at", True),
+        _ts("created_at"),
+        Index(f"idx_{p}_unique_jobs_job_id", "job_id"),
+        **kw,
+    )
     # Ours, not the wheel's (schema version 2): how a job ended when "finished" does not say
     # it all, and what perform returned. Keyed by job id without a foreign key: under
     # preserve_finished_jobs=False the job row is deleted and the result must outlive it.
@@ -333,5 +362,7 @@ def build_tables(prefix: str) -> Tables:
         batches=batches,
         batch_executions=batch_executions,
         schema_migrations=schema_migrations,
+        rate_limits=rate_limits,
+        unique_jobs=unique_jobs,
         job_results=job_results,
     )

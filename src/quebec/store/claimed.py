@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, insert, literal, select, update
+from sqlalchemy import bindparam, insert, select, update
 
-from quebec.schema.tables import UTCDateTime
+from quebec.store import unique
+from quebec.store.blocked import free_queue_slots_of, free_slots_of
 from quebec.store.database import Tx
 from quebec.store.error_record import error_json
 from quebec.store.finished import mark_finished
-from quebec.store.jobs import announce, enqueue_many
+from quebec.store.jobs import enqueue_many
 from quebec.store.results import Ending, announce_done
+from quebec.store.routing import from_jobs, route, to_ready
 from quebec.types import ErrorInfo, Finished, JobStatus, NewJob
 
 
@@ -35,11 +38,13 @@ def finish_many(
 
     A claim can vanish under us (we were pruned during an outage): those jobs belong
     to someone else now and come back in `lost`. `preserve` and `endings` (results,
-    discards) as in mark_finished.
+    discards) as in mark_finished. Their concurrency slots go to the next blocked jobs in
+    the same transaction.
     """
     if not job_ids:
         return Finished(job_ids=())
     held = _held(tx, process_id=process_id, job_ids=job_ids)
+    free_slots_of(tx, held)
     mark_finished(tx, held, preserve=preserve, endings=endings)
     return Finished(job_ids=tuple(sorted(held)), lost=tuple(sorted(set(job_ids) - set(held))))
 
@@ -62,6 +67,7 @@ def fail_many(tx: Tx, *, process_id: int, failures: Sequence[Failure]) -> list[i
     if not failures:
         return []
     held = set(_held(tx, process_id=process_id, job_ids=[f.job_id for f in failures]))
+    free_slots_of(tx, sorted(held))
     mine = [f for f in failures if f.job_id in held]
     jobs = tx.tables.jobs
     same = [f.job_id for f in mine if f.arguments is None]
@@ -97,10 +103,12 @@ def retry_many(
     if not next_runs:
         return {}
     held = sorted(_held(tx, process_id=process_id, job_ids=list(next_runs)))
+    free_slots_of(tx, held)  # the next attempt takes a slot again when it is due
     if not held:
         return {}
     enqueued = enqueue_many(tx, [next_runs[job_id] for job_id in held])
     next_ids = dict(zip(held, enqueued.ids, strict=True))
+    unique.hand_over(tx, moves=next_ids)
     endings = {old: Ending(old, JobStatus.RETRIED, next_job_id=new) for old, new in next_ids.items()}
     mark_finished(tx, held, preserve=preserve, endings=endings)
     return next_ids
@@ -118,51 +126,32 @@ def discard(tx: Tx, *, process_id: int, job_id: int, preserve: bool | None = Non
     return bool(finish_many(tx, process_id=process_id, job_ids=[job_id], preserve=preserve, endings=endings).job_ids)
 
 
-def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: object) -> bool:
-    """claimed → scheduled (a rate-limited job tries again later)."""
-    if not _held(tx, process_id=process_id, job_ids=[job_id]):
-        return False
-    t = tx.tables
-    tx.conn.execute(
-        insert(t.scheduled_executions).from_select(
-            ["job_id", "queue_name", "priority", "scheduled_at", "created_at"],
-            select(
-                t.jobs.c.id,
-                t.jobs.c.queue_name,
-                t.jobs.c.priority,
-                literal(run_at, UTCDateTime()),
-                literal(tx.now, UTCDateTime()),
-            ).where(t.jobs.c.id == job_id),
-        )
-    )
-    return True
-
-
-def release_many(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
-    """claimed → ready: jobs this process holds but will not finish (shutdown); they run again."""
-    if not job_ids:
+def reschedule_many(tx: Tx, *, process_id: int, run_at: Mapping[int, datetime]) -> list[int]:
+    """claimed → scheduled at `run_at[job]`, without running (a rate limit said not yet), for
+    the jobs this process still holds; returns those. Their concurrency slots are given
+    back and taken again when they are due."""
+    held = sorted(_held(tx, process_id=process_id, job_ids=list(run_at)))
+    if not held:
         return []
-    held = _held(tx, process_id=process_id, job_ids=job_ids)
-    to_ready(tx, held)
+    free_slots_of(tx, held)
+    route(tx, [job._replace(scheduled_at=run_at[job.job_id]) for job in from_jobs(tx, held)])
     return held
 
 
-def to_ready(tx: Tx, job_ids: Sequence[int]) -> None:
-    """Insert ready rows for jobs that currently have no execution row."""
+def reschedule(tx: Tx, *, process_id: int, job_id: int, run_at: datetime) -> bool:
+    """claimed → scheduled for one job (reschedule_many of one)."""
+    return bool(reschedule_many(tx, process_id=process_id, run_at={job_id: run_at}))
+
+
+def release_many(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
+    """claimed → ready: jobs this process holds but will not finish (shutdown); they run
+    again, keeping the concurrency slot they hold."""
     if not job_ids:
-        return
-    t = tx.tables
-    tx.conn.execute(
-        insert(t.ready_executions).from_select(
-            ["job_id", "queue_name", "priority", "created_at"],
-            select(t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, literal(tx.now, UTCDateTime())).where(
-                t.jobs.c.id.in_(list(job_ids))
-            ),
-        )
-    )
-    if tx.dialect.supports_listen:
-        ids = list(job_ids)
-        announce(tx, set(tx.conn.scalars(select(t.jobs.c.queue_name).where(t.jobs.c.id.in_(ids)).distinct())))
+        return []
+    held = _held(tx, process_id=process_id, job_ids=job_ids)
+    free_queue_slots_of(tx, held)
+    to_ready(tx, held, holding=True)
+    return held
 
 
 def held_by(tx: Tx, *, process_id: int) -> list[int]:

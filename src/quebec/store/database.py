@@ -23,6 +23,7 @@ from quebec.identifiers import table_prefix
 from quebec.schema import Tables, build_tables
 from quebec.schema import create_tables as _create_tables
 from quebec.store.pulse import Pulse
+from quebec.types import NO_FLOW_RULES, FlowRules
 
 log = logging.getLogger("quebec.store")
 P = ParamSpec("P")
@@ -43,6 +44,8 @@ class Tx:
     channel: str = "quebec"
     # preserve_finished_jobs: a job that ends finished keeps its row (False: the row is deleted).
     preserve_finished: bool = True
+    # What the job classes of this process say about concurrency (limits, TTLs), for routing.
+    flow: FlowRules = NO_FLOW_RULES
     # The job_results table exists (schema version 2): results and endings are recorded.
     keeps_results: bool = False
     # Beaten once this transaction commits, if it ended jobs (results.announce_done): wakes
@@ -66,6 +69,7 @@ class Database:
         ssl: Mapping[str, str] | None = None,
         channel: str = "quebec",
         preserve_finished: bool = True,
+        flow: FlowRules = NO_FLOW_RULES,
     ) -> None:
         sa_url, dialect = for_url(url, use_skip_locked=use_skip_locked)
         self.url = url
@@ -75,6 +79,7 @@ class Database:
         self.clock: Clock = clock or SystemClock()
         self.channel = channel
         self.preserve_finished = preserve_finished
+        self.flow = flow
         # Whether the job_results table exists: tables the wheel created have none until
         # create_tables(). None = not known yet (no tables at all when we connected): the
         # next transaction looks, until someone has created them.
@@ -100,7 +105,9 @@ class Database:
         dialect.on_engine(self.engine)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Database:
+    def from_settings(
+        cls, settings: Settings, *, clock: Clock | None = None, flow: FlowRules = NO_FLOW_RULES
+    ) -> Database:
         """The Database that settings describe: what Quebec() and the CLI both open, so both
         see the same URL, tables, pool, timeouts, ssl and NOTIFY channel."""
         if not settings.database_url:
@@ -118,6 +125,7 @@ class Database:
             ssl={k: v for k in SSL_OPTIONS if (v := getattr(settings, k)) is not None},
             channel=settings.name,
             preserve_finished=settings.preserve_finished_jobs,
+            flow=flow,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -203,6 +211,7 @@ class Database:
             now=self.clock.now(),
             channel=self.channel,
             preserve_finished=self.preserve_finished,
+            flow=self.flow,
             keeps_results=bool(self.keeps_results),
             ended=self.ended,
         )

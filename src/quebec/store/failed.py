@@ -1,20 +1,20 @@
-"""failed → ready (retry) or → finished (discard)."""
+"""failed → ready | blocked (retry) or → finished (discard)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quebec.store.claimed import to_ready
 from quebec.store.database import Tx
 from quebec.store.finished import mark_finished
+from quebec.store.routing import to_ready
 from quebec.types import JobStatus
 
 
 def retry_failed(tx: Tx, *, job_ids: Sequence[int]) -> int:
-    """failed → ready: the same job row runs again."""
+    """failed → ready (or blocked, when its concurrency key has no slot free): the same job row runs again."""
     failed = tx.tables.failed_executions
     held = tx.dialect.delete_returning(tx.conn, failed, failed.c.job_id.in_(list(job_ids)))
-    to_ready(tx, held)
+    to_ready(tx, held, holding=False)
     return len(held)
 
 

@@ -1,8 +1,8 @@
-"""Enqueue: ∅ → ready | scheduled. The only enqueue path; one job is enqueue_many([job])."""
+"""Enqueue: ∅ → ready | scheduled | blocked. The only enqueue path; one job is enqueue_many([job])."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -11,9 +11,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.dialects import Dialect
 from quebec.errors import ArgumentsTooLarge
+from quebec.store import queries, unique
+from quebec.store.blocked import free_slots_of
 from quebec.store.database import Tx, one_statement_when
 from quebec.store.finished import mark_finished
-from quebec.types import EnqueuedJobs, JobStatus, NewJob, NewJobs
+from quebec.store.routing import Routed, announce, due, route
+from quebec.types import EnqueuedJobs, JobState, JobStatus, NewJob, NewJobs
 
 _JOB_COLUMNS = (
     "queue_name",
@@ -39,12 +42,24 @@ BULK = 64
 
 def _one_statement(dialect: Dialect, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     jobs = args[0] if args else kwargs["jobs"]
-    return dialect.supports_modifying_cte and not (dialect.supports_copy and len(jobs) >= BULK)
+    if not dialect.supports_modifying_cte or (dialect.supports_copy and len(jobs) >= BULK):
+        return False
+    return not _keyed(jobs if isinstance(jobs, NewJobs) else NewJobs.of(jobs))
+
+
+def _keyed(batch: NewJobs) -> bool:
+    """Does any job of the batch have a concurrency or unique key (so it is routed job by job)?"""
+    return batch.unique_keys is not None or any(key is not None for key in batch.concurrency_keys)
 
 
 @one_statement_when(_one_statement)
 def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
-    """∅ → ready (due now) or scheduled (due later), in a few statements for any number of jobs."""
+    """∅ → ready (due now), scheduled (due later) or blocked (no concurrency slot free), in a
+    few statements for any number of jobs.
+
+    Jobs without a concurrency key take the bulk paths below, which apply routing.due in
+    bulk; a batch with keys is inserted, then routed (routing.route) job by job.
+    """
     batch = jobs if isinstance(jobs, NewJobs) else NewJobs.of(jobs)
     n = len(batch)
     if not n:
@@ -54,9 +69,10 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
     db_now = d.to_db(now)
     at = batch.scheduled_at
     if at.count(at[0]) == n:  # the usual batch: one time for all
-        later, db_at = [at[0] > now] * n, [d.to_db(at[0])] * n
+        later, db_at = [not due(at[0], now)] * n, [d.to_db(at[0])] * n
     else:
-        later, db_at = [when > now for when in at], [d.to_db(when) for when in at]
+        later, db_at = [not due(when, now) for when in at], [d.to_db(when) for when in at]
+    keyed = _keyed(batch)
     # In _JOB_COLUMNS order; rows are zipped from them in C.
     columns = (
         batch.queue_names,
@@ -73,10 +89,12 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
     if bulk and d.supports_copy:
         ids = d.reserve_ids(tx.conn, t.jobs, n)
         d.copy_rows(tx.conn, t.jobs, ("id", *_JOB_COLUMNS), zip(ids, *columns, strict=True))
+        if keyed:
+            return _routed(tx, batch, ids)
         _add_executions(tx, batch, ids, later, db_at, db_now, d.copy_rows)
-        return EnqueuedJobs(ids, batch.active_job_ids, later)
+        return EnqueuedJobs(ids, batch.active_job_ids, _states(later))
     rows = list(zip(*columns, strict=True))
-    if d.supports_modifying_cte:
+    if d.supports_modifying_cte and not keyed:
         channel = tx.channel if d.supports_listen else None
         done = d.enqueue_in_one_statement(
             tx.conn, t.jobs, t.ready_executions, t.scheduled_executions, _JOB_COLUMNS, rows, now=db_now, channel=channel
@@ -85,11 +103,42 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
         ids, later = [job_id for job_id, _ in done], [wait for _, wait in done]
     else:
         ids = d.insert_returning_ids(tx.conn, t.jobs, _JOB_COLUMNS, rows, key="active_job_id")
+        if keyed:
+            return _routed(tx, batch, ids)
         if bulk and d.single_writer:
             _executions_from_jobs(tx, batch, ids, later)
         else:
             _add_executions(tx, batch, ids, later, db_at, db_now, d.insert_rows)
-    return EnqueuedJobs(ids, batch.active_job_ids, later)
+    return EnqueuedJobs(ids, batch.active_job_ids, _states(later))
+
+
+def _states(later: list[bool]) -> list[JobState]:
+    ready, scheduled = JobState.READY, JobState.SCHEDULED
+    return [scheduled if wait else ready for wait in later]
+
+
+def _routed(tx: Tx, batch: NewJobs, ids: list[int]) -> EnqueuedJobs:
+    """Execution rows for jobs just inserted, through the one routing step (concurrency
+    keys); a duplicate of a unique job is removed again and answered with the job it duplicates."""
+    holders: dict[int, int] = {}
+    if batch.unique_keys is not None and batch.unique_until is not None:
+        holders = unique.take(tx, job_ids=ids, keys=batch.unique_keys, until=batch.unique_until)
+        unique.drop_duplicates(tx, list(holders))
+    jobs = [
+        Routed(job_id, queue, priority, at, key)
+        for job_id, queue, priority, at, key in zip(
+            ids, batch.queue_names, batch.priorities, batch.scheduled_at, batch.concurrency_keys, strict=True
+        )
+        if job_id not in holders
+    ]
+    states = dict(zip([j.job_id for j in jobs], route(tx, jobs), strict=True))
+    out = EnqueuedJobs([], [], [])
+    for new_id, new_active_job_id in zip(ids, batch.active_job_ids, strict=True):
+        held = queries.get_job(tx, job_id=holders[new_id]) if new_id in holders else None
+        out.ids.append(holders.get(new_id, new_id))
+        out.active_job_ids.append((held.active_job_id if held else None) or new_active_job_id)
+        out.states.append(held.state if held else states.get(new_id, JobState.FINISHED))
+    return out
 
 
 def _check_sizes(tx: Tx, batch: NewJobs) -> None:
@@ -145,7 +194,7 @@ def _executions_from_jobs(tx: Tx, batch: NewJobs, ids: list[int], later: list[bo
     (one writer at a time, as insert_returning_ids says), copied inside the database."""
     t, now = tx.tables, tx.now
     new_jobs = t.jobs.c.id.between(ids[0], ids[-1])
-    due = t.jobs.c.scheduled_at <= now
+    due_now = t.jobs.c.scheduled_at <= now  # routing.due, in SQL
     created = literal(now, t.jobs.c.created_at.type)
     if not all(later):
         _copy(
@@ -153,7 +202,7 @@ def _executions_from_jobs(tx: Tx, batch: NewJobs, ids: list[int], later: list[bo
             t.ready_executions,
             _READY_COLUMNS,
             (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, created),
-            new_jobs & due,
+            new_jobs & due_now,
         )
         announce(tx, _due_queues(batch, later))
     if any(later):
@@ -162,7 +211,7 @@ def _executions_from_jobs(tx: Tx, batch: NewJobs, ids: list[int], later: list[bo
             t.scheduled_executions,
             _SCHEDULED_COLUMNS,
             (t.jobs.c.id, t.jobs.c.queue_name, t.jobs.c.priority, t.jobs.c.scheduled_at, created),
-            new_jobs & ~due,
+            new_jobs & ~due_now,
         )
 
 
@@ -175,13 +224,6 @@ def _due_queues(batch: NewJobs, later: list[bool]) -> Iterator[str]:
     return (queue for queue, wait in zip(batch.queue_names, later, strict=True) if not wait)
 
 
-def announce(tx: Tx, queues: Iterable[str]) -> None:
-    """Tell listening workers in other processes that these queues have ready jobs."""
-    if tx.dialect.supports_listen:
-        for queue in sorted(set(queues)):
-            tx.dialect.notify(tx.conn, tx.channel, queue)
-
-
 def cancel(tx: Tx, *, job_ids: Sequence[int]) -> list[int]:
     """ready | scheduled | blocked → finished: jobs that have not started will not run.
 
@@ -191,6 +233,9 @@ def cancel(tx: Tx, *, job_ids: Sequence[int]) -> list[int]:
     ids = list(job_ids)
     gone: list[int] = []
     for table in (t.ready_executions, t.scheduled_executions, t.blocked_executions):
-        gone.extend(tx.dialect.delete_returning(tx.conn, table, table.c.job_id.in_(ids)))
+        held = tx.dialect.delete_returning(tx.conn, table, table.c.job_id.in_(ids))
+        if table is t.ready_executions:
+            free_slots_of(tx, held)  # a ready job holds its concurrency slot
+        gone.extend(held)
     mark_finished(tx, gone, status=JobStatus.CANCELLED)
     return sorted(gone)

@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 
-from quebec.store.claimed import to_ready
+from quebec.store.blocked import free_queue_slots_of, free_slots_of
 from quebec.store.database import Tx
 from quebec.store.error_record import error_json
 from quebec.store.results import announce_done
+from quebec.store.routing import to_ready
 from quebec.types import ErrorInfo, ProcessInfo, Pruned
 
 PRUNED_ERROR = ErrorInfo("ProcessPrunedError", "Process crashed or was killed before job completion")
@@ -94,7 +95,10 @@ def prune_dead(
         tx.conn.execute(delete(claims).where(claims.c.job_id.in_(job_ids)))
     to_fail = [r.job_id for r in rows if r.class_name in at_most_once]
     to_release = [r.job_id for r in rows if r.class_name not in at_most_once]
-    to_ready(tx, to_release)
+    # Jobs that run again keep the concurrency slot they held; failed ones give it back.
+    free_queue_slots_of(tx, to_release)
+    to_ready(tx, to_release, holding=True)
+    free_slots_of(tx, to_fail)
     if to_fail:
         tx.conn.execute(
             insert(t.failed_executions),

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import BigInteger, Select, delete, insert, literal, or_, select
 
 from quebec.schema.tables import UTCDateTime
 from quebec.store.database import Tx, one_statement_when
 from quebec.store.rows import claimed_job
+from quebec.store.semaphores import acquire, release
 from quebec.types import ClaimedJob, QueueSelector
 
 
 @one_statement_when(
     lambda dialect, _args, kwargs: (
-        dialect.supports_modifying_cte and (kwargs["queues"].is_all or len(kwargs["queues"].patterns) == 1)
+        dialect.supports_modifying_cte
+        and not kwargs.get("limited_queues")
+        and (kwargs["queues"].is_all or len(kwargs["queues"].patterns) == 1)
     )
 )
-def claim(tx: Tx, *, queues: QueueSelector, limit: int, process_id: int) -> list[ClaimedJob]:
+def claim(
+    tx: Tx, *, queues: QueueSelector, limit: int, process_id: int, limited_queues: Collection[str] = ()
+) -> list[ClaimedJob]:
     """ready → claimed: up to `limit` jobs, lowest priority number first, queues in selector order.
 
     Rows other workers hold are skipped (SKIP LOCKED); on SQLite the write lock taken
     by BEGIN IMMEDIATE makes the claim exclusive instead. Paused queues are left alone.
+    A queue in `limited_queues` (experimental_queue_concurrency) gives at most as many
+    jobs as its `queue:<name>` semaphore has free slots, after the other queues.
     """
     if limit <= 0:
         return []
@@ -27,20 +36,34 @@ def claim(tx: Tx, *, queues: QueueSelector, limit: int, process_id: int) -> list
     for pattern in [None] if queues.is_all else list(queues.patterns):
         if len(out) >= limit:
             break
-        pick = _pick(tx, pattern, limit - len(out))
-        if tx.dialect.supports_modifying_cte:
-            out.extend(_claim_in_one_statement(tx, pick, process_id))
-        else:
-            out.extend(_claim_in_steps(tx, list(tx.conn.scalars(pick)), process_id))
+        out.extend(_take(tx, _pick(tx, pattern, limit - len(out), limited_queues), process_id))
+    for queue in sorted(q for q in limited_queues if queues.matches(q)):
+        rule = tx.flow.queue_rule(queue)
+        room = limit - len(out)
+        if rule is None or room <= 0:
+            continue
+        slots = acquire(tx, key=f"queue:{queue}", wanted=room, rule=rule)
+        got = _take(tx, _pick(tx, queue, slots), process_id) if slots else []
+        if len(got) < slots:  # fewer ready jobs than free slots: give the rest back
+            release(tx, key=f"queue:{queue}", count=slots - len(got), rule=rule)
+        out.extend(got)
     return out
 
 
-def _pick(tx: Tx, pattern: str | None, limit: int) -> Select[tuple[int]]:
-    """The ready rows to take: one queue pattern, paused queues skipped, locked rows skipped."""
+def _take(tx: Tx, pick: Select[tuple[int]], process_id: int) -> list[ClaimedJob]:
+    if tx.dialect.supports_modifying_cte:
+        return _claim_in_one_statement(tx, pick, process_id)
+    return _claim_in_steps(tx, list(tx.conn.scalars(pick)), process_id)
+
+
+def _pick(tx: Tx, pattern: str | None, limit: int, skip: Collection[str] = ()) -> Select[tuple[int]]:
+    """The ready rows to take: one queue pattern, paused queues and `skip` left out, locked rows skipped."""
     t = tx.tables
     ready = t.ready_executions
     paused = select(t.pauses.c.queue_name).scalar_subquery()
     stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(paused))
+    if skip:
+        stmt = stmt.where(ready.c.queue_name.not_in(list(skip)))
     if pattern is not None and pattern.endswith("*"):
         stmt = stmt.where(ready.c.queue_name.startswith(pattern[:-1], autoescape=True))
     elif pattern is not None:

@@ -1,19 +1,20 @@
-"""scheduled → ready (dispatch) or → finished (cancel)."""
+"""scheduled → ready | blocked (dispatch) or → finished (cancel)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 
 from quebec.store.database import Tx
 from quebec.store.finished import mark_finished
-from quebec.store.jobs import announce
+from quebec.store.routing import Routed, route
 from quebec.types import JobStatus
 
 
 def dispatch_due(tx: Tx, *, limit: int) -> int:
-    """scheduled → ready for up to `limit` jobs whose time has come; returns how many moved.
+    """scheduled → ready (or blocked, when their concurrency key has no slot free) for up to
+    `limit` jobs whose time has come; returns how many moved.
 
     Another dispatcher may be moving the same rows: SKIP LOCKED leaves them to it.
     """
@@ -29,11 +30,13 @@ def dispatch_due(tx: Tx, *, limit: int) -> int:
         return 0
     ids = [r.job_id for r in rows]
     tx.conn.execute(delete(sched).where(sched.c.job_id.in_(ids)))
-    tx.conn.execute(
-        insert(tx.tables.ready_executions),
-        [{"job_id": r.job_id, "queue_name": r.queue_name, "priority": r.priority, "created_at": tx.now} for r in rows],
+    jobs = tx.tables.jobs
+    keyed = dict(
+        tx.conn.execute(
+            select(jobs.c.id, jobs.c.concurrency_key).where(jobs.c.id.in_(ids), jobs.c.concurrency_key.is_not(None))
+        ).all()
     )
-    announce(tx, {r.queue_name for r in rows})
+    route(tx, [Routed(r.job_id, r.queue_name, r.priority, None, keyed.get(r.job_id)) for r in rows])
     return len(rows)
 
 

@@ -390,3 +390,25 @@ def test_a_recurring_job_of_an_encrypted_class_is_sealed_like_any_enqueue(make_q
     for execution in qc.drain_batch(2):
         execution.perform()
     assert Charge.seen == ["card-4111", "card-4111"]
+
+
+def test_a_unique_jobs_run_is_skipped_while_its_earlier_run_waits(qc: Any) -> None:
+    @qc.register_job
+    class Sync(quebec.BaseClass):
+        unique_for = True  # while the job is not finished
+
+        def perform(self) -> None:
+            pass
+
+    qc.schedule("sync", Sync, "every second")
+    s = scheduler(qc)
+    for _ in range(3):
+        s.run_once()
+        advance(qc, 1)
+    s.run_once()
+    assert [at for _, at, _ in runs(qc)] == [datetime(2026, 12, 2, 15, 40, 1)]  # the first one still waits
+    (execution,) = qc.drain_batch(5)
+    execution.perform()
+    advance(qc, 1)
+    s.run_once()
+    assert [at for _, at, _ in runs(qc)] == [datetime(2026, 12, 2, 15, 40, 1), datetime(2026, 12, 2, 15, 40, 4)]

@@ -113,6 +113,9 @@ def record_run(tx: Tx, *, task_key: str, run_at: datetime, job: NewJobs) -> int:
     if tx.conn.scalar(taken) is not None:  # the common loss, found before inserting a job
         raise AlreadyFired(task_key)
     job_id = jobs.enqueue_many(tx, job).ids[0]
+    if tx.conn.scalar(select(e.c.id).where(e.c.job_id == job_id).limit(1)) is not None:
+        # A unique job answered with the job it duplicates: an earlier run, still to finish.
+        raise AlreadyFired(task_key)
     if text_form is not None:
         # One writer at a time (the check above is final): insert the wheel's text as it is.
         columns = ("job_id", "task_key", "run_at", "created_at")

@@ -77,7 +77,9 @@ class ApiCallJob(quebec.BaseClass):
 
 class HoldJob(quebec.BaseClass):
     concurrency_limit = 1
-    concurrency_duration = 2
+    # Far longer than the test: the slot must come back through pruning, not by expiring (a
+    # 2 s TTL expired under load before the survivor had started, unblocking the job early).
+    concurrency_duration = 60
 
     def perform(self, n):
         record(id=self.id, n=n, start=time.time(), pid=os.getpid())

@@ -51,6 +51,7 @@ def test_recurring_list_shows_tasks_with_next_runs_as_text_and_json(
     assert rows["digest"]["next_run_at"].endswith("11:00:00+00:00")  # noon in Berlin, in UTC
     assert rows["digest"]["last_run_at"] == "2026-12-02T15:40:00+00:00"
     assert rows["custom"]["next_run_at"] is None and "not registered in this process" in rows["custom"]["problem"]
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that no cell is cut, whatever runs the tests
     table = in_process(capsys, "recurring", "list")
     assert table.returncode == 0
     assert "digest" in table.stdout and "every day at noon Europe/Berlin" in table.stdout

@@ -18,7 +18,7 @@ from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.oneshot import DrainReport, OneShot
 from quebec.engine.rate_limiter import RateLimiter
 from quebec.engine.supervisor import ThreadSupervisor
-from quebec.engine.unsupported import fork_mode
+from quebec.engine.unsupported import fork_mode, refuse_unappliable
 from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
 from quebec.events import JobEvent, JobEventKind, Subscriber
@@ -231,6 +231,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         With QUEBEC_SUPERVISOR=1 it forks queue.yml's plan instead (engine/forking.py): one
         process per worker and dispatcher entry copy, watched and replaced; spawn= is ignored.
         """
+        refuse_unappliable(os.environ)
         if fork_mode(os.environ):
             return self._run_forked(create_tables, spawn)
         self._supervisor = self._new_supervisor(create_tables, control_plane, spawn, threads)
@@ -275,6 +276,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         Called on the main thread it handles signals as run() does (TERM/INT stop, USR1 quiet,
         USR2 job metrics) until it stops; elsewhere it handles none.
         """
+        refuse_unappliable(os.environ)
         if fork_mode(os.environ):
             log.warning(
                 "supervisor.not_forking: QUEBEC_SUPERVISOR=1 applies to qc.run() and python -m quebec; "

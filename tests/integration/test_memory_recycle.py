@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_support import Procs, count, engine_for, import_package, managed_procs, start_worker, worker_env
+from integration_support import (
+    Procs,
+    count,
+    engine_for,
+    import_package,
+    managed_procs,
+    start_worker,
+    until,
+    worker_env,
+)
 
 from quebec.engine.memory import RECYCLE_EXIT, MemoryWatch
 
@@ -90,3 +99,57 @@ def test_one_sample_over_the_limit_is_not_enough_and_the_count_restarts_below_it
     assert fired == []
     watch.run_once()
     assert fired == [300.0] and watch.stopping
+
+
+QUEUE_YML = """
+workers:
+  - queues: ["*"]
+    threads: 1
+    processes: 1
+"""
+
+
+@pytest.mark.slow
+def test_under_the_fork_supervisor_a_recycled_child_is_replaced_and_the_queue_finishes(
+    db_url: str,
+    prefix: str,
+    make_qc: Callable[..., Any],
+    procs: Procs,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = import_package(tmp_path, f"hog_fork_jobs_{prefix}", JOB_PACKAGE, monkeypatch)
+    (tmp_path / "queue.yml").write_text(QUEUE_YML)
+    qc = make_qc()
+    qc.register_job(module.Hog)
+    qc.register_job(module.Small)
+    module.Hog.perform_later()
+    smalls = [module.Small.perform_later() for _ in range(60)]
+    env = worker_env(
+        db_url,
+        prefix,
+        tmp_path,
+        QUEBEC_SUPERVISOR="1",
+        QUEBEC_WORKER_MAX_RSS_MB="250",
+        QUEBEC_WORKER_MEMORY_CHECK_INTERVAL="0.1",
+        QUEBEC_WORKER_MEMORY_RECYCLE_CONFIRMATIONS="2",
+    )
+    supervisor = start_worker(procs, module.__name__, env, tmp_path, "supervisor")
+    engine = engine_for(db_url)
+    try:
+        until(
+            lambda: (
+                count(engine, f"SELECT COUNT(*) FROM {prefix}_jobs WHERE finished_at IS NOT NULL") == 1 + len(smalls)
+            ),
+            60,
+            "the queue to finish after the recycle",
+            procs,
+            alive=[supervisor],
+        )
+        output = procs.output(supervisor)
+        assert "supervisor.recycle child=worker[0].0" in output and "exited 75" in output, output[-3000:]
+        supervisor.terminate()
+        assert supervisor.wait(30) == 0
+        assert count(engine, f"SELECT COUNT(*) FROM {prefix}_claimed_executions") == 0
+    finally:
+        engine.dispose()

@@ -12,6 +12,8 @@ from dataclasses import fields
 from typing import Any
 
 from quebec.config import Settings
+from quebec.config.sources import REFUSED_VARIABLES
+from quebec.errors import ConfigError
 
 # The memory-recycle companions do nothing without QUEBEC_WORKER_MAX_RSS_MB (engine/memory.py).
 _MEMORY_COMPANIONS = (
@@ -29,6 +31,19 @@ _NO_FORK = (
     "only the fork supervisor (QUEBEC_SUPERVISOR=1 with qc.run() or python -m quebec) runs several processes, "
     "so this process runs workers[0] and dispatchers[0] as threads"
 )
+
+
+def refuse_unappliable(environ: Mapping[str, str]) -> None:
+    """Raise ConfigError for a set option whose limit this version cannot apply: the wheel's
+    cgroup v2 memory limits. A limit the operator counts on must not be dropped silently."""
+    for name in sorted(REFUSED_VARIABLES):
+        value = environ.get(name, "").strip()
+        if value:
+            raise ConfigError(
+                f"{name}={value} asks for cgroup v2 memory limits, which this version of Quebec cannot apply; "
+                f"unset it, and limit memory with QUEBEC_WORKER_MAX_RSS_MB (recycling) or your service "
+                f"manager's MemoryMax="
+            )
 
 
 def fork_mode(environ: Mapping[str, str]) -> bool:

@@ -239,7 +239,6 @@ class BaseClass:
     # set on the instance before perform (and `priority`, the job's own, shadowing the option)
     id: int
     active_job_id: str | None
-    arguments: str | None  # the envelope's `arguments` object as JSON, as ActiveJob.arguments
     queue_name: str
     executions: int
     scheduled_at: datetime | None
@@ -260,6 +259,13 @@ class BaseClass:
 
     def perform(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__qualname__} must define perform(self, ...)")
+
+    @property
+    def arguments(self) -> str | None:
+        """Inside perform: the stored envelope's `arguments` object as JSON, as ActiveJob.arguments
+        shows it (parsed when asked, so a job that never reads it pays nothing)."""
+        stored = vars(self).get("_stored_arguments")
+        return arguments_json(stored) if stored else None
 
     def rate_limit_key(self, *args: Any, **kwargs: Any) -> str:
         """The rate-limit bucket of a job with these arguments; override it to limit per key

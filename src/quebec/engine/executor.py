@@ -26,7 +26,7 @@ from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Retried
 from quebec.errors import UnknownJobClass
 from quebec.events import JobEvent, JobEventKind, JobEvents
 from quebec.hooks import call_hook
-from quebec.job import BaseClass, arguments_json
+from quebec.job import BaseClass
 from quebec.logger import job_context, job_logger
 from quebec.outcome import decide, error_info
 from quebec.registry import Registry
@@ -124,7 +124,7 @@ class Executor:
         # is also a class option); read by code inside perform, as in the wheel.
         fields = vars(instance)
         fields["priority"] = job.priority
-        fields["arguments"] = arguments_json(job.arguments) if job.arguments else None
+        fields["_stored_arguments"] = job.arguments  # self.arguments reads it when asked
         fields["created_at"] = job.created_at
         return instance
 

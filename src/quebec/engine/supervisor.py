@@ -126,6 +126,7 @@ class ThreadSupervisor:
                     hold_back=RateLimiter(self.db, self.registry, Sealing.from_settings(s).cipher).hold_back,
                     exclusive=self._exclusive,
                     limited_queues=tuple(s.experimental_queue_concurrency),
+                    notified=s.use_listen_notify and self.db.dialect.supports_listen,
                 )
             )
             log.info(

@@ -11,7 +11,12 @@ import quebec
 from conftest import eventually
 
 
-def test_an_idle_worker_claims_nothing_until_something_is_ready(qc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_idle_worker_claims_nothing_until_something_is_ready(
+    make_qc: Any, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A NOTIFY channel of its own: other tests' enqueues on this server must not wake it.
+    qc = make_qc(name=f"idle{prefix}")
+
     @qc.register_job
     class Nop(quebec.BaseClass):
         def perform(self) -> None:

@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from quebec import values
 from quebec.clock import to_naive_utc
 from quebec.config.settings import BATCH
 from quebec.encryption import Cipher, sealed_token
@@ -27,7 +26,7 @@ def get_job(db: Database, job_id: int, cipher: Cipher | None = None) -> JobRow |
     row = db.read(queries.get_job, job_id=job_id)
     if row is None or cipher is None or row.result_json is None:
         return row
-    token = sealed_token(values.loads(row.result_json))
+    token = sealed_token(row.result)
     return row if token is None else replace(row, result_json=cipher.open(token))
 
 

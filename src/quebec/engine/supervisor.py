@@ -113,7 +113,8 @@ class ThreadSupervisor:
                 self.db, lambda: self._rows["worker"].id, preserve_finished=s.preserve_finished_jobs
             )
             self.completer.start()
-            executor = Executor(self.registry, clock, Sealing.from_settings(s), self.db.events)
+            sealing = Sealing.from_settings(s)  # one Cipher for the executor and the rate limiter
+            executor = Executor(self.registry, clock, sealing, self.db.events)
             self.workers.append(
                 Worker(
                     self.db,
@@ -123,7 +124,7 @@ class ThreadSupervisor:
                     executor=executor if self.metrics is None else self._metered(executor),
                     completer=self.completer,
                     process_id=lambda: self._rows["worker"].id,
-                    hold_back=RateLimiter(self.db, self.registry, Sealing.from_settings(s).cipher).hold_back,
+                    hold_back=RateLimiter(self.db, self.registry, sealing.cipher).hold_back,
                     exclusive=self._exclusive,
                     limited_queues=tuple(s.experimental_queue_concurrency),
                     notified=s.use_listen_notify and self.db.dialect.supports_listen,

@@ -118,3 +118,13 @@ def eventually(check: Callable[[], Any], within: float = 10.0, every: float = 0.
             return last
         time.sleep(every)
     raise AssertionError(f"condition not met within {within}s (last value: {last!r})")
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Any]:
+    """Subprocesses a test starts (workers, supervisors): their output kept for failure
+    messages, every one still running killed at the end (integration_support.Procs)."""
+    from integration.integration_support import managed_procs
+
+    with managed_procs(tmp_path) as p:
+        yield p

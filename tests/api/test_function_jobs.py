@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import quebec
-from integration.integration_support import Procs, import_package, managed_procs, start_worker, worker_env
+from integration.integration_support import Procs, import_package, start_worker, worker_env
 from quebec.retry import RetryStrategy
 from quebec.types import JobStatus
 
@@ -97,12 +97,6 @@ qc = quebec.Quebec(os.environ["DATABASE_URL"], table_name_prefix=os.environ["QUE
 def triple(n):
     return 3 * n
 """
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    with managed_procs(tmp_path) as p:
-        yield p
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 import quebec
 from conftest import eventually
-from integration.integration_support import Procs, import_package, managed_procs, start_worker, worker_env
+from integration.integration_support import Procs, import_package, start_worker, worker_env
 from quebec.retry import RetryStrategy
 from quebec.types import JobStatus
 
@@ -202,12 +202,6 @@ class Square(quebec.BaseClass):
     def perform(self, n):
         return n * n
 """
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    with managed_procs(tmp_path) as p:
-        yield p
 
 
 @pytest.mark.slow

@@ -6,14 +6,14 @@ and the next worker on the host prunes that process and runs the job again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import eventually
-from integration.integration_support import Procs, import_package, managed_procs, start_worker, worker_env
+from integration.integration_support import Procs, import_package, start_worker, worker_env
 from quebec.store import queries
 from quebec.types import JobState
 
@@ -31,12 +31,6 @@ class ExitsOnce(quebec.BaseClass):
             open(marker, "w").close()
             os._exit(7)
 """
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    with managed_procs(tmp_path) as p:
-        yield p
 
 
 def test_os_exit_in_perform_kills_the_worker_and_the_next_worker_prunes_it_and_runs_the_job_again(

@@ -36,7 +36,6 @@ from integration_support import (
     Procs,
     count,
     engine_for,
-    managed_procs,
     start_worker,
     stop_gracefully,
     until,
@@ -286,12 +285,6 @@ def server(request: pytest.FixtureRequest) -> Iterator[PrivatePostgres | Private
         yield srv
     finally:
         srv.close()
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    with managed_procs(tmp_path) as p:
-        yield p
 
 
 def _runs(path: Path) -> list[tuple[int, int, float]]:

@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from integration_support import (
     count,
     engine_for,
     import_package,
-    managed_procs,
     start_worker,
     until,
     worker_env,
@@ -47,12 +46,6 @@ workers:
 dispatchers:
   - polling_interval: 0.2
 """
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    with managed_procs(tmp_path) as p:
-        yield p
 
 
 def _children(engine: Engine, prefix: str) -> list[tuple[str, int, int | None]]:

@@ -19,7 +19,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from integration_support import (
     Procs,
     count,
     engine_for,
-    managed_procs,
     start_worker,
     stop_gracefully,
     until,
@@ -81,12 +80,6 @@ class ChaosJob(quebec.BaseClass):
         time.sleep(random.uniform(0.001, 0.005))
         _database().transact(_record, job_id=self.id)
 """
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    with managed_procs(tmp_path) as p:
-        yield p
 
 
 @pytest.mark.timeout(240)

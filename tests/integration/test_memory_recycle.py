@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,6 @@ from integration_support import (
     count,
     engine_for,
     import_package,
-    managed_procs,
     start_worker,
     until,
     worker_env,
@@ -39,12 +38,6 @@ class Small(quebec.BaseClass):
     def perform(self):
         time.sleep(0.05)
 """
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    with managed_procs(tmp_path) as p:
-        yield p
 
 
 @pytest.mark.slow

@@ -29,7 +29,6 @@ from integration_support import (
     Procs,
     count,
     engine_for,
-    managed_procs,
     start_worker,
     stop_gracefully,
     until,
@@ -65,12 +64,6 @@ class Nap(quebec.BaseClass):
 class OnceNap(Nap):
     at_most_once = True
 """
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    with managed_procs(tmp_path) as p:
-        yield p
 
 
 @dataclass

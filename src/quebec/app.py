@@ -261,7 +261,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
             self._supervisor = runtime
             return runtime.run()
 
-        return ForkSupervisor(self.db, self.settings, self.registry, self.hooks, child_runtime=child).run()
+        return ForkSupervisor(self.db, self.settings, self.registry, child_runtime=child).run()
 
     def start(
         self,

@@ -41,7 +41,6 @@ from quebec.config import Settings
 from quebec.engine.memory import RECYCLE_EXIT
 from quebec.engine.process_rows import process_info
 from quebec.engine.signals import Intent, Intents
-from quebec.hooks import Hooks
 from quebec.registry import Registry
 from quebec.store import Database, processes
 
@@ -73,7 +72,6 @@ class ForkSupervisor:
         db: Database,
         settings: Settings,
         registry: Registry,
-        hooks: Hooks,
         *,
         child_runtime: Callable[[Settings, str, int | None, int], int],
         roles: frozenset[str] = frozenset({"worker", "dispatcher", "scheduler"}),
@@ -83,7 +81,6 @@ class ForkSupervisor:
         self.db = db
         self.settings = settings
         self.registry = registry
-        self.hooks = hooks
         self._child_runtime = child_runtime
         self._roles = roles
         self.intents = Intents(extra={signal.SIGHUP: Intent.RESTART})

@@ -86,7 +86,6 @@ class Progress:
     result: Any = None
     error: dict[str, Any] | None = None
     next_job_id: int | None = None
-    finished_at: datetime | None = None
 
 
 def progress(tx: Tx, *, job_ids: Sequence[int]) -> dict[int, Progress]:
@@ -102,12 +101,8 @@ def progress(tx: Tx, *, job_ids: Sequence[int]) -> dict[int, Progress]:
     if not ids:
         return {}
     jobs, ended = t.jobs, t.job_results
-    ending_columns = (
-        (ended.c.status, ended.c.result, ended.c.next_job_id, ended.c.created_at) if tx.keeps_results else ()
-    )
-    stmt = with_executions(
-        select(jobs.c.id, jobs.c.finished_at, t.failed_executions.c.error, *ending_columns), t
-    ).where(jobs.c.id.in_(ids))
+    ending_columns = (ended.c.status, ended.c.result, ended.c.next_job_id) if tx.keeps_results else ()
+    stmt = with_executions(select(jobs.c.id, t.failed_executions.c.error, *ending_columns), t).where(jobs.c.id.in_(ids))
     if tx.keeps_results:
         stmt = stmt.outerjoin(ended, ended.c.job_id == jobs.c.id)
     rows = {row.id: row for row in tx.conn.execute(stmt)}
@@ -138,10 +133,9 @@ def _progress(job_id: int, row: Any, orphan: Any) -> Progress:
             JobStatus(ending.status),
             result=values.loads(ending.result) if ending.result is not None else None,
             next_job_id=ending.next_job_id,
-            finished_at=row.finished_at if row is not None else ending.created_at,
         )
     if row is not None:  # finished_at set (or, for a row the wheel left odd, nothing at all)
-        return Progress(job_id, JobStatus.FINISHED, finished_at=row.finished_at)
+        return Progress(job_id, JobStatus.FINISHED)
     return Progress(job_id, None)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from quebec.config import Settings
@@ -40,6 +41,7 @@ class Drain:
         self._hold_back = hold_back
         self._lock = threading.Lock()
         self._process_id: int | None = None
+        self._beat_due = 0.0  # monotonic time of the next heartbeat (one per heartbeat interval)
 
     def claim(self, limit: int) -> list[ClaimedJob]:
         """Up to `limit` ready jobs, claimed by this drain's process row (due scheduled jobs first)."""
@@ -69,6 +71,11 @@ class Drain:
         )
         return outcome
 
+    def heartbeat(self) -> None:
+        """Keep the row alive while jobs run long (a no-op when no row is registered or none is due)."""
+        if self._process_id is not None:
+            self._registered()
+
     def close(self) -> None:
         """Deregister the process row; claims still held go back to ready when it is pruned."""
         with self._lock:
@@ -77,15 +84,21 @@ class Drain:
             self._db.transact(processes.deregister, process_id=process_id)
 
     def _registered(self) -> int:
-        """This drain's process row id: registered on first use, heartbeated after, and
-        registered again if pruning removed it meanwhile."""
+        """This drain's process row id: registered on first use, heartbeated once per
+        process_heartbeat_interval after (not once per job), and registered again if pruning
+        removed it meanwhile."""
         with self._lock:
+            now = time.monotonic()
             if self._process_id is not None:
+                if now < self._beat_due:
+                    return self._process_id
                 missing = self._db.transact(processes.heartbeat_many, process_ids=[self._process_id])
                 if not missing:
+                    self._beat_due = now + self._settings.process_heartbeat_interval
                     return self._process_id
                 log.warning("drain.pruned process_id=%s: registering again", self._process_id)
             extra = {"queues": list(self._settings.worker_queues), "threads": 1, "drain": True}
             info, _ = process_info("Worker", "drain", socket.gethostname(), extra)
             self._process_id = self._db.transact(processes.register, info=info)
+            self._beat_due = now + self._settings.process_heartbeat_interval
             return self._process_id

@@ -38,7 +38,7 @@ from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Release
 from quebec.engine.signals import Intent, Intents
 from quebec.engine.unsupported import unsupported_options
 from quebec.registry import Registry
-from quebec.store import Database, processes, queries
+from quebec.store import Database, processes
 from quebec.types import ClaimedJob
 
 log = logging.getLogger("quebec.worker")
@@ -134,8 +134,6 @@ class OneShot:
         self._lock = threading.Lock()
         self._report = DrainReport()
         self._lane = ThreadLane(threads, self._perform, self._wake.set, self._crashed, name="drain")
-        self._process_id: int | None = None
-        self._heartbeat_at = 0.0
         self._signalled = False  # TERM/INT stopped the claiming: running jobs get shutdown_timeout
 
     def run(self) -> DrainReport:
@@ -262,21 +260,9 @@ class OneShot:
         ).prune()
 
     def _heartbeat(self) -> None:
-        """Refresh the drain's row while jobs run for long: a claim or an outcome written
-        heartbeats it too, but a job longer than process_alive_threshold would be pruned."""
-        now = time.monotonic()
-        if now < self._heartbeat_at:
-            return
-        self._heartbeat_at = now + self._settings.process_heartbeat_interval
-        if self._process_id is None:
-            running = self._lane.running()
-            if not running:
-                return
-            # The drain's row is the one its claims name (the read model says which).
-            row = self._db.read(queries.get_job, job_id=running[0].id)
-            self._process_id = row.process_id if row is not None else None
-        if self._process_id is not None and self._db.transact(processes.heartbeat_many, process_ids=[self._process_id]):
-            self._process_id = None  # pruned meanwhile; the next outcome written registers again
+        """Refresh the drain's row while jobs run for long: a job longer than
+        process_alive_threshold would otherwise see it pruned (the drain beats once per interval)."""
+        self._drain.heartbeat()
 
     def _at_most_once(self) -> list[str]:
         return [c.__qualname__ for c in self._registry.classes() if c.at_most_once]

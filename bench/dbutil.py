@@ -68,14 +68,43 @@ def jobs_table(prefix: str) -> str:
     return f"{prefix.rstrip('_')}_jobs"
 
 
-def count_finished(conn: Any, prefix: str) -> int:
+def schema_name(prefix: str) -> str:
+    """The PostgreSQL schema a peer's scenario runs in (its tables keep the peer's own names)."""
+    jobs_table(prefix)  # validates
+    return prefix.rstrip("_").lower()
+
+
+# How many of the scenario's jobs are done, per implementation: one rule, used by poll.py.
+DONE_SQL = {
+    "quebec": "SELECT COUNT(*) FROM {jobs} WHERE finished_at IS NOT NULL",
+    # PgQueuer deletes a job from its queue table when it ends (and logs it): done = expected - left.
+    "pgqueuer": "SELECT {expect} - COUNT(*) FROM {schema}.pgqueuer",
+    "procrastinate": "SELECT COUNT(*) FROM {schema}.procrastinate_jobs WHERE status = 'succeeded'",
+}
+
+
+def count_done(conn: Any, kind: str, prefix: str, expect: int) -> int:
+    sql = DONE_SQL[kind].format(jobs=jobs_table(prefix), schema=schema_name(prefix), expect=int(expect))
     cur = conn.cursor()
     try:
-        cur.execute(f"SELECT COUNT(*) FROM {jobs_table(prefix)} WHERE finished_at IS NOT NULL")
+        cur.execute(sql)
         row = cur.fetchone()
         return int(row[0])
     finally:
         cur.close()
+
+
+def count_finished(conn: Any, prefix: str) -> int:
+    return count_done(conn, "quebec", prefix, 0)
+
+
+def drop_schema(url: str, prefix: str) -> None:
+    """Drop a peer scenario's PostgreSQL schema and everything in it."""
+    conn = connect(url)
+    try:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name(prefix)}" CASCADE')
+    finally:
+        conn.close()
 
 
 def drop_tables(url: str, prefix: str) -> list[str]:

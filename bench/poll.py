@@ -1,4 +1,4 @@
-"""Count finished jobs with plain SQL until all are done (helper process for the drain scenario).
+"""Count done jobs (ours, the wheel's or a peer's) with plain SQL until all are (the drain's helper process).
 
 Prints ``READY <finished>`` once connected, then exactly one of::
 
@@ -19,20 +19,21 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dbutil import connect, count_finished  # noqa: E402
+from dbutil import DONE_SQL, connect, count_done  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True)
     p.add_argument("--prefix", required=True)
+    p.add_argument("--kind", default="quebec", choices=sorted(DONE_SQL), help="whose tables to count")
     p.add_argument("--expect", type=int, required=True)
     p.add_argument("--interval", type=float, default=0.05)
     p.add_argument("--timeout", type=float, default=300.0)
     args = p.parse_args(argv)
     try:
         conn = connect(args.url)
-        count = count_finished(conn, args.prefix)
+        count = count_done(conn, args.kind, args.prefix, args.expect)
     except Exception as exc:
         print(f"ERROR {type(exc).__name__}: {exc}".replace("\n", " "), flush=True)
         return 1
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.timeout
     try:
         while True:
-            count = count_finished(conn, args.prefix)
+            count = count_done(conn, args.kind, args.prefix, args.expect)
             now = time.time()
             if count >= args.expect:
                 print(f"DONE {now:.6f} {count}", flush=True)

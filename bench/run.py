@@ -1,11 +1,16 @@
-"""Benchmark the pure-Python ``quebec`` ("ours") against the Rust wheel ``quebec==0.4.2`` ("rust").
+"""Benchmark ours against the Rust wheel, PgQueuer, Procrastinate and a raw-SQL floor.
 
-Every (backend, implementation, scenario) runs in a fresh subprocess ``<python> bench/workload.py ...`` with
-its own random ``table_name_prefix`` (and, for SQLite, its own database file); the tables are dropped with
-plain SQL afterwards. Prints one Markdown table and writes ``bench/results/<timestamp>.json``.
+Every (run, backend, implementation, scenario) is a fresh subprocess with its own random table
+prefix (PostgreSQL schema for the peers; SQLite file): ours and the wheel run ``workload.py``
+(both import as ``quebec``, so never in one interpreter), PgQueuer and Procrastinate run
+``peer_<name>.py`` in venvs of their own (``peers.py`` makes them on first use), the floor runs
+``floor.py``. Everything is dropped with plain SQL afterwards. Runs are interleaved (run 1 of
+everything, then run 2, ...) and each cell is the median of ``--runs``. Prints one Markdown
+table per backend and writes ``bench/results/<timestamp>.json``.
 
-    python bench/run.py                                   # all backends, both implementations
-    python bench/run.py --backends sqlite --impls rust --quick
+    python bench/run.py                                   # everything (~15 min)
+    python bench/run.py --quick                           # ~3 min (one run, smaller counts)
+    python bench/run.py --backends postgres --impls ours,pgqueuer --metrics drain_8
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import platform
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,9 +36,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from dbutil import drop_tables  # noqa: E402
+import peers  # noqa: E402
+from common import RESULT_MARK  # noqa: E402
+from dbutil import drop_schema, drop_tables  # noqa: E402
 
-RESULT_MARK = "BENCH_RESULT "
 DEFAULT_URLS = {
     "sqlite": "sqlite:///{tmpdir}/bench.db?mode=rwc",  # {tmpdir} is absolute -> 4-slash absolute form
     "postgres": "postgresql://postgres@127.0.0.1:5432/test",
@@ -40,11 +47,14 @@ DEFAULT_URLS = {
 }
 
 
+BACKENDS = list(DEFAULT_URLS)
+
+
 @dataclass(frozen=True)
 class Metric:
     key: str  # result key in the JSON file
     label: str  # row label in the table
-    scenario: str  # workload.py --scenario
+    scenario: str  # workload --scenario
     field: str  # field of the workload result shown in the table
     unit: str
     higher_is_better: bool
@@ -54,44 +64,70 @@ class Metric:
 
 METRICS: list[Metric] = [
     Metric("enqueue_one", "enqueue one-by-one", "enqueue_one", "jobs_per_s", "jobs/s", True, 0, "one_by_one"),
-    Metric("enqueue_bulk", "bulk enqueue (perform_all_later)", "enqueue_bulk", "jobs_per_s", "jobs/s", True),
+    Metric("enqueue_bulk", "bulk enqueue", "enqueue_bulk", "jobs_per_s", "jobs/s", True),
     Metric("drain_1", "drain, 1 thread", "drain", "jobs_per_s", "jobs/s", True, 1, "drain_jobs"),
     Metric("drain_8", "drain, 8 threads", "drain", "jobs_per_s", "jobs/s", True, 8, "drain_jobs"),
-    Metric("latency", "pickup latency, same process", "latency", "p50_ms", "ms", False, 0, "latency_jobs"),
-    Metric(
-        "latency_xproc",
-        "pickup latency, other process",
-        "latency_xproc",
-        "p50_ms",
-        "ms",
-        False,
-        0,
-        "latency_jobs",
-    ),
+    Metric("latency", "pickup, same process", "latency", "p50_ms", "ms", False, 0, "latency_jobs"),
+    Metric("latency_xproc", "pickup, other process", "latency_xproc", "p50_ms", "ms", False, 0, "latency_jobs"),
 ]
 # Latency scenarios yield two rows (p50 and p99); see rows_for().
+FLOOR_NOTES = {
+    "enqueue_one": "autocommit INSERT per job",
+    "enqueue_bulk": "executemany in one transaction",
+    "drain_1": "claim+delete 1 per transaction, 1 thread",
+    "drain_8": "claim+delete 100 per transaction (SKIP LOCKED where supported), 8 threads",
+}
+
+
+@dataclass(frozen=True)
+class Impl:
+    key: str
+    label: str
+    backends: tuple[str, ...] = tuple(BACKENDS)
+    metrics: tuple[str, ...] = tuple(m.key for m in METRICS)
+    slow_drain: bool = False  # drains --slow-drain-jobs instead of --drain-jobs
+    peer: bool = True  # counted in "best peer"
+
+
+IMPLS: dict[str, Impl] = {
+    i.key: i
+    for i in (
+        Impl("ours", "ours", peer=False),
+        Impl("rust", "the wheel", slow_drain=True),
+        Impl("pgqueuer", "PgQueuer", backends=("postgres",)),
+        Impl("procrastinate", "Procrastinate", backends=("postgres",), slow_drain=True),
+        Impl("floor", "raw SQL floor", metrics=tuple(FLOOR_NOTES), peer=False),
+    )
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backends", default="sqlite,postgres,mysql")
-    p.add_argument("--impls", default="ours,rust")
+    p.add_argument("--backends", default=",".join(BACKENDS))
+    p.add_argument("--impls", default=",".join(IMPLS), help="subset of: " + ",".join(IMPLS))
     p.add_argument(
         "--metrics",
         default=",".join(m.key for m in METRICS),
         help="subset of: " + ",".join(m.key for m in METRICS),
     )
     p.add_argument("--jobs", type=int, default=None, help="jobs for bulk enqueue (default 10000)")
+    p.add_argument("--drain-jobs", type=int, default=None, help="jobs for each drain (default 10000)")
     p.add_argument(
-        "--drain-jobs",
+        "--slow-drain-jobs",
         type=int,
         default=None,
-        help="pre-enqueued jobs for each drain run (default 5000: the Rust wheel drains ~100-350 jobs/s here)",
+        help="jobs for each drain of the wheel and Procrastinate, which drain a few hundred jobs/s (default 2000)",
     )
     p.add_argument("--one-by-one", type=int, default=None, help="jobs for one-by-one enqueue (default 2000)")
     p.add_argument("--latency-jobs", type=int, default=None, help="jobs for pickup latency (default 200)")
     p.add_argument("--spacing", type=float, default=0.02, help="seconds between latency enqueues")
-    p.add_argument("--quick", action="store_true", help="2000 bulk/drain jobs, 500 one-by-one, 100 latency jobs")
+    p.add_argument("--runs", type=int, default=None, help="runs per cell, the median shown (default 3, quick 1)")
+    p.add_argument("--rust-runs", type=int, default=1, help="runs per cell for the wheel (slow; default 1)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="one run, no same-process latency; 2000 bulk/drain jobs (slow drains 300), 500 one-by-one, 50 latency",
+    )
     p.add_argument("--timeout", type=float, default=300.0, help="per-scenario timeout in seconds")
     p.add_argument("--rust-python", default="/opt/quebec-rs/bin/python")
     p.add_argument("--ours-python", default=sys.executable)
@@ -100,6 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.path.join(REPO, "src"),
         help="prepended to PYTHONPATH for 'ours' so it runs without pip install ('' to disable)",
     )
+    p.add_argument("--venvs", default=peers.DEFAULT_ROOT, help="folder of the peers' venvs (made on first use)")
     p.add_argument("--url-sqlite", default=DEFAULT_URLS["sqlite"])
     p.add_argument("--url-postgres", default=DEFAULT_URLS["postgres"])
     p.add_argument("--url-mysql", default=DEFAULT_URLS["mysql"])
@@ -107,18 +144,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-v", "--verbose", action="store_true", help="print each scenario's stderr tail")
     args = p.parse_args(argv)
     quick = args.quick
+    if quick and args.metrics == p.get_default("metrics"):
+        args.metrics = ",".join(m.key for m in METRICS if m.key != "latency")
     args.jobs = args.jobs or (2000 if quick else 10_000)
-    args.drain_jobs = args.drain_jobs or (2000 if quick else 5000)
+    args.drain_jobs = args.drain_jobs or (2000 if quick else 10_000)
+    args.slow_drain_jobs = args.slow_drain_jobs or (300 if quick else 2000)
     args.one_by_one = args.one_by_one or (500 if quick else 2000)
-    args.latency_jobs = args.latency_jobs or (100 if quick else 200)
+    args.latency_jobs = args.latency_jobs or (50 if quick else 200)
+    args.runs = args.runs or (1 if quick else 3)
     return args
 
 
+def interpreter(impl: str, args: argparse.Namespace) -> str:
+    if impl == "ours":
+        return str(args.ours_python)
+    if impl == "rust":
+        return str(args.rust_python)
+    if impl in peers.PEERS:
+        return peers.venv_python(impl, args.venvs)
+    return sys.executable  # the floor: the harness has the drivers
+
+
+def script_of(impl: str) -> str:
+    if impl in peers.PEERS:
+        return peers.script(impl)
+    return os.path.join(HERE, "floor.py" if impl == "floor" else "workload.py")
+
+
 def impl_env(impl: str, args: argparse.Namespace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUEBEC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUEBEC_", "PGQUEUER_"))}
     env.pop("PYTHONPATH", None)
     env.pop("DATABASE_URL", None)
-    env["RUST_LOG"] = "warn"  # the wheel logs every job at INFO otherwise; keep both implementations quiet
+    env["RUST_LOG"] = "warn"  # the wheel logs every job at INFO otherwise; keep every implementation quiet
     env["QUEBEC_LOG_LEVEL"] = "WARNING"
     env["PYTHONUNBUFFERED"] = "1"
     if impl == "ours" and args.ours_src:
@@ -150,38 +207,43 @@ def run_isolated(cmd: list[str], env: dict[str, str], cwd: str, timeout: float) 
         return stdout, stderr, None
 
 
+def jobs_for(impl: str, metric: Metric, args: argparse.Namespace) -> int:
+    if metric.jobs_arg == "drain_jobs" and IMPLS[impl].slow_drain:
+        return int(args.slow_drain_jobs)
+    return int(getattr(args, metric.jobs_arg))
+
+
 def run_scenario(impl: str, backend: str, metric: Metric, args: argparse.Namespace) -> dict[str, Any]:
-    python = args.rust_python if impl == "rust" else args.ours_python
     prefix = "b_" + secrets.token_hex(4)
     tmpdir = tempfile.mkdtemp(prefix="quebec-bench-")
     url = getattr(args, f"url_{backend}").format(tmpdir=tmpdir)
-    jobs = getattr(args, metric.jobs_arg)
-    cmd = [
-        python,
-        os.path.join(HERE, "workload.py"),
-        "--impl",
-        impl,
-        "--url",
-        url,
-        "--prefix",
-        prefix,
-        "--scenario",
-        metric.scenario,
-        "--jobs",
-        str(jobs),
-        "--threads",
-        str(metric.threads),
-        "--spacing",
-        str(args.spacing),
-        "--timeout",
-        str(args.timeout),
-        "--poll-python",
-        sys.executable,
-    ]
     started = time.monotonic()
     result: dict[str, Any]
     stderr = ""
     try:
+        python = interpreter(impl, args)
+        cmd = [
+            python,
+            script_of(impl),
+            "--impl",
+            impl,
+            "--url",
+            url,
+            "--prefix",
+            prefix,
+            "--scenario",
+            metric.scenario,
+            "--jobs",
+            str(jobs_for(impl, metric, args)),
+            "--threads",
+            str(metric.threads),
+            "--spacing",
+            str(args.spacing),
+            "--timeout",
+            str(args.timeout),
+            "--poll-python",
+            sys.executable,
+        ]
         stdout, stderr, returncode = run_isolated(cmd, impl_env(impl, args), tmpdir, args.timeout + 30)
         lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_MARK)]
         if lines:
@@ -193,12 +255,15 @@ def run_scenario(impl: str, backend: str, metric: Metric, args: argparse.Namespa
             result = {"error": f"exit {returncode}: {tail}"}
         if returncode is None:
             result["killed_after_timeout"] = True
-    except OSError as exc:
-        result = {"error": f"cannot start {python}: {exc}"}
+    except (OSError, subprocess.CalledProcessError) as exc:
+        result = {"error": f"cannot start {impl}: {exc}"}
     result["wall_s"] = round(time.monotonic() - started, 2)
     result["prefix"] = prefix
     try:
-        drop_tables(url, prefix)
+        if impl in peers.PEERS:
+            drop_schema(url, prefix)
+        else:
+            drop_tables(url, prefix)
     except Exception as exc:
         result["cleanup_error"] = f"{type(exc).__name__}: {exc}"
     shutil.rmtree(tmpdir, ignore_errors=True)
@@ -217,43 +282,96 @@ def rows_for(metric: Metric) -> list[tuple[str, str, str, bool]]:
     return [(metric.label, metric.field, metric.unit, metric.higher_is_better)]
 
 
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each numeric field over the runs that succeeded (the first error if none did)."""
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return {"error": runs[0]["error"], "runs": len(runs)}
+    out: dict[str, Any] = {"runs": len(good), "failed_runs": len(runs) - len(good)}
+    for field in ("jobs_per_s", "p50_ms", "p99_ms", "max_ms", "jobs"):
+        values = [r[field] for r in good if isinstance(r.get(field), int | float)]
+        if values:
+            out[field] = statistics.median(values)
+    return out
+
+
 def fmt_value(result: dict[str, Any] | None, field: str) -> str:
     if result is None:
         return "–"
     if "error" in result:
         msg = str(result["error"]).replace("|", "/").replace("\n", " ")
-        return msg if len(msg) <= 60 else msg[:57] + "..."
+        return msg if len(msg) <= 40 else msg[:37] + "..."
     value = result.get(field)
     if not isinstance(value, int | float):
         return "?"
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
-def ratio(ours: dict[str, Any] | None, rust: dict[str, Any] | None, field: str, higher: bool) -> str:
-    if not ours or not rust or "error" in ours or "error" in rust:
-        return "–"
-    a, b = ours.get(field), rust.get(field)
-    if not isinstance(a, int | float) or not isinstance(b, int | float) or a <= 0 or b <= 0:
-        return "–"
-    return f"{(a / b if higher else b / a):.2f}"
+def value_of(result: dict[str, Any] | None, field: str) -> float | None:
+    if not result or "error" in result:
+        return None
+    v = result.get(field)
+    return float(v) if isinstance(v, int | float) and v > 0 else None
 
 
-def render_table(results: dict[str, dict[str, dict[str, dict[str, Any]]]], metrics: list[Metric]) -> str:
-    header = (
-        "| backend | metric | unit | ours | rust | ratio (>1 = ours better: ours/rust for throughput, "
-        "rust/ours for latency) |"
+def ratio(ours: float | None, other: float | None, higher: bool) -> str:
+    """> 1 means ours is better: ours/other for throughput, other/ours for latency."""
+    if ours is None or other is None:
+        return "–"
+    return f"{(ours / other if higher else other / ours):.2f}"
+
+
+def render_table(
+    backend: str,
+    cells: dict[str, dict[str, dict[str, Any]]],
+    impls: list[str],
+    metrics: list[Metric],
+    labels: dict[str, str],
+) -> str:
+    shown = [i for i in impls if backend in IMPLS[i].backends]
+    peer_cols = [i for i in shown if IMPLS[i].peer]
+    header = ["metric", "unit", *(labels[i] for i in shown)]
+    if "ours" in shown and peer_cols:
+        header.append("ours vs best peer")
+    if "ours" in shown and "floor" in shown:
+        header.append("ours vs floor")
+    lines = [f"### {backend}", "", "| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    for metric in metrics:
+        for label, field, unit, higher in rows_for(metric):
+            row = [label, unit]
+            for impl in shown:
+                cell = cells.get(impl, {}).get(metric.key)
+                row.append("—" if cell is None and metric.key not in IMPLS[impl].metrics else fmt_value(cell, field))
+            ours = value_of(cells.get("ours", {}).get(metric.key), field)
+            if "ours" in shown and peer_cols:
+                vals = [v for i in peer_cols if (v := value_of(cells.get(i, {}).get(metric.key), field)) is not None]
+                best = (max(vals) if higher else min(vals)) if vals else None
+                row.append(ratio(ours, best, higher))
+            if "ours" in shown and "floor" in shown:
+                row.append(ratio(ours, value_of(cells.get("floor", {}).get(metric.key), field), higher))
+            lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(
+        "Ratios > 1 mean ours is better (ours/other for jobs/s, other/ours for ms); best peer = the best of "
+        + ", ".join(labels[i] for i in peer_cols)
+        + "."
     )
-    lines = [header, "|---|---|---|---:|---:|---:|"]
-    for backend, per_impl in results.items():
-        for metric in metrics:
-            ours = per_impl.get("ours", {}).get(metric.key)
-            rust = per_impl.get("rust", {}).get(metric.key)
-            for label, field, unit, higher in rows_for(metric):
-                lines.append(
-                    f"| {backend} | {label} | {unit} | {fmt_value(ours, field)} | {fmt_value(rust, field)} "
-                    f"| {ratio(ours, rust, field, higher)} |"
-                )
+    if "floor" in shown:
+        notes = "; ".join(f"{m.label}: {FLOOR_NOTES[m.key]}" for m in metrics if m.key in FLOOR_NOTES)
+        lines.append(f"Floor rows: {notes}.")
     return "\n".join(lines)
+
+
+def version_labels(impls: list[str], args: argparse.Namespace) -> dict[str, str]:
+    labels = {i: IMPLS[i].label for i in impls}
+    for impl, dist in (("rust", "quebec"), *((p, p) for p in peers.PEERS)):
+        if impl not in impls:
+            continue
+        try:
+            labels[impl] += " " + peers.version(dist, interpreter(impl, args))
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"[{impl}] no interpreter: {exc}", file=sys.stderr)
+    return labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,26 +384,34 @@ def main(argv: list[str] | None = None) -> int:
         if b not in DEFAULT_URLS:
             raise SystemExit(f"unknown backend {b!r}; choose from {', '.join(DEFAULT_URLS)}")
     for i in impls:
-        if i not in ("ours", "rust"):
-            raise SystemExit(f"unknown implementation {i!r}; choose from ours, rust")
+        if i not in IMPLS:
+            raise SystemExit(f"unknown implementation {i!r}; choose from {', '.join(IMPLS)}")
     unknown = wanted - {m.key for m in METRICS}
     if unknown:
         raise SystemExit(f"unknown metrics: {', '.join(sorted(unknown))}")
 
     started_at = datetime.now(UTC)
-    results: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    for backend in backends:
-        results[backend] = {}
-        for impl in impls:
-            results[backend][impl] = {}
-            for metric in metrics:
-                print(f"[{backend}/{impl}] {metric.key} ...", end=" ", file=sys.stderr, flush=True)
-                res = run_scenario(impl, backend, metric, args)
-                results[backend][impl][metric.key] = res
-                shown = res.get("error") or ", ".join(f"{f}={fmt_value(res, f)}" for _, f, _, _ in rows_for(metric))
-                print(f"{shown} ({res['wall_s']} s)", file=sys.stderr, flush=True)
+    labels = version_labels(impls, args)  # makes missing peer venvs now, before any timing
+    raw: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {b: {i: {} for i in impls} for b in backends}
+    for run in range(args.runs):
+        for backend in backends:
+            for impl in impls:
+                spec = IMPLS[impl]
+                if backend not in spec.backends or run >= (args.rust_runs if impl == "rust" else args.runs):
+                    continue
+                for metric in metrics:
+                    if metric.key not in spec.metrics:
+                        continue
+                    tag = f"[run {run + 1}/{args.runs} {backend}/{impl}] {metric.key}"
+                    print(f"{tag} ...", end=" ", file=sys.stderr, flush=True)
+                    res = run_scenario(impl, backend, metric, args)
+                    raw[backend][impl].setdefault(metric.key, []).append(res)
+                    shown = res.get("error") or ", ".join(f"{f}={fmt_value(res, f)}" for _, f, _, _ in rows_for(metric))
+                    print(f"{shown} ({res['wall_s']} s)", file=sys.stderr, flush=True)
 
-    table = render_table(results, metrics)
+    cells = {b: {i: {k: summarise(v) for k, v in per.items()} for i, per in raw[b].items()} for b in backends}
+    tables = [render_table(b, cells[b], impls, metrics, labels) for b in backends]
+    table = "\n\n".join(tables)
     print(table)
     os.makedirs(args.out, exist_ok=True)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
@@ -297,19 +423,26 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "loadavg_at_end": os.getloadavg(),
         },
         "settings": {
             "jobs": args.jobs,
             "drain_jobs": args.drain_jobs,
+            "slow_drain_jobs": args.slow_drain_jobs,
             "one_by_one": args.one_by_one,
             "latency_jobs": args.latency_jobs,
             "spacing_s": args.spacing,
+            "runs": args.runs,
+            "rust_runs": args.rust_runs,
             "timeout_s": args.timeout,
             "rust_python": args.rust_python,
             "ours_python": args.ours_python,
+            "venvs": args.venvs,
+            "labels": labels,
             "urls": {b: getattr(args, f"url_{b}") for b in backends},
         },
-        "results": results,
+        "results": cells,
+        "runs": raw,
         "table": table,
     }
     with open(path, "w") as fh:

@@ -16,7 +16,6 @@ The result is one line on stdout: ``BENCH_RESULT {json}``. Everything else (logs
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -29,9 +28,16 @@ from collections.abc import Callable
 from typing import Any
 
 import quebec
-
-RESULT_MARK = "BENCH_RESULT "
-HERE = os.path.dirname(os.path.abspath(__file__))
+from common import (
+    QUIET_AFTER_WARMUP,
+    WARMUP_ARG,
+    base_parser,
+    emit,
+    enqueuer_cmd,
+    latency_result,
+    start_poller,
+    wait_poller,
+)
 
 # --- job classes (module level so that a separate enqueuer process stores the same class_name) -------------
 
@@ -65,18 +71,6 @@ class LatencyJob(quebec.BaseClass):  # type: ignore[misc]
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-def emit(result: dict[str, Any]) -> None:
-    sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
-    sys.stdout.flush()
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-pct * len(ordered) // 100))))
-    return ordered[rank - 1]
 
 
 def check_impl(impl: str) -> str | None:
@@ -174,48 +168,19 @@ def scenario_drain(qc: Any, args: argparse.Namespace) -> None:
     for start in range(0, n, chunk):
         qc.perform_all_later([NoopJob.build(i) for i in range(start, min(n, start + chunk))])
 
-    poll_cmd = [
-        args.poll_python,
-        os.path.join(HERE, "poll.py"),
-        "--url",
-        args.url,
-        "--prefix",
-        args.prefix,
-        "--expect",
-        str(n),
-        "--timeout",
-        str(args.timeout),
-        "--interval",
-        os.environ.get("BENCH_POLL_INTERVAL", "0.05"),
-    ]
-    poller = subprocess.Popen(poll_cmd, stdout=subprocess.PIPE, text=True)
-    assert poller.stdout is not None
-    ready = poller.stdout.readline().split()
-    if not ready or ready[0] != "READY":
-        emit({"error": f"poller failed to start: {ready!r}"})
+    try:
+        poller = start_poller(args, "quebec", n)
+    except RuntimeError as exc:
+        emit({"error": str(exc)})
         os._exit(1)
-    if int(ready[1]) != 0:
-        emit({"error": f"{ready[1]} jobs already finished before the worker started"})
-        os._exit(1)
-
     start_box: list[float] = []
 
-    def measure() -> dict[str, Any]:
-        assert poller.stdout is not None
-        line = poller.stdout.readline().split()  # blocks until the poller is done
-        poller.wait()
-        if not line:
-            return {"error": "poller died"}
-        if line[0] == "TIMEOUT":
-            return {"error": "timeout", "finished": int(line[2]), "jobs": n}
-        if line[0] != "DONE":
-            return {"error": f"poller: {' '.join(line)}"}
-        elapsed = float(line[1]) - start_box[0]
+    def performed() -> int:
         with PERFORMED_LOCK:
-            performed = PERFORMED[0]
-        if performed < n:
-            return {"error": f"{line[2]} jobs have finished_at but perform() ran only {performed} times"}
-        return {"jobs": n, "threads": args.threads, "seconds": elapsed, "jobs_per_s": n / elapsed}
+            return PERFORMED[0]
+
+    def measure() -> dict[str, Any]:
+        return {**wait_poller(poller, start_box[0], n, performed), "threads": args.threads}
 
     start_box.append(time.time())
     run_with_runtime(qc, args, measure)
@@ -227,31 +192,16 @@ def scenario_latency(qc: Any, args: argparse.Namespace) -> None:
 
     def measure() -> dict[str, Any]:
         time.sleep(0.2)
-        LatencyJob.perform_later(qc, -1.0)
+        LatencyJob.perform_later(qc, WARMUP_ARG)
         if not WARMED_UP.wait(30):
             return {"error": "warm-up job not performed within 30 s"}
-        time.sleep(1.0)  # let the worker go idle again
+        time.sleep(QUIET_AFTER_WARMUP)  # let the worker go idle again
         if args.scenario == "latency":
             for _ in range(n):
                 LatencyJob.perform_later(qc, time.time())
                 time.sleep(args.spacing)
         else:
-            cmd = [
-                sys.executable,
-                os.path.abspath(__file__),
-                "--impl",
-                args.impl,
-                "--url",
-                args.url,
-                "--prefix",
-                args.prefix,
-                "--scenario",
-                "enqueue_paced",
-                "--jobs",
-                str(n),
-                "--spacing",
-                str(args.spacing),
-            ]
+            cmd = enqueuer_cmd(__file__, args)
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
             if proc.returncode != 0:
                 return {"error": f"enqueuer exited {proc.returncode}: {proc.stderr.strip()[-300:]}"}
@@ -261,19 +211,14 @@ def scenario_latency(qc: Any, args: argparse.Namespace) -> None:
             return {"error": f"timeout: only {got}/{n} jobs performed 30 s after the last enqueue"}
         with LATENCY_LOCK:
             values = list(LATENCIES)
-        return {
-            "jobs": n,
-            "p50_ms": percentile(values, 50) * 1000,
-            "p99_ms": percentile(values, 99) * 1000,
-            "max_ms": max(values) * 1000,
-        }
+        return latency_result(values, n)
 
     run_with_runtime(qc, args, measure)
 
 
 def scenario_enqueue_paced(qc: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Helper for ``latency_xproc``: enqueue ``--jobs`` latency jobs ``--spacing`` seconds apart."""
-    LatencyJob.perform_later(qc, -2.0)  # warm the pool (the warm-up branch ignores negative args)
+    LatencyJob.perform_later(qc, 2 * WARMUP_ARG)  # warm the pool (the warm-up branch ignores negative args)
     for _ in range(args.jobs):
         LatencyJob.perform_later(qc, time.time())
         time.sleep(args.spacing)
@@ -284,21 +229,7 @@ def scenario_enqueue_paced(qc: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--impl", required=True, choices=["ours", "rust"], help="checked against the imported quebec")
-    p.add_argument("--url", required=True)
-    p.add_argument("--prefix", required=True, help="table_name_prefix (fresh per scenario)")
-    p.add_argument(
-        "--scenario",
-        required=True,
-        choices=["enqueue_one", "enqueue_bulk", "drain", "latency", "latency_xproc", "enqueue_paced"],
-    )
-    p.add_argument("--jobs", type=int, default=10_000)
-    p.add_argument("--threads", type=int, default=0, help="worker_threads (0 = implementation default)")
-    p.add_argument("--spacing", type=float, default=0.02, help="seconds between latency enqueues")
-    p.add_argument("--timeout", type=float, default=300.0)
-    p.add_argument("--poll-python", default=sys.executable, help="interpreter with psycopg/pymysql for poll.py")
-    return p.parse_args(argv)
+    return base_parser(__doc__, ["ours", "rust"]).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,6 +21,7 @@ import argparse
 import secrets
 import sys
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -69,7 +70,7 @@ class HeldJob(quebec.BaseClass):
         pass
 
 
-def _finished(qc: Any, class_name: str) -> int:
+def finished(qc: Any, class_name: str) -> int:
     jobs = qc.db.tables.jobs
     stmt = select(func.count()).where(jobs.c.class_name == class_name, jobs.c.finished_at.is_not(None))
     return int(qc.db.read(lambda tx: tx.conn.execute(stmt).scalar()) or 0)
@@ -103,6 +104,20 @@ def _crowd(qc: Any) -> None:
         qc.db.transact(finished, start)
 
 
+def timed_run(
+    qc: Any, done: Callable[[], bool], *, spawn: Iterable[str] | None = None, threads: int | None = None
+) -> float:
+    """Seconds from qc.start() until done() (checked every 20 ms); the runtime is stopped after."""
+    started = time.perf_counter()
+    qc.start(spawn=spawn, threads=threads)
+    try:
+        while not done():
+            time.sleep(0.02)
+        return time.perf_counter() - started
+    finally:
+        qc.stop()
+
+
 def drain(url: str, scenario: str, jobs: int) -> float:
     prefix = f"fb_{secrets.token_hex(4)}"
     qc = quebec.Quebec(url, table_name_prefix=prefix, queues=["default"], worker_polling_interval=0.05)
@@ -115,19 +130,13 @@ def drain(url: str, scenario: str, jobs: int) -> float:
             time.sleep(SETTLE)  # let the server write out 100,000 new rows before timing
         job_class = KeyedJob if scenario == "keyed" else NoopJob
         qc.perform_all_later([job_class.build(i) for i in range(jobs)])
-        started = time.perf_counter()
-        qc.start(threads=8)
-        while _finished(qc, job_class.__qualname__) < jobs:
-            time.sleep(0.02)
-        took = time.perf_counter() - started
-        qc.stop()
-        return jobs / took
+        return jobs / timed_run(qc, lambda: finished(qc, job_class.__qualname__) >= jobs, threads=8)
     finally:
         qc.close()
-        _drop(url, prefix)
+        drop(url, prefix)
 
 
-def _drop(url: str, prefix: str) -> None:
+def drop(url: str, prefix: str) -> None:
     from sqlalchemy import create_engine
 
     engine = create_engine(for_url(url)[0])

@@ -391,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown metrics: {', '.join(sorted(unknown))}")
 
     started_at = datetime.now(UTC)
+    load_at_start = os.getloadavg()
     labels = version_labels(impls, args)  # makes missing peer venvs now, before any timing
     raw: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {b: {i: {} for i in impls} for b in backends}
     for run in range(args.runs):
@@ -411,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cells = {b: {i: {k: summarise(v) for k, v in per.items()} for i, per in raw[b].items()} for b in backends}
     tables = [render_table(b, cells[b], impls, metrics, labels) for b in backends]
-    table = "\n\n".join(tables)
+    load = f"load average (1 min) {load_at_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    table = "\n\n".join(tables) + f"\n\n{os.cpu_count()} CPUs, {load}."
     print(table)
     os.makedirs(args.out, exist_ok=True)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
@@ -423,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "loadavg_at_start": load_at_start,
             "loadavg_at_end": os.getloadavg(),
         },
         "settings": {

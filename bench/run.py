@@ -8,8 +8,8 @@ prefix (PostgreSQL schema for the peers; SQLite file): ours and the wheel run ``
 everything, then run 2, ...) and each cell is the median of ``--runs``. Prints one Markdown
 table per backend and writes ``bench/results/<timestamp>.json``.
 
-    python bench/run.py                                   # everything (~15 min)
-    python bench/run.py --quick                           # ~3 min (one run, smaller counts)
+    python bench/run.py                                   # everything (~14 min on a busy box)
+    python bench/run.py --quick                           # ~1.5 min (one run, smaller counts)
     python bench/run.py --backends postgres --impls ours,pgqueuer --metrics drain_8
 """
 

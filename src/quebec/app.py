@@ -17,7 +17,7 @@ from quebec.engine.forking import ForkSupervisor
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.oneshot import DrainReport, OneShot
 from quebec.engine.rate_limiter import RateLimiter
-from quebec.engine.supervisor import ThreadSupervisor
+from quebec.engine.runtime import ProcessRuntime
 from quebec.engine.unsupported import fork_mode, refuse_unappliable
 from quebec.engine.waiter import Waiter
 from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
@@ -64,7 +64,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         self.sealing = Sealing.from_settings(self.settings)  # a bad key fails here, in one sentence
         self.db.connect()
         self.hooks = Hooks()
-        self._supervisor: ThreadSupervisor | None = None
+        self._runtime: ProcessRuntime | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -122,8 +122,8 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
                     for job in batch
                     if job.id is not None
                 )
-            if self._supervisor is not None:
-                self._supervisor.wake_workers(set(rows.queue_names))
+            if self._runtime is not None:
+                self._runtime.wake_workers(set(rows.queue_names))
             return list(batch)
 
         if callbacks:
@@ -234,11 +234,11 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         refuse_unappliable(os.environ)
         if fork_mode(os.environ):
             return self._run_forked(create_tables, spawn)
-        self._supervisor = self._new_supervisor(create_tables, control_plane, spawn, threads)
+        self._runtime = self._new_supervisor(create_tables, control_plane, spawn, threads)
         try:
-            return self._supervisor.run()
+            return self._runtime.run()
         finally:
-            self._supervisor = None
+            self._runtime = None
             self._quiet_requested = False
 
     def _run_forked(self, create_tables: bool, spawn: Iterable[str] | None) -> int:
@@ -248,7 +248,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
             self.create_tables()
 
         def child(settings: Settings, role: str, threads: int | None, supervisor_id: int) -> int:
-            runtime = ThreadSupervisor(
+            runtime = ProcessRuntime(
                 self.db,
                 settings,
                 self.registry,
@@ -258,7 +258,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
                 metrics=self._job_metrics(),
                 supervisor_id=supervisor_id,
             )
-            self._supervisor = runtime
+            self._runtime = runtime
             return runtime.run()
 
         return ForkSupervisor(self.db, self.settings, self.registry, child_runtime=child).run()
@@ -282,23 +282,23 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
                 "supervisor.not_forking: QUEBEC_SUPERVISOR=1 applies to qc.run() and python -m quebec; "
                 "qc.start() runs its components as threads of this process"
             )
-        self._supervisor = self._new_supervisor(create_tables, control_plane, spawn, threads)
+        self._runtime = self._new_supervisor(create_tables, control_plane, spawn, threads)
         try:
-            self._supervisor.start_background()
+            self._runtime.start_background()
         except BaseException:
-            self._supervisor = None
+            self._runtime = None
             raise
         return self
 
     def _new_supervisor(
         self, create_tables: bool, control_plane: str | None, spawn: Iterable[str] | None, threads: int | None
-    ) -> ThreadSupervisor:
-        if self._supervisor is not None and not self._supervisor.stopped:
+    ) -> ProcessRuntime:
+        if self._runtime is not None and not self._runtime.stopped:
             raise RuntimeError("this Quebec is already running; call qc.stop() before starting it again")
         spawn, threads = run_options(spawn, threads)
         if create_tables:
             self.create_tables()
-        supervisor = ThreadSupervisor(
+        supervisor = ProcessRuntime(
             self.db,
             self.settings,
             self.registry,
@@ -314,7 +314,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
 
     def stop(self, timeout: float | None = None) -> None:
         """Graceful shutdown of a runtime started with start() (or run() in another thread)."""
-        supervisor, self._supervisor = self._supervisor, None
+        supervisor, self._runtime = self._runtime, None
         self._quiet_requested = False
         if supervisor is not None:
             supervisor.stop()
@@ -324,8 +324,8 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the runtime started with start() stops (a signal, or qc.stop() elsewhere)."""
-        if self._supervisor is not None:
-            self._supervisor.join(timeout)
+        if self._runtime is not None:
+            self._runtime.join(timeout)
 
     def close(self) -> None:
         self.stop()
@@ -342,21 +342,21 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         """Stop claiming new jobs; running ones finish (what USR1 does). Idempotent; before
         start() it makes the next start quiet."""
         self._quiet_requested = True
-        if self._supervisor is not None:
-            self._supervisor.quiet()
+        if self._runtime is not None:
+            self._runtime.quiet()
 
     @property
     def is_quiet(self) -> bool:
-        return self._supervisor.is_quiet if self._supervisor is not None else self._quiet_requested
+        return self._runtime.is_quiet if self._runtime is not None else self._quiet_requested
 
     def in_flight_count(self) -> int:
         """Jobs running on this process's worker threads now (busy threads)."""
-        return self._supervisor.in_flight_count() if self._supervisor is not None else 0
+        return self._runtime.in_flight_count() if self._runtime is not None else 0
 
     @property
     def worker_threads(self) -> int:
         """Worker threads this process runs (or will run): start(threads=) or the settings."""
-        return self._supervisor.worker_threads if self._supervisor is not None else self.settings.worker_threads
+        return self._runtime.worker_threads if self._runtime is not None else self.settings.worker_threads
 
     def ping(self) -> bool:
         """One database round trip: True when it answered; False (and an error logged) when not."""

@@ -82,7 +82,7 @@ class RecurringMethods:
 
     def _wake_scheduler(self) -> None:
         """This process's scheduler, if it runs, reads the tasks now rather than at its next poll."""
-        supervisor = getattr(self, "_supervisor", None)
+        supervisor = getattr(self, "_runtime", None)
         scheduler = getattr(supervisor, "scheduler", None)
         if scheduler is not None:
             scheduler.wake_up()

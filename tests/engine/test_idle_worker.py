@@ -23,7 +23,7 @@ def test_an_idle_worker_claims_nothing_until_something_is_ready(
             pass
 
     qc.start(spawn=["worker"])
-    worker = qc._supervisor.workers[0]
+    worker = qc._runtime.workers[0]
     eventually(lambda: worker._idle)  # its first claim found nothing
     writes: list[str] = []
     real = qc.db.transact

@@ -48,7 +48,7 @@ def test_going_quiet_hands_back_claimed_jobs_that_have_not_started_and_a_new_wor
         waiting = [Quick.perform_later("any") for _ in range(3)]
         # the busy worker claims one ahead of its free thread (prefetch)
         eventually(lambda: any(draining.get_job(j.id).state == JobState.CLAIMED for j in waiting))
-        draining._supervisor.intents.put(Intent.QUIET)  # what USR1 does
+        draining._runtime.intents.put(Intent.QUIET)  # what USR1 does
         eventually(lambda: all(draining.get_job(j.id).state == JobState.READY for j in waiting))
         assert draining.get_job(blocker.id).state == JobState.CLAIMED  # still running there
         fresh = make_qc()

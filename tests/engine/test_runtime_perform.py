@@ -73,8 +73,11 @@ def test_set_wait_runs_the_job_only_after_the_delay(make_qc: Callable[..., quebe
     before = time.time()
     seconds = Later.set(wait=0.5).perform_later("seconds")
     delta = Later.set(wait=timedelta(milliseconds=600)).perform_later("timedelta")
-    assert state(qc, seconds.id) == "scheduled"
-    assert state(qc, delta.id) == "scheduled"
+    # Still waiting, unless a loaded machine took the whole delay to get here (CI saw that):
+    # the ran-at checks below hold either way.
+    seen, read_by = state(qc, delta.id), time.time()
+    if read_by < before + 0.6:
+        assert seen == "scheduled"
     eventually(finished(qc, seconds.id, delta.id))
     assert ran["seconds"] >= before + 0.5
     assert ran["timedelta"] >= before + 0.6

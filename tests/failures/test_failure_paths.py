@@ -267,9 +267,9 @@ def test_worker_hands_back_claims_it_holds_but_does_not_know_about(qc: Any) -> N
 
     qc.quiet()  # it starts quiet, so that only our simulated claim can take the job (going quiet
     qc.start(spawn=["worker"])  # once running could race with a claim the worker had begun)
-    worker = qc._supervisor.workers[0]
+    worker = qc._runtime.workers[0]
     job = Lost.perform_later(5)
-    pid = qc._supervisor.process_ids()[0]
+    pid = qc._runtime.process_ids()[0]
     claimed = qc.db.transact(ready.claim, queues=QueueSelector(), limit=1, process_id=pid)
     assert [c.id for c in claimed] == [job.id]
     assert worker.reconcile() == [job.id]

@@ -109,7 +109,6 @@ def test_processes_above_one_in_queue_yml_warn_per_entry(start_up: Callable[...,
     warnings = start_up()
     assert [w.split(" has no effect here")[0] for w in warnings] == [
         "queue.yml workers[0].processes=2",
-        "queue.yml workers[1]",
         "queue.yml dispatchers[0].processes=3",
     ]
 

@@ -105,12 +105,13 @@ class SQLiteDialect(Dialect):
         raw = conn.connection.driver_connection
         limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if raw is not None else 999
         per = max(1, min(500, limit // len(columns)))
+        last = 0
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]
-            conn.exec_driver_sql(
+            done = conn.exec_driver_sql(
                 self.insert_sql(conn, table, columns, len(chunk)), tuple([value for row in chunk for value in row])
             )
-        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+            last = int(done.lastrowid)  # the cursor's last_insert_rowid(): no SELECT for it
         return list(range(last - len(rows) + 1, last + 1))
 
     def insert_if_absent(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:  # type: ignore[override]

@@ -3,7 +3,7 @@
 The supervisor forks `workers[i].processes` worker children (each with its entry's
 queues, threads and polling) and `dispatchers[i].processes` dispatcher children, plus one
 scheduler child when the scheduler is built. Every child runs the ordinary per-process
-runtime (ThreadSupervisor) with one component; its process rows carry the supervisor's
+runtime (engine/runtime.py ProcessRuntime) with one component; its process rows carry the supervisor's
 row id (`supervisor_id`). The supervisor itself runs no jobs and starts no thread: it forks,
 then loops in its main thread reaping children, heartbeating its own row and acting on
 signals — forking from a process with threads would copy locks held by threads that do
@@ -77,7 +77,7 @@ class ForkSupervisor:
         roles: frozenset[str] = frozenset({"worker", "dispatcher", "scheduler"}),
     ) -> None:
         """`child_runtime(settings, role, threads, supervisor_id)` runs one child's runtime and
-        returns its exit status (the ThreadSupervisor, built in the child after the fork)."""
+        returns its exit status (a ProcessRuntime, built in the child after the fork)."""
         self.db = db
         self.settings = settings
         self.registry = registry

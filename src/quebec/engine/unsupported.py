@@ -29,7 +29,7 @@ _UNREAD = {
 }
 _NO_FORK = (
     "only the fork supervisor (QUEBEC_SUPERVISOR=1 with qc.run() or python -m quebec) runs several processes, "
-    "so this process runs workers[0] and dispatchers[0] as threads"
+    "so this process runs that entry once, as threads"
 )
 
 
@@ -85,11 +85,9 @@ def unsupported_options(
 
 
 def _plan_entries(section: str, entries: tuple[Any, ...]) -> list[str]:
-    """queue.yml plan entries this process does not run: `processes: > 1`, and entries past the first."""
-    found: list[str] = []
-    for index, entry in enumerate(entries):
-        if entry.processes > 1:
-            found.append(f"queue.yml {section}[{index}].processes={entry.processes} has no effect here: {_NO_FORK}")
-        elif index > 0:
-            found.append(f"queue.yml {section}[{index}] has no effect here: {_NO_FORK}")
-    return found
+    """queue.yml plan entries asking for `processes: > 1`, which only the fork supervisor runs."""
+    return [
+        f"queue.yml {section}[{index}].processes={entry.processes} has no effect here: {_NO_FORK}"
+        for index, entry in enumerate(entries)
+        if entry.processes > 1
+    ]

@@ -234,7 +234,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         refuse_unappliable(os.environ)
         if fork_mode(os.environ):
             return self._run_forked(create_tables, spawn)
-        self._runtime = self._new_supervisor(create_tables, control_plane, spawn, threads)
+        self._runtime = self._new_runtime(create_tables, control_plane, spawn, threads)
         try:
             return self._runtime.run()
         finally:
@@ -282,7 +282,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
                 "supervisor.not_forking: QUEBEC_SUPERVISOR=1 applies to qc.run() and python -m quebec; "
                 "qc.start() runs its components as threads of this process"
             )
-        self._runtime = self._new_supervisor(create_tables, control_plane, spawn, threads)
+        self._runtime = self._new_runtime(create_tables, control_plane, spawn, threads)
         try:
             self._runtime.start_background()
         except BaseException:
@@ -290,7 +290,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
             raise
         return self
 
-    def _new_supervisor(
+    def _new_runtime(
         self, create_tables: bool, control_plane: str | None, spawn: Iterable[str] | None, threads: int | None
     ) -> ProcessRuntime:
         if self._runtime is not None and not self._runtime.stopped:
@@ -298,7 +298,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         spawn, threads = run_options(spawn, threads)
         if create_tables:
             self.create_tables()
-        supervisor = ProcessRuntime(
+        runtime = ProcessRuntime(
             self.db,
             self.settings,
             self.registry,
@@ -309,16 +309,16 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
             metrics=self._job_metrics(),
         )
         if self._quiet_requested:
-            supervisor.quiet()
-        return supervisor
+            runtime.quiet()
+        return runtime
 
     def stop(self, timeout: float | None = None) -> None:
         """Graceful shutdown of a runtime started with start() (or run() in another thread)."""
-        supervisor, self._runtime = self._runtime, None
+        runtime, self._runtime = self._runtime, None
         self._quiet_requested = False
-        if supervisor is not None:
-            supervisor.stop()
-            supervisor.join(timeout)
+        if runtime is not None:
+            runtime.stop()
+            runtime.join(timeout)
 
     graceful_shutdown = stop
 

@@ -72,8 +72,13 @@ class Components:
 
     def loops(self) -> list[Runnable]:
         """The loops besides the workers, in the order they start."""
-        found: list[Runnable | None] = [*self.dispatchers, self.concurrency, self.scheduler, self.maintenance]
-        found.append(self.memory)
+        found: list[Runnable | None] = [
+            *self.dispatchers,
+            self.concurrency,
+            self.scheduler,
+            self.maintenance,
+            self.memory,
+        ]
         return [loop for loop in found if loop is not None]
 
 
@@ -158,7 +163,11 @@ def _worker(
     queues = worker_queues(settings, entry)
     threads = wiring.threads or entry.threads
     rows.register("Worker", key, "worker", {"queues": list(queues.patterns), "threads": threads})
-    completer = Completer(db, lambda: rows.id_of(key), preserve_finished=settings.preserve_finished_jobs)
+
+    def row_id() -> int:  # looked up each time: pruning may re-register the row under a new id
+        return rows.id_of(key)
+
+    completer = Completer(db, row_id, preserve_finished=settings.preserve_finished_jobs)
     executor = Executor(registry, db.clock, sealing, db.events)
     if wiring.metrics is not None:
         executor = MeteredExecutor(executor, wiring.metrics, wiring.in_flight)
@@ -169,7 +178,7 @@ def _worker(
         polling_interval=entry.polling_interval,
         executor=executor,
         completer=completer,
-        process_id=lambda: rows.id_of(key),
+        process_id=row_id,
         hold_back=limiter.hold_back,
         exclusive=lambda name: getattr(registry.get(name), "exclusive", False) is True,
         limited_queues=tuple(settings.experimental_queue_concurrency),

@@ -219,9 +219,9 @@ class ProcessRuntime:
         state = "quiet" if self._quiet else f"{self.in_flight_count()}/{self.worker_threads} busy"
         return f"quebec-worker[{queues}] {state}"
 
-    def _retitle(self) -> None:
+    def _retitle(self, line: str | None = None) -> None:
         if self._titled:
-            self._titled = set_title(self.status_line())
+            self._titled = set_title(self.status_line() if line is None else line)
 
     def _loop(self) -> None:
         while not self.step(self.intents.get(timeout=0.25)):
@@ -229,8 +229,9 @@ class ProcessRuntime:
 
     def step(self, intent: Intent | None) -> bool:
         """Act on one intent (None: only look at the clock); True once the runtime has shut down."""
-        self.systemd.tick(self.status_line())
-        self._retitle()
+        line = self.status_line()  # one reading for systemd's STATUS= and the process title
+        self.systemd.tick(line)
+        self._retitle(line)
         if intent is Intent.STOP:
             self.shutdown()
             return True

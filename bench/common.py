@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 RESULT_MARK = "BENCH_RESULT "
@@ -24,6 +28,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = ["enqueue_one", "enqueue_bulk", "drain", "latency", "latency_xproc", "enqueue_paced"]
 WARMUP_ARG = -1.0  # a latency job carrying a negative timestamp is a warm-up, not a sample
 QUIET_AFTER_WARMUP = 1.0  # seconds the worker idles between the warm-up job and the first sample
+
+
+def job_package(tmp: str, name: str, source: str) -> ModuleType:
+    """Write `source` as package `name` under `tmp`, put `tmp` on sys.path and import it: job classes
+    that a benchmark's `python -m quebec` child (given tmp on PYTHONPATH) imports under the same name."""
+    (Path(tmp) / name).mkdir()
+    (Path(tmp) / name / "__init__.py").write_text(textwrap.dedent(source))
+    sys.path.insert(0, tmp)
+    return importlib.import_module(name)
 
 
 def emit(result: dict[str, Any]) -> None:

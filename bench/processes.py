@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import quebec  # noqa: E402
+from common import job_package  # noqa: E402
 from quebec.dialects import for_url  # noqa: E402
 
 URLS = {
@@ -83,11 +83,8 @@ def drain(
     url = URLS[backend].format(tmp=tmp)
     prefix = f"p_{secrets.token_hex(4)}"
     package = f"proc_jobs_{prefix}"
-    (Path(tmp) / package).mkdir()
-    (Path(tmp) / package / "__init__.py").write_text(textwrap.dedent(PACKAGE))
     (Path(tmp) / "queue.yml").write_text(QUEUE_YML.format(processes=processes))
-    sys.path.insert(0, tmp)
-    module = __import__(package)
+    module = job_package(tmp, package, PACKAGE)
     qc = quebec.Quebec(url, table_name_prefix=prefix)
     qc.create_tables()
     cls = getattr(module, job)

@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import quebec  # noqa: E402
+from common import job_package  # noqa: E402
 
 CHUNK = 10_000
 BACKLOG = 20_000
@@ -52,10 +52,7 @@ def main(argv: list[str]) -> int:
     url = URLS[args.backend].format(tmp=tmp)
     prefix = f"sk_{secrets.token_hex(4)}"
     package = f"soak_jobs_{prefix}"
-    (Path(tmp) / package).mkdir()
-    (Path(tmp) / package / "__init__.py").write_text(textwrap.dedent(PACKAGE))
-    sys.path.insert(0, tmp)
-    module = __import__(package)
+    module = job_package(tmp, package, PACKAGE)
     qc = quebec.Quebec(url, table_name_prefix=prefix)
     qc.create_tables()
     t = qc.db.tables

@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import quebec  # noqa: E402
+from common import job_package  # noqa: E402
 
 URLS = {
     "sqlite": "sqlite:///{tmp}/wait.db?mode=rwc",
@@ -52,10 +52,7 @@ def measure(backend: str, jobs: int, spacing: float) -> dict[str, float]:
     url = URLS[backend].format(tmp=tmp)
     prefix = f"w_{secrets.token_hex(4)}"
     package = f"wait_jobs_{prefix}"
-    (Path(tmp) / package).mkdir()
-    (Path(tmp) / package / "__init__.py").write_text(textwrap.dedent(PACKAGE))
-    sys.path.insert(0, tmp)
-    module = __import__(package)
+    module = job_package(tmp, package, PACKAGE)
     qc = quebec.Quebec(url, table_name_prefix=prefix)
     qc.create_tables()
     qc.register_job(module.Stamp)

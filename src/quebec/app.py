@@ -231,7 +231,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         With QUEBEC_SUPERVISOR=1 it forks queue.yml's plan instead (engine/forking.py): one
         process per worker and dispatcher entry copy, watched and replaced; spawn= is ignored.
         """
-        refuse_unappliable(os.environ)
+        refuse_unappliable(self.settings, forking=fork_mode(os.environ))
         if fork_mode(os.environ):
             return self._run_forked(create_tables, spawn)
         self._runtime = self._new_runtime(create_tables, control_plane, spawn, threads)
@@ -276,7 +276,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         Called on the main thread it handles signals as run() does (TERM/INT stop, USR1 quiet,
         USR2 job metrics) until it stops; elsewhere it handles none.
         """
-        refuse_unappliable(os.environ)
+        refuse_unappliable(self.settings, forking=False)
         if fork_mode(os.environ):
             log.warning(
                 "supervisor.not_forking: QUEBEC_SUPERVISOR=1 applies to qc.run() and python -m quebec; "

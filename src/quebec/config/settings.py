@@ -32,6 +32,7 @@ from quebec.config.rules import (
     table_prefix,
     text,
 )
+from quebec.config.sizes import Size, optional_size
 from quebec.errors import ConfigError
 
 DEFAULT_ENV = "development"
@@ -63,6 +64,7 @@ WORKER_RULES: dict[str, Rule] = {
     "threads": THREADS,
     "polling_interval": POLL,
     "processes": PROCESSES,
+    "memory_max": optional_size,
 }
 DISPATCHER_RULES: dict[str, Rule] = {
     "polling_interval": POLL,
@@ -81,6 +83,8 @@ class WorkerConfig:
     threads: int = 3
     polling_interval: float = 0.05  # ours; the wheel polls every 0.1 s
     processes: int = 1
+    # cgroup v2 memory.max of each of this entry's worker processes (fork supervisor only).
+    memory_max: Size | None = None
 
     def __post_init__(self) -> None:
         _normalise(self, WORKER_RULES, "WorkerConfig")
@@ -136,6 +140,10 @@ class Settings:
     worker_memory_check_interval: float = 5.0
     worker_memory_recycle_confirmations: int = 3
     worker_memory_graceful_timeout: float = 300.0
+    # cgroup v2 limits under the fork supervisor (engine/cgroups.py): on, off, or auto (when usable).
+    cgroup: str = "auto"
+    cgroup_root: str | None = None
+    workers_pool_memory_max: Size | None = None
     experimental_queue_concurrency: Mapping[str, int] = field(default_factory=QueueLimits)
     force_override_queue: str | None = None
     name: str = "quebec"
@@ -171,6 +179,21 @@ class Settings:
         return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
 
+CGROUP_MODES = ("auto", "on", "off")
+_CGROUP_WORDS = {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}
+
+
+def cgroup_mode(value: object, label: str) -> str:
+    """QUEBEC_CGROUP: on (limits required), off (never), auto (used when a delegated subtree is usable)."""
+    word = str(value).strip().lower() if isinstance(value, str | int) and not isinstance(value, bool) else None
+    if isinstance(value, bool):
+        word = "on" if value else "off"
+    word = _CGROUP_WORDS.get(word or "", word)
+    if word in CGROUP_MODES:
+        return word
+    raise ConfigError(f"{label} must be on, off or auto (cgroup v2 memory limits), got {value!r}")
+
+
 SSL_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
 
 SETTINGS_RULES: dict[str, Rule] = {
@@ -200,6 +223,9 @@ SETTINGS_RULES: dict[str, Rule] = {
     "worker_memory_check_interval": duration(positive=True, at_least=0.01, at_most=DAY),
     "worker_memory_recycle_confirmations": confirmations,
     "worker_memory_graceful_timeout": duration(positive=False, at_most=DAY),
+    "cgroup": cgroup_mode,
+    "cgroup_root": optional(text),
+    "workers_pool_memory_max": optional_size,
     "experimental_queue_concurrency": queue_limits,
     "force_override_queue": forced_queue,
     "name": channel_name,

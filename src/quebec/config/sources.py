@@ -89,9 +89,7 @@ WHEEL_ONLY_VARIABLES = frozenset(
         "QUEBEC_COLOR",
     }
 )
-# Refused at start-up with a sentence of their own (engine/unsupported.py: cgroup limits).
-REFUSED_VARIABLES = frozenset({"QUEBEC_CGROUP", "QUEBEC_CGROUP_ROOT", "QUEBEC_WORKERS_POOL_MEMORY_MAX"})
-KNOWN_VARIABLES = SETTING_VARIABLES | CLI_VARIABLES | REFUSED_VARIABLES | {"QUEBEC_ENV", "QUEBEC_CONFIG"}
+KNOWN_VARIABLES = SETTING_VARIABLES | CLI_VARIABLES | {"QUEBEC_ENV", "QUEBEC_CONFIG"}
 # Quebec's own test suite (tests/conftest.py, the interop tests) reads these; they are no settings.
 _TEST_SUITE = ("QUEBEC_TEST_", "QUEBEC_RS_PYTHON")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")

@@ -23,6 +23,7 @@ from quebec.engine.notifier import Notifier
 from quebec.engine.process_table import ProcessTable
 from quebec.engine.rate_limiter import RateLimiter
 from quebec.engine.runnable import Runnable
+from quebec.engine.running import MarkingExecutor, installed
 from quebec.engine.scheduler import Scheduler, build_scheduler
 from quebec.engine.worker import Worker
 from quebec.registry import Registry
@@ -171,6 +172,9 @@ def _worker(
     executor = Executor(registry, db.clock, sealing, db.events)
     if wiring.metrics is not None:
         executor = MeteredExecutor(executor, wiring.metrics, wiring.in_flight)
+    board = installed()  # a fork supervisor's worker child: started jobs are marked for OOM attribution
+    if board is not None:
+        executor = MarkingExecutor(executor, board)
     worker = Worker(
         db,
         queues=queues,

@@ -21,6 +21,11 @@ not exist in the child.
   toggled in every child. HUP: rolling restart — each child is replaced by a new one
   started first, then the old one is stopped gracefully, so processing never pauses.
 - `spawn=` is ignored in this mode (as the seed says): queue.yml's plan decides.
+- cgroup v2 (engine/cgroups.py): when a delegated subtree is usable (or limits are
+  configured, which makes it required), each child moves into a fresh leaf of its own
+  before it runs anything, worker leaves with their entry's memory_max. When a worker dies
+  of an OOM kill, the jobs it had started (its RunningBoard, engine/running.py) fail with
+  ProcessOOMKilledError naming the limit; the ones it had only claimed go back to ready.
 """
 
 from __future__ import annotations
@@ -38,11 +43,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from quebec.config import Settings
+from quebec.engine.cgroups import CgroupTree, CgroupUnusable, Leaf, configured_limits, oom_verdict, usable_root
 from quebec.engine.memory import RECYCLE_EXIT
 from quebec.engine.process_rows import process_info
+from quebec.engine.running import RunningBoard, install
 from quebec.engine.signals import Intent, Intents
+from quebec.errors import ConfigError
 from quebec.registry import Registry
 from quebec.store import Database, processes
+from quebec.types import ErrorInfo
 
 log = logging.getLogger("quebec.supervisor")
 CRASH_WINDOW = 5.0  # a child that dies sooner than this after starting counts as a crash loop
@@ -59,11 +68,20 @@ class Slot:
     label: str  # e.g. "worker[0].1"
     settings: Settings
     threads: int | None = None
+    index: int = 0  # among the slots of its role: its cgroup leaf is <role>-<index>
     pid: int | None = None
     started: float = 0.0
     failures: int = 0
     not_before: float = 0.0
     retiring: list[int] = field(default_factory=list)  # old copies stopping after a HUP
+
+
+@dataclass(eq=False)
+class Copy:
+    """One forked child's cgroup leaf and running board (None without cgroups)."""
+
+    leaf: Leaf | None = None
+    board: RunningBoard | None = None
 
 
 class ForkSupervisor:
@@ -87,6 +105,8 @@ class ForkSupervisor:
         self.hostname = socket.gethostname()
         self.row_id: int | None = None
         self.slots = self._plan()
+        self.cgroups: CgroupTree | None = None
+        self._copies: dict[int, Copy] = {}
         self._stopping = False
         self._next_heartbeat = 0.0
 
@@ -101,7 +121,11 @@ class ForkSupervisor:
                 worker_polling_interval=w.polling_interval,
                 workers=(w,),
             )
-            slots += [Slot("worker", f"worker[{i}].{n}", child, threads=w.threads) for n in range(w.processes)]
+            slots += [
+                Slot("worker", f"worker[{i}].{n}", child, threads=w.threads, index=len(slots) + n)
+                for n in range(w.processes)
+            ]
+        first_dispatcher = len(slots)
         for i, d in enumerate(s.dispatchers if "dispatcher" in self._roles else ()):
             child = replace(
                 s,
@@ -109,7 +133,10 @@ class ForkSupervisor:
                 dispatcher_batch_size=d.batch_size,
                 dispatchers=(d,),
             )
-            slots += [Slot("dispatcher", f"dispatcher[{i}].{n}", child) for n in range(d.processes)]
+            slots += [
+                Slot("dispatcher", f"dispatcher[{i}].{n}", child, index=len(slots) - first_dispatcher + n)
+                for n in range(d.processes)
+            ]
         if "scheduler" in self._roles:
             slots.append(Slot("scheduler", "scheduler", s))
         return slots
@@ -118,6 +145,7 @@ class ForkSupervisor:
     def run(self) -> int:
         self.intents.install()
         try:
+            self._open_cgroups()
             self._register()
             log.info(
                 "supervisor.started id=%s pid=%d children=%s",
@@ -146,17 +174,60 @@ class ForkSupervisor:
         finally:
             self.intents.close()
             self._deregister()
+            self._close_cgroups()
+
+    def _open_cgroups(self) -> None:
+        """Lay out the cgroup tree: required with limits (or QUEBEC_CGROUP=on), else when usable."""
+        s = self.settings
+        if s.cgroup == "off":
+            return
+        limits = configured_limits(s)
+        try:
+            tree = CgroupTree(usable_root(s), s.workers_pool_memory_max)
+            tree.prepare()
+        except CgroupUnusable as err:
+            if limits or s.cgroup == "on":
+                raise ConfigError(f"{limits[0] if limits else 'QUEBEC_CGROUP=on'} cannot be applied: {err}") from None
+            log.debug("cgroup.unused: %s", err)
+            return
+        self.cgroups = tree
+        log.info("cgroup.tree root=%s limits=%s", tree.root, ",".join(limits) or "none")
+
+    def _new_copy(self, slot: Slot) -> Copy | None:
+        """A fresh leaf (and, for a worker, a running board) for the child about to fork; None: not now."""
+        if self.cgroups is None:
+            return Copy()
+        memory_max = slot.settings.workers[0].memory_max if slot.role == "worker" else None
+        try:
+            leaf = self.cgroups.new_leaf(slot.role, slot.index, memory_max)
+        except CgroupUnusable as err:
+            if configured_limits(self.settings):
+                log.error("cgroup.leaf_failed child=%s: %s; trying again shortly", slot.label, err)
+                slot.not_before = time.monotonic() + 1.0
+                return None
+            log.warning("cgroup.leaf_failed child=%s: %s; it runs without a cgroup of its own", slot.label, err)
+            return Copy()
+        board = RunningBoard(2 * (slot.threads or 1) + 8) if slot.role == "worker" else None
+        return Copy(leaf, board)
 
     def _fork(self, slot: Slot) -> None:
+        copy = self._new_copy(slot)
+        if copy is None:
+            return
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            self._become_child(slot)
+            self._become_child(slot, copy)
+        self._copies[pid] = copy
         slot.pid, slot.started = pid, time.monotonic()
-        log.info("supervisor.forked child=%s pid=%d", slot.label, pid)
+        where = f" cgroup={copy.leaf.path}" if copy.leaf else ""
+        log.info("supervisor.forked child=%s pid=%d%s", slot.label, pid, where)
 
-    def _become_child(self, slot: Slot) -> None:
+    def _become_child(self, slot: Slot, copy: Copy) -> None:
         code = 1
         try:
+            if copy.leaf is not None:
+                CgroupTree.enter(copy.leaf)  # before anything runs: what it allocates is charged there
+            install(copy.board)
             parent = os.getppid()
             _die_with_parent()
             if os.getppid() != parent:  # it died before the kernel could be told
@@ -182,7 +253,7 @@ class ForkSupervisor:
             if pid == 0:
                 return
             code = os.waitstatus_to_exitcode(status)
-            self._release_claims_of(pid)
+            self._release_claims_of(pid, *self._verdict(pid, code))
             for slot in self.slots:
                 if pid in slot.retiring:
                     slot.retiring.remove(pid)
@@ -222,17 +293,39 @@ class ForkSupervisor:
             if slot.pid is None and now >= slot.not_before:
                 self._fork(slot)
 
-    def _release_claims_of(self, pid: int) -> None:
-        """Hand a dead child's claims back now (its process rows pruned), not at heartbeat expiry."""
+    def _verdict(self, pid: int, code: int) -> tuple[frozenset[int], ErrorInfo | None, bool]:
+        """(jobs to fail, their error, whether the rest are known not to have started) for a reaped child."""
+        copy = self._copies.pop(pid, Copy())
+        if copy.leaf is None or self.cgroups is None:
+            return frozenset(), None, False
+        try:
+            verdict = oom_verdict(self.cgroups, copy.leaf, copy.board, pid, code)
+        finally:
+            self.cgroups.remove(copy.leaf)
+            if copy.board is not None:
+                copy.board.close()
+        if verdict is None:
+            return frozenset(), None, False
+        log.warning("supervisor.oom_killed pid=%d failing=%s: %s", pid, sorted(verdict.running), verdict.error.message)
+        return verdict.running, verdict.error, verdict.complete
+
+    def _release_claims_of(
+        self, pid: int, failing: frozenset[int] = frozenset(), error: ErrorInfo | None = None, known: bool = False
+    ) -> None:
+        """Hand a dead child's claims back now (its process rows pruned), not at heartbeat expiry.
+        `failing` (what an OOM-killed worker was running) fail with `error`; when the board is
+        `known` complete, at_most_once jobs it had not started go back to ready too."""
         try:
             mine = self.db.read(processes.children, supervisor_id=self.row_id, pid=pid)
             if mine:
-                at_most_once = [c.__qualname__ for c in self.registry.classes() if c.at_most_once]
+                at_most_once = [] if known else [c.__qualname__ for c in self.registry.classes() if c.at_most_once]
                 pruned = self.db.transact(
                     processes.prune_dead,
                     stale_before=_EPOCH,
                     dead_ids=mine,
                     at_most_once=at_most_once,
+                    failing=failing,
+                    failing_error=error,
                 )
                 if pruned.released or pruned.failed:
                     log.info(
@@ -280,6 +373,18 @@ class ForkSupervisor:
 
     def _running(self) -> bool:
         return any(slot.pid is not None or slot.retiring for slot in self.slots)
+
+    def _close_cgroups(self) -> None:
+        """Remove the leaves of children already gone; the supervisor's own leaf stays (it is in it)."""
+        if self.cgroups is None:
+            return
+        for pid, copy in list(self._copies.items()):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue  # still running (killed at stop): the next start-up removes its leaf
+            if copy.leaf is not None:
+                self.cgroups.remove(copy.leaf)
+            del self._copies[pid]
 
     # -- own process row --------------------------------------------------------------------------
     def _register(self) -> None:

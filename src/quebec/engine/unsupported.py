@@ -1,4 +1,5 @@
-"""Options that are accepted but not enforced yet: one warning sentence each, at start-up.
+"""Options that are accepted but not enforced yet: one warning sentence each, at start-up;
+and limits that cannot be applied here, refused.
 
 Nothing accepted may silently do nothing. Until the feature behind an option is built,
 the runtime says so once, naming the option and its value; this is the one list of them.
@@ -12,7 +13,7 @@ from dataclasses import fields
 from typing import Any
 
 from quebec.config import Settings
-from quebec.config.sources import REFUSED_VARIABLES
+from quebec.engine.cgroups import CgroupUnusable, configured_limits, usable_root
 from quebec.errors import ConfigError
 
 # The memory-recycle companions do nothing without QUEBEC_WORKER_MAX_RSS_MB (engine/memory.py).
@@ -33,17 +34,28 @@ _NO_FORK = (
 )
 
 
-def refuse_unappliable(environ: Mapping[str, str]) -> None:
-    """Raise ConfigError for a set option whose limit this version cannot apply: the wheel's
-    cgroup v2 memory limits. A limit the operator counts on must not be dropped silently."""
-    for name in sorted(REFUSED_VARIABLES):
-        value = environ.get(name, "").strip()
-        if value:
-            raise ConfigError(
-                f"{name}={value} asks for cgroup v2 memory limits, which this version of Quebec cannot apply; "
-                f"unset it, and limit memory with QUEBEC_WORKER_MAX_RSS_MB (recycling) or your service "
-                f"manager's MemoryMax="
-            )
+def refuse_unappliable(settings: Settings, *, forking: bool) -> None:
+    """Raise ConfigError for a cgroup limit (engine/cgroups.py) that cannot be applied here:
+    a limit the operator counts on must never be dropped silently. Nothing configured and
+    QUEBEC_CGROUP=auto: nothing to refuse (the supervisor uses cgroups if it can)."""
+    limits = configured_limits(settings)
+    if limits and settings.cgroup == "off":
+        raise ConfigError(
+            f"{limits[0]} asks for a cgroup v2 memory limit but QUEBEC_CGROUP=off turns cgroups off; "
+            f"remove the limit or set QUEBEC_CGROUP=auto"
+        )
+    wanted = limits[0] if limits else ("QUEBEC_CGROUP=on" if settings.cgroup == "on" else None)
+    if wanted is None:
+        return
+    if not forking:
+        raise ConfigError(
+            f"{wanted} applies to the fork supervisor's child processes, and this process runs without it; "
+            f"set QUEBEC_SUPERVISOR=1 and start with qc.run() or python -m quebec, or remove it"
+        )
+    try:
+        usable_root(settings)
+    except CgroupUnusable as err:
+        raise ConfigError(f"{wanted} cannot be applied: {err}") from None
 
 
 def fork_mode(environ: Mapping[str, str]) -> bool:

@@ -68,10 +68,18 @@ def on_host(tx: Tx, *, hostname: str) -> list[dict[str, Any]]:
 
 
 def prune_dead(
-    tx: Tx, *, stale_before: datetime, dead_ids: Collection[int] = (), at_most_once: Collection[str] = ()
+    tx: Tx,
+    *,
+    stale_before: datetime,
+    dead_ids: Collection[int] = (),
+    at_most_once: Collection[str] = (),
+    failing: Collection[int] = (),
+    failing_error: ErrorInfo | None = None,
 ) -> Pruned:
     """Remove dead processes; their claims go back to ready (they run again) or, for
     classes that opted out of re-running (`at_most_once`), to failed with ProcessPrunedError.
+    Claims of jobs in `failing` (what an OOM-killed worker was running) fail with
+    `failing_error` instead, whatever their class.
 
     A process is dead when its heartbeat is older than `stale_before` or when it is in
     `dead_ids` (its pid vanished on this host). Claims whose process row is gone are
@@ -93,8 +101,9 @@ def prune_dead(
     job_ids = [r.job_id for r in rows]
     if job_ids:
         tx.conn.execute(delete(claims).where(claims.c.job_id.in_(job_ids)))
-    to_fail = [r.job_id for r in rows if r.class_name in at_most_once]
-    to_release = [r.job_id for r in rows if r.class_name not in at_most_once]
+    failing = set(failing) if failing_error is not None else set()
+    to_fail = [r.job_id for r in rows if r.class_name in at_most_once or r.job_id in failing]
+    to_release = [r.job_id for r in rows if r.class_name not in at_most_once and r.job_id not in failing]
     # Jobs that run again keep the concurrency slot they held; failed ones give it back.
     free_queue_slots_of(tx, to_release)
     to_ready(tx, to_release, holding=True)
@@ -102,7 +111,14 @@ def prune_dead(
     if to_fail:
         tx.conn.execute(
             insert(t.failed_executions),
-            [{"job_id": j, "error": error_json(PRUNED_ERROR), "created_at": tx.now} for j in to_fail],
+            [
+                {
+                    "job_id": j,
+                    "error": error_json(failing_error if failing_error is not None and j in failing else PRUNED_ERROR),
+                    "created_at": tx.now,
+                }
+                for j in to_fail
+            ],
         )
         announce_done(tx)
     if victims:

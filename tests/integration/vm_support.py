@@ -3,7 +3,8 @@
 The host's memory controller is bound to cgroup v1 (and a test must never touch the host's
 cgroups anyway), so enforcement is tested in a guest: Debian's kernel, an initramfs of
 busybox and an init script, and the host's root file system shared read-only over 9p, so
-the guest runs the host's python on this very tree. The guest mounts cgroup2 with the
+the guest runs the host's python on this very tree (the host's /tmp is at /mnt; its own
+/tmp is a tmpfs, where the SQLite database lives). The guest mounts cgroup2 with the
 memory controller, runs one command chrooted into the shared root (with /tmp a guest
 tmpfs), prints its output between markers on the serial console and powers off.
 
@@ -37,6 +38,14 @@ MODULES = (
     "9p",
 )
 QEMU = "qemu-system-x86_64"
+# The guest's /tmp is a tmpfs of its own; the host's /tmp is seen at /mnt (read-only).
+HOST_TMP = "/mnt"
+
+
+def in_guest(path: Path) -> str:
+    """Where a file under the host's /tmp is seen in the guest."""
+    relative = Path(path).resolve().relative_to("/tmp")
+    return f"{HOST_TMP}/{relative}"
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t cgroup2 none /host/sys/fs/cgroup
 mount -t devtmpfs dev /host/dev
+mount --bind /host/tmp /host/mnt
 mount -t tmpfs tmp /host/tmp
 echo +memory > /host/sys/fs/cgroup/cgroup.subtree_control
 chroot /host /bin/sh -c 'cd /tmp && {command}' > /out.txt 2>&1
@@ -124,9 +134,7 @@ def build_initramfs(guest: Guest, command: str, workdir: Path) -> Path:
     )
     init.chmod(0o755)
     image = workdir / "initramfs.cpio"
-    files = subprocess.run(
-        ["find", "."], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.encode()
+    files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout.encode()
     with image.open("wb") as out:
         subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files, stdout=out, check=True)
     return image
@@ -162,7 +170,7 @@ def run_in_guest(guest: Guest, command: str, workdir: Path, *, memory_mb: int = 
         "-append",
         "console=ttyS0 quiet panic=-1 rdinit=/init",
         "-virtfs",
-        "local,path=/,mount_tag=host,security_model=none,readonly=on",
+        "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap",
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout, check=False)
     console = proc.stdout + proc.stderr

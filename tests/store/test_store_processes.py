@@ -21,7 +21,7 @@ from store_support import (
 )
 
 from quebec.store import Database, processes, queries
-from quebec.types import JobState, ProcessInfo, Pruned
+from quebec.types import ErrorInfo, JobState, ProcessInfo, Pruned
 
 THRESHOLD = timedelta(seconds=60)
 
@@ -103,6 +103,26 @@ def test_prune_dead_fails_at_most_once_classes_with_process_pruned_error(db: Dat
     assert row.error["exception_class"] == "ProcessPrunedError"
     assert row.error["message"]
     assert state_of(db, again) == JobState.READY
+
+
+def test_prune_dead_fails_the_jobs_named_failing_with_their_error_and_releases_the_rest(db: Database) -> None:
+    running, waiting, once = enqueue(db, new_job(db), new_job(db), new_job(db, class_name="ChargeCard"))
+    dead = register(db)
+    claimed_ids(db, dead)
+    oom = ErrorInfo("ProcessOOMKilledError", "worker-0 (pid 7) was killed by the kernel OOM killer at memory.max=256M")
+    pruned = db.transact(
+        processes.prune_dead,
+        stale_before=db.clock.now() - THRESHOLD,
+        dead_ids=[dead],
+        failing=[running],
+        failing_error=oom,
+    )
+    assert (pruned.failed, sorted(pruned.released)) == ((running,), sorted([waiting, once]))
+    row = job_row(db, running)
+    assert row.state == JobState.FAILED
+    assert row.error is not None
+    assert (row.error["exception_class"], row.error["message"]) == (oom.exception_class, oom.message)
+    assert state_of(db, waiting) == state_of(db, once) == JobState.READY
 
 
 def test_prune_dead_recovers_orphan_claims_whose_process_row_is_gone(db: Database) -> None:

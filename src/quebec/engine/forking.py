@@ -226,7 +226,7 @@ class ForkSupervisor:
         code = 1
         try:
             if copy.leaf is not None:
-                CgroupTree.enter(copy.leaf)  # before anything runs: what it allocates is charged there
+                self._enter(slot, copy.leaf)  # before anything runs: what it allocates is charged there
             install(copy.board)
             parent = os.getppid()
             _die_with_parent()
@@ -243,6 +243,14 @@ class ForkSupervisor:
         finally:
             logging.shutdown()
             os._exit(code)
+
+    def _enter(self, slot: Slot, leaf: Leaf) -> None:
+        try:
+            CgroupTree.enter(leaf)
+        except OSError as err:
+            if configured_limits(self.settings):
+                raise  # a limit that does not hold: this child must not run (the supervisor reforks it)
+            log.warning("cgroup.enter_failed child=%s path=%s: %s; it runs without a leaf", slot.label, leaf.path, err)
 
     def _reap(self) -> None:
         while True:

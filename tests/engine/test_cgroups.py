@@ -214,18 +214,12 @@ def test_every_child_gets_a_fresh_leaf_so_its_counters_start_at_zero(tmp_path: P
     assert not Path(third.path, "memory.events").exists()
 
 
-def test_a_root_shared_with_other_processes_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_root_shared_with_other_processes_is_a_clear_error_and_nothing_moves(tmp_path: Path) -> None:
     fs = FakeFs(tmp_path)
-    (fs.root / "cgroup.procs").write_text("1\n77\n")
-
-    def busy(path: str, value: str) -> None:
-        raise OSError(errno.EBUSY, "Device or resource busy", path)
-
-    tree = CgroupTree(str(fs.root))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(CgroupTree, "_enable", lambda self, path: busy(path, "+memory"))
-        with pytest.raises(CgroupUnusable, match=r"still holds other processes \(1, 77\).*Delegate=yes"):
-            tree.prepare()
+    (fs.root / "cgroup.procs").write_text(f"1\n{os.getpid()}\n77\n")
+    with pytest.raises(CgroupUnusable, match=r"still holds other processes \(1, 77\).*Delegate=yes"):
+        CgroupTree(str(fs.root)).prepare()
+    assert sorted(os.listdir(fs.root)) == ["cgroup.controllers", "cgroup.procs", "cgroup.subtree_control"]
 
 
 # -- OOM attribution ------------------------------------------------------------------------------

@@ -142,3 +142,4 @@ def test_a_job_past_memory_max_is_oom_killed_failed_with_the_limit_and_the_rest_
     assert result["pool_max"] == "max"
     assert result["leaf_max"] == [str(96 * 1024 * 1024)], context  # the reforked worker, in a fresh leaf
     assert result["exit"] == 0, context
+    assert "supervisor.oom_killed" in result["log"], context

@@ -79,6 +79,4 @@ def show_size(size: Size) -> str:
 
 
 def _bad(value: object, label: str) -> ConfigError:
-    return ConfigError(
-        f"{label} must be a memory size such as 512M, 2G or 1.5GiB (or max for no limit), got {value!r}"
-    )
+    return ConfigError(f"{label} must be a memory size such as 512M, 2G or 1.5GiB (or max for no limit), got {value!r}")

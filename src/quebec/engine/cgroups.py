@@ -162,6 +162,11 @@ class CgroupTree:
 
     def prepare(self) -> None:
         """Move the supervisor into control/supervisor, enable memory on the way down, set the pool limit."""
+        me = str(os.getpid())
+        others = [p for p in (_read(os.path.join(self.root, "cgroup.procs")) or "").split() if p != me]
+        if others and CONTROLLER not in (_read(os.path.join(self.root, "cgroup.subtree_control")) or "").split():
+            # Checked before anything moves: a failed attempt must leave the subtree as it was.
+            raise CgroupUnusable(self._why(OSError(errno.EBUSY, "busy", self.root)))
         try:
             supervisor = os.path.join(self.control, SUPERVISOR)
             os.makedirs(supervisor, exist_ok=True)
@@ -183,7 +188,8 @@ class CgroupTree:
 
     def _why(self, err: OSError) -> str:
         if err.errno == errno.EBUSY:
-            others = [p for p in (_read(os.path.join(self.root, "cgroup.procs")) or "").split() if p]
+            me = str(os.getpid())
+            others = [p for p in (_read(os.path.join(self.root, "cgroup.procs")) or "").split() if p != me]
             return (
                 f"cgroup {self.root} still holds other processes ({', '.join(others) or 'unknown'}), so the memory "
                 f"controller cannot be enabled below it (cgroup v2 allows no processes in an inner cgroup); give "

@@ -8,9 +8,11 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, Table, text
+from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, Select, Table, any_, bindparam, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from quebec.dialects.base import Dialect
@@ -159,6 +161,16 @@ class PostgreSQLDialect(Dialect):
         # RETURNING, not rowcount: with an implicit RETURNING psycopg reports rowcount -1.
         stmt = pg_insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
         return conn.execute(stmt).first() is not None
+
+    def ids_in(self, column: ColumnElement[Any], name: str = "ids") -> ColumnElement[bool]:
+        # One array parameter: the statement text is the same for any number of ids.
+        return column == any_(bindparam(name, type_=ARRAY(BigInteger())))
+
+    def in_subquery(self, column: ColumnElement[Any], subquery: Select[Any]) -> ColumnElement[bool]:
+        # = ANY(ARRAY(subquery)): the subquery runs once, as an init plan, and each id is an
+        # index probe; IN (subquery) let the planner hash-join the whole ready table
+        # (7.7 ms against 2.5 ms for a claim of 200 jobs here).
+        return column == any_(func.array(subquery.scalar_subquery()))
 
     def notify(self, conn: Connection, channel: str, payload: str) -> None:
         conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})

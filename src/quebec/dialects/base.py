@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.errors import ConfigError
+from quebec.types import CommitSignal
 
 
 class ChangeWatcher(Protocol):
@@ -204,6 +205,11 @@ class Dialect:
 
     def listener(self, channel: str, on_message: Callable[[str], None]) -> Any:
         raise NotImplementedError(f"{self.name} has no LISTEN/NOTIFY")
+
+    def commit_signal(self) -> CommitSignal | None:
+        """Something that calls back when anyone may have committed, so an idle worker sleeps
+        instead of ticking; None where the database offers none."""
+        return None
 
     def change_watcher(self) -> ChangeWatcher | None:
         """A cheap way to ask whether anyone has committed since the last asking, for idle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 
 from quebec.store.database import Tx, one_statement_when
 from quebec.store.rows import claimed_job
@@ -102,16 +102,3 @@ def _take_ready(tx: Tx, picked: list[int]) -> list[int]:
         return [r[0] for r in tx.conn.execute(tx.statements.take_ready, tx.statements.ids(picked))]
     ready = tx.tables.ready_executions
     return tx.dialect.delete_returning(tx.conn, ready, ready.c.job_id.in_(picked))
-
-
-def any_ready(tx: Tx, *, queues: QueueSelector) -> bool:
-    """Is there anything to claim? A read, so an idle SQLite worker polls without the write lock."""
-    ready = tx.tables.ready_executions
-    stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(select(tx.tables.pauses.c.queue_name)))
-    if not queues.is_all:
-        conditions = [
-            ready.c.queue_name.startswith(p[:-1], autoescape=True) if p.endswith("*") else ready.c.queue_name == p
-            for p in queues.patterns
-        ]
-        stmt = stmt.where(or_(*conditions))
-    return tx.conn.execute(stmt.limit(1)).first() is not None

@@ -190,6 +190,14 @@ def test_prepare_lays_out_control_and_workers_like_the_wheel(tmp_path: Path) -> 
     assert tree.new_leaf("scheduler", 0, None).path == str(fs.root / "control" / "scheduler-0")
 
 
+def test_a_supervisor_started_outside_the_root_stays_where_it_is(tmp_path: Path) -> None:
+    fs = FakeFs(tmp_path)
+    (fs.root / "cgroup.procs").write_text("")
+    CgroupTree(str(fs.root)).prepare()
+    assert not (fs.root / "control" / "supervisor").exists()
+    assert read(fs.root / "control" / "cgroup.subtree_control") == "+memory"
+
+
 def test_no_pool_limit_writes_max_so_an_old_one_does_not_linger(tmp_path: Path) -> None:
     fs = FakeFs(tmp_path)
     (fs.root / "workers").mkdir()

@@ -75,7 +75,11 @@ qc.close()
 env = dict(os.environ, QUEBEC_SUPERVISOR="1", DATABASE_URL=url, QUEBEC_CGROUP_ROOT=root,
            PYTHONPATH=share, PYTHONUNBUFFERED="1", QUEBEC_LOG_LEVEL="INFO")
 log = open("/tmp/work/supervisor.log", "wb")
-proc = subprocess.Popen([sys.executable, "-m", "quebec", "oomjobs"], env=env, stdout=log, stderr=subprocess.STDOUT)
+def inside_root():  # the supervisor starts inside the subtree, as under systemd's Delegate=yes
+    with open(os.path.join(root, "cgroup.procs"), "w") as f:
+        f.write("0")
+proc = subprocess.Popen([sys.executable, "-m", "quebec", "oomjobs"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                        preexec_fn=inside_root)
 
 db = sqlite3.connect("/tmp/work/q.db", timeout=10)
 def state():

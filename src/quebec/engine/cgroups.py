@@ -5,7 +5,7 @@ way the Rust Quebec 0.4.2 does::
 
     <root>/
       control/               no process of its own
-        supervisor/          the supervisor moves here (cgroup v2: no internal processes)
+        supervisor/          the supervisor, if it started in <root> (cgroup v2: no internal processes)
         dispatcher-0/        one leaf per dispatcher / scheduler child
         scheduler-0/
       workers/               memory.max = QUEBEC_WORKERS_POOL_MEMORY_MAX (or max), oom.group 0
@@ -161,16 +161,20 @@ class CgroupTree:
         self._pool_max_events = 0
 
     def prepare(self) -> None:
-        """Move the supervisor into control/supervisor, enable memory on the way down, set the pool limit."""
+        """Move the supervisor out of the root into control/supervisor (if it is in the root), enable
+        memory on the way down, set the pool limit."""
         me = str(os.getpid())
-        others = [p for p in (_read(os.path.join(self.root, "cgroup.procs")) or "").split() if p != me]
+        members = (_read(os.path.join(self.root, "cgroup.procs")) or "").split()
+        others = [p for p in members if p != me]
         if others and CONTROLLER not in (_read(os.path.join(self.root, "cgroup.subtree_control")) or "").split():
             # Checked before anything moves: a failed attempt must leave the subtree as it was.
             raise CgroupUnusable(self._why(OSError(errno.EBUSY, "busy", self.root)))
         try:
-            supervisor = os.path.join(self.control, SUPERVISOR)
-            os.makedirs(supervisor, exist_ok=True)
-            _write(os.path.join(supervisor, "cgroup.procs"), str(os.getpid()))
+            os.makedirs(self.control, exist_ok=True)
+            if me in members:  # started inside the root (systemd's Delegate=yes): out of the way, as the wheel does
+                supervisor = os.path.join(self.control, SUPERVISOR)
+                os.makedirs(supervisor, exist_ok=True)
+                _write(os.path.join(supervisor, "cgroup.procs"), me)
             self._enable(self.root)
             self._enable(self.control)
             os.makedirs(self.workers, exist_ok=True)

@@ -102,6 +102,8 @@ def test_sizes_are_shown_the_way_they_are_written() -> None:
 def test_settings_read_the_cgroup_options_from_the_environment_and_queue_yml(tmp_path: Path) -> None:
     (tmp_path / "queue.yml").write_text(
         "workers:\n  - queues: '*'\n    processes: 2\n    memory_max: 256M\n  - queues: mail\n    memory_max: max\n"
+        "dispatchers:\n  - memory_max: 128M\n"
+        "workers_pool_memory_max: 2G\n"
     )
     env = {"QUEBEC_CGROUP": "1", "QUEBEC_CGROUP_ROOT": "/sys/fs/cgroup/q", "QUEBEC_WORKERS_POOL_MEMORY_MAX": "1G"}
     settings = load_settings({}, env, cwd=str(tmp_path))
@@ -111,7 +113,13 @@ def test_settings_read_the_cgroup_options_from_the_environment_and_queue_yml(tmp
         1024 * MiB,
     )
     assert [w.memory_max for w in settings.workers] == [256 * MiB, "max"]
-    assert configured_limits(settings) == ["workers[0].memory_max=256M", "workers_pool_memory_max=1G"]
+    assert settings.dispatchers[0].memory_max == 128 * MiB
+    assert configured_limits(settings) == [
+        "workers[0].memory_max=256M",
+        "dispatchers[0].memory_max=128M",
+        "workers_pool_memory_max=1G",  # the environment wins over queue.yml's 2G
+    ]
+    assert load_settings({}, {}, cwd=str(tmp_path)).workers_pool_memory_max == 2 * 1024 * MiB
     assert load_settings({}, {"QUEBEC_CGROUP": "0"}, cwd=str(tmp_path)).cgroup == "off"
     assert load_settings({}, {}, cwd=str(tmp_path / "..")).cgroup == "auto"
 
@@ -249,7 +257,7 @@ def test_an_oom_kill_fails_what_the_worker_had_started_and_names_the_limit(tmp_p
     assert verdict.error.exception_class == "ProcessOOMKilledError"
     assert verdict.error.message == (
         "worker-0 (pid 4321) was killed by the kernel OOM killer at memory.max=256M while running this job; "
-        "raise that worker entry's memory_max in queue.yml or make the job use less memory"
+        "raise its queue.yml entry's memory_max or make the job use less memory"
     )
     assert oom_verdict(tree, leaf, board, 4321, 1) is None  # it exited: not the OOM killer
     Path(leaf.path, "memory.events").write_text("max 0\noom_kill 0\n")

@@ -72,6 +72,7 @@ DISPATCHER_RULES: dict[str, Rule] = {
     "concurrency_maintenance": boolean,
     "concurrency_maintenance_interval": POLL,
     "processes": PROCESSES,
+    "memory_max": optional_size,
 }
 
 
@@ -99,6 +100,7 @@ class DispatcherConfig:
     concurrency_maintenance: bool = True
     concurrency_maintenance_interval: float = 600.0
     processes: int = 1
+    memory_max: Size | None = None  # cgroup v2 memory.max of each copy (fork supervisor only)
 
     def __post_init__(self) -> None:
         _normalise(self, DISPATCHER_RULES, "DispatcherConfig")

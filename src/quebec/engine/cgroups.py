@@ -82,10 +82,12 @@ class Verdict:
 
 def configured_limits(settings: Settings) -> list[str]:
     """The cgroup limits settings ask for, each as `where=value` (empty: nothing configured)."""
+    sizes = [("workers", i, w.memory_max) for i, w in enumerate(settings.workers)]
+    sizes += [("dispatchers", i, d.memory_max) for i, d in enumerate(settings.dispatchers)]
     found = [
-        f"workers[{i}].memory_max={show_size(w.memory_max)}"
-        for i, w in enumerate(settings.workers)
-        if w.memory_max is not None and w.memory_max != UNLIMITED
+        f"{section}[{i}].memory_max={show_size(size)}"
+        for section, i, size in sizes
+        if size is not None and size != UNLIMITED
     ]
     pool = settings.workers_pool_memory_max
     if pool is not None and pool != UNLIMITED:
@@ -273,8 +275,8 @@ class CgroupTree:
         where = f"{leaf.name} (pid {pid}) was killed by the kernel OOM killer"
         if death.own_limit_hit and leaf.memory_max is not None:
             return (
-                f"{where} at memory.max={show_size(leaf.memory_max)} while running this job; raise that worker "
-                f"entry's memory_max in queue.yml or make the job use less memory"
+                f"{where} at memory.max={show_size(leaf.memory_max)} while running this job; raise its "
+                f"queue.yml entry's memory_max or make the job use less memory"
             )
         if death.pool_limit_hit and self.pool_max is not None:
             return (

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from quebec.config import Settings
+from quebec.config.sizes import Size
 from quebec.engine.cgroups import CgroupTree, CgroupUnusable, Leaf, configured_limits, oom_verdict, usable_root
 from quebec.engine.memory import RECYCLE_EXIT
 from quebec.engine.process_rows import process_info
@@ -197,7 +198,11 @@ class ForkSupervisor:
         """A fresh leaf (and, for a worker, a running board) for the child about to fork; None: not now."""
         if self.cgroups is None:
             return Copy()
-        memory_max = slot.settings.workers[0].memory_max if slot.role == "worker" else None
+        memory_max: Size | None = None
+        if slot.role == "worker" and slot.settings.workers:
+            memory_max = slot.settings.workers[0].memory_max
+        elif slot.role == "dispatcher" and slot.settings.dispatchers:
+            memory_max = slot.settings.dispatchers[0].memory_max
         try:
             leaf = self.cgroups.new_leaf(slot.role, slot.index, memory_max)
         except CgroupUnusable as err:

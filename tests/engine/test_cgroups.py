@@ -20,7 +20,7 @@ from quebec.config import Settings, WorkerConfig, load_settings
 from quebec.config.sizes import parse_size, show_size
 from quebec.engine.cgroups import CgroupTree, CgroupUnusable, configured_limits, oom_verdict, usable_root
 from quebec.engine.running import RunningBoard
-from quebec.engine.unsupported import refuse_unappliable
+from quebec.engine.unsupported import refuse_unappliable, unsupported_options
 from quebec.errors import ConfigError
 
 MiB = 1024**2
@@ -338,3 +338,12 @@ def test_qc_start_with_a_memory_limit_refuses_to_start_rather_than_run_unlimited
         assert qc.db.read(lambda tx: tx.conn.execute(tx.tables.processes.select()).all()) == []
     finally:
         qc.close()
+
+
+def test_a_one_shot_run_says_its_limit_has_no_effect() -> None:
+    sentences = unsupported_options(LIMITED, spawn=None, control_plane=None, environ={})
+    assert sentences == [
+        "workers[0].memory_max=256M has no effect here: cgroup limits apply to the fork supervisor's children "
+        "(QUEBEC_SUPERVISOR=1)"
+    ]
+    assert unsupported_options(LIMITED, spawn=None, control_plane=None, environ={"QUEBEC_SUPERVISOR": "1"}) == []

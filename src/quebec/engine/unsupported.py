@@ -88,6 +88,11 @@ def unsupported_options(
     if not fork_mode(environ):  # under the fork supervisor the plan is the supervisor's to run
         found.extend(_plan_entries("workers", settings.workers))
         found.extend(_plan_entries("dispatchers", settings.dispatchers))
+        # run()/start() refuse these (refuse_unappliable); a one-shot run says so instead
+        found.extend(
+            f"{limit} has no effect here: cgroup limits apply to the fork supervisor's children (QUEBEC_SUPERVISOR=1)"
+            for limit in configured_limits(settings)
+        )
     if control_plane:
         found.append(
             f"control_plane={control_plane!r} has no effect yet: the dashboard is not built, so nothing "

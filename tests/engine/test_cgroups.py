@@ -198,6 +198,18 @@ def test_prepare_lays_out_control_and_workers_like_the_wheel(tmp_path: Path) -> 
     assert tree.new_leaf("scheduler", 0, None).path == str(fs.root / "control" / "scheduler-0")
 
 
+def test_prepare_removes_the_empty_leaves_a_dead_supervisor_left_and_keeps_busy_ones(tmp_path: Path) -> None:
+    fs = FakeFs(tmp_path)
+    for leaf, procs in (("workers/worker-0", ""), ("workers/worker-1.2", ""), ("workers/worker-3", "99\n")):
+        (fs.root / leaf).mkdir(parents=True)
+        (fs.root / leaf / "cgroup.procs").write_text(procs)
+    (fs.root / "control" / "dispatcher-0").mkdir(parents=True)
+    (fs.root / "workers" / "notes").mkdir()  # not a leaf name of ours: left alone
+    CgroupTree(str(fs.root), rmdir=fake_rmdir).prepare()
+    assert sorted(p.name for p in (fs.root / "workers").iterdir() if p.is_dir()) == ["notes", "worker-3"]
+    assert sorted(p.name for p in (fs.root / "control").iterdir() if p.is_dir()) == ["supervisor"]
+
+
 def test_a_supervisor_started_outside_the_root_stays_where_it_is(tmp_path: Path) -> None:
     fs = FakeFs(tmp_path)
     (fs.root / "cgroup.procs").write_text("")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -46,6 +47,7 @@ log = logging.getLogger("quebec.cgroups")
 CONTROL, WORKERS, SUPERVISOR = "control", "workers", "supervisor"
 CONTROLLER = "memory"
 OOM_ERROR = "ProcessOOMKilledError"
+_LEAF = re.compile(r"(worker|dispatcher|scheduler)-\d+(\.\d+)?")  # never "supervisor"
 _REMOVE_ATTEMPTS = 8
 
 
@@ -185,7 +187,17 @@ class CgroupTree:
             self._enable(self.workers)
         except OSError as err:
             raise CgroupUnusable(self._why(err)) from None
+        self._scavenge()
         self._pool_max_events = self._pool_events()
+
+    def _scavenge(self) -> None:
+        """Remove the empty leaves a previous supervisor left (killed before it could); rmdir
+        refuses the ones that still hold processes (an old copy still stopping), so they stay."""
+        for parent in (self.workers, self.control):
+            for name in sorted(os.listdir(parent)):
+                path = os.path.join(parent, name)
+                if _LEAF.fullmatch(name) and os.path.isdir(path) and _try_rmdir(path, self._rmdir):
+                    log.info("cgroup.removed_leftover path=%s", path)
 
     def _enable(self, path: str) -> None:
         enabled = (_read(os.path.join(path, "cgroup.subtree_control")) or "").split()

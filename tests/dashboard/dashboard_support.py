@@ -1,0 +1,95 @@
+"""A Quebec with one job in every state, and a TestClient on its dashboard.
+
+Every test gets: two failed jobs (their argument and error carry `<script>`), one finished,
+one ready, one scheduled an hour ahead, one concurrency-limited job ready and its sibling
+blocked, a recurring task, a registered worker process.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import quebec
+from quebec.store import processes
+from quebec.types import ProcessInfo
+
+warnings.filterwarnings("ignore", message=".*httpx.*")
+from starlette.testclient import TestClient  # noqa: E402 - after the warning filter
+
+BASE = "http://127.0.0.1:5006"
+XSS_ARG = "<script>alert('arg')</script>"
+XSS_ERROR = "<script>alert('error')</script>"
+TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class World:
+    qc: Any
+    failed: list[int]
+    finished: int
+    ready: int
+    scheduled: int
+    limited_ready: int
+    blocked: int
+    process_id: int
+    classes: dict[str, Any]
+
+
+def build_world(qc: Any) -> World:
+    @qc.register_job
+    class Boom(quebec.BaseClass):
+        def perform(self, text: str) -> None:
+            raise ValueError(f"boom {XSS_ERROR}")
+
+    @qc.register_job
+    class Fine(quebec.BaseClass):
+        def perform(self, n: int = 0) -> int:
+            return n
+
+    @qc.register_job
+    class Limited(quebec.BaseClass):
+        concurrency_limit = 1
+        concurrency_duration = 600
+
+        def concurrency_key(self, n: int) -> str:
+            return "shared"
+
+        def perform(self, n: int) -> None:
+            pass
+
+    failed = [Boom.perform_later(qc, XSS_ARG).id, Boom.perform_later(qc, "second").id]
+    for _ in failed:
+        qc.drain_one().perform()
+    finished = Fine.perform_later(qc, 1).id
+    qc.drain_one().perform()
+    ready = Fine.perform_later(qc, 2).id
+    scheduled = Fine.set(wait=3600).perform_later(qc, 3).id
+    limited_ready = Limited.perform_later(qc, 1).id
+    blocked = Limited.perform_later(qc, 2).id
+    qc.schedule("tick", Fine, "every hour", args=[7])
+    pid = qc.db.transact(
+        processes.register, info=ProcessInfo(kind="Worker", name="dash-test", pid=4242, hostname="test-host")
+    )
+    return World(qc, failed, finished, ready, scheduled, limited_ready, blocked, pid, {"Boom": Boom, "Fine": Fine})
+
+
+def client_for(app: Any, host: str = "127.0.0.1") -> TestClient:
+    return TestClient(app, base_url=BASE, client=(host, 50000))
+
+
+def token_from(client: TestClient, page: str, **kw: Any) -> str:
+    response = client.get(page, **kw)
+    assert response.status_code == 200, response.text
+    found = TOKEN.search(response.text)
+    assert found, f"no CSRF token on {page}"
+    return found.group(1)
+
+
+def act(client: TestClient, path: str, data: dict[str, Any], *, page: str = "/", **kw: Any) -> Any:
+    """POST an action as the browser does from `page`: same-origin, with the page's token."""
+    body = {"csrf": token_from(client, page, **kw), **data}
+    headers = {"Origin": BASE, "Sec-Fetch-Site": "same-origin", **kw.pop("headers", {})}
+    return client.post(path, data=body, headers=headers, follow_redirects=False, **kw)

@@ -88,8 +88,16 @@ def token_from(client: TestClient, page: str, **kw: Any) -> str:
     return found.group(1)
 
 
-def act(client: TestClient, path: str, data: dict[str, Any], *, page: str = "/", **kw: Any) -> Any:
+def act(
+    client: TestClient,
+    path: str,
+    data: dict[str, Any],
+    *,
+    page: str = "/jobs/failed",
+    token: str | None = None,
+    **kw: Any,
+) -> Any:
     """POST an action as the browser does from `page`: same-origin, with the page's token."""
-    body = {"csrf": token_from(client, page, **kw), **data}
+    body = {"csrf": token or token_from(client, page, **kw), **data}
     headers = {"Origin": BASE, "Sec-Fetch-Site": "same-origin", **kw.pop("headers", {})}
     return client.post(path, data=body, headers=headers, follow_redirects=False, **kw)

@@ -8,7 +8,7 @@ import pytest
 from dashboard_support import World
 
 import quebec
-from quebec.store import job_detail, listings
+from quebec.store import job_detail, overview
 from quebec.types import JobState
 
 PAGES = [
@@ -37,7 +37,7 @@ def test_every_page_renders_with_security_headers(world: World, client: Any) -> 
 
 def test_overview_counts_each_state(world: World, client: Any) -> None:
     text = client.get("/").text
-    counts = world.qc.db.read(__import__("quebec.store.overview", fromlist=["x"]).state_counts).counts
+    counts = world.qc.db.read(overview.state_counts).counts
     assert counts[JobState.FAILED] == 2 and counts[JobState.BLOCKED] == 1 and counts[JobState.SCHEDULED] == 1
     assert counts[JobState.READY] == 2 and counts[JobState.FINISHED] == 1
     assert "<svg" in text and "polyline" in text

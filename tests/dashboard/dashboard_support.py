@@ -38,28 +38,31 @@ class World:
     classes: dict[str, Any]
 
 
+class ChargeCard(quebec.BaseClass):
+    """Always fails, with `<script>` in its message (its argument carries one too)."""
+
+    def perform(self, text: str) -> None:
+        raise ValueError(f"boom {XSS_ERROR}")
+
+
+class SendEmail(quebec.BaseClass):
+    def perform(self, n: int = 0) -> int:
+        return n
+
+
+class SyncAccount(quebec.BaseClass):
+    concurrency_limit = 1
+    concurrency_duration = 600
+
+    def concurrency_key(self, n: int) -> str:
+        return "shared"
+
+    def perform(self, n: int) -> None:
+        pass
+
+
 def build_world(qc: Any) -> World:
-    @qc.register_job
-    class Boom(quebec.BaseClass):
-        def perform(self, text: str) -> None:
-            raise ValueError(f"boom {XSS_ERROR}")
-
-    @qc.register_job
-    class Fine(quebec.BaseClass):
-        def perform(self, n: int = 0) -> int:
-            return n
-
-    @qc.register_job
-    class Limited(quebec.BaseClass):
-        concurrency_limit = 1
-        concurrency_duration = 600
-
-        def concurrency_key(self, n: int) -> str:
-            return "shared"
-
-        def perform(self, n: int) -> None:
-            pass
-
+    Boom, Fine, Limited = (qc.register_job(c) for c in (ChargeCard, SendEmail, SyncAccount))
     failed = [Boom.perform_later(qc, XSS_ARG).id, Boom.perform_later(qc, "second").id]
     for _ in failed:
         qc.drain_one().perform()

@@ -218,4 +218,5 @@ class Dialect:
 
     def bucket_index(self, start: Any, end: Any, seconds: int) -> ColumnElement[int]:
         """SQL: which `seconds`-long bucket after `start` the timestamp `end` falls in (end ≥ start)."""
-        return func.floor(func.extract("epoch", end - start) / seconds)
+        # date_part is double precision (extract is numeric from PG 14 on: slower per row)
+        return func.floor(func.date_part("epoch", end - start) / seconds)

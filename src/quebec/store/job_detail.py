@@ -92,8 +92,11 @@ def _timeline(job: JobRow, executions: dict[str, dict[str, Any]]) -> list[Moment
 
 
 def _chain(tx: Tx, job: JobRow) -> list[Attempt]:
-    if not job.active_job_id:
-        return []
+    """Every attempt sharing the job's active_job_id. A first attempt that was not retried
+    (no failed run counted, no next attempt recorded) has none: then nothing is read, as
+    active_job_id has no index and the search reads the whole jobs table."""
+    if not job.active_job_id or (job.attempts == 0 and job.next_job_id is None):
+        return [Attempt(job.id, job.state, job.created_at, job.finished_at)]
     jobs = tx.tables.jobs
     stmt = queries.with_executions(select(jobs.c.id, jobs.c.created_at, jobs.c.finished_at), tx.tables).where(
         jobs.c.active_job_id == job.active_job_id

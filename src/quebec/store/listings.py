@@ -81,15 +81,37 @@ def list_state(
         if state is not JobState.FAILED:
             raise ValueError(f"the error text filter applies to failed jobs only, not to {state.value} ones")
         stmt = stmt.where(tx.tables.failed_executions.c.error.contains(where.error_text, autoescape=True))
-    rows = list(tx.conn.execute(stmt.order_by(key.desc()).limit(limit + 1)))
+    stmt = stmt.order_by(key.desc()).limit(limit + 1)
+    if state is JobState.FINISHED:
+        return _finished_page(tx, [r.id for r in tx.conn.execute(stmt)], limit)
+    rows = list(tx.conn.execute(stmt))
     listed = [_listed(r) for r in rows[:limit]]
     return JobPage(state, listed, listed[-1].id if len(rows) > limit else None)
 
 
-def _from_state(tx: Tx, state: JobState) -> tuple[Select[Any], Any]:
+def _finished_page(tx: Tx, ids: list[int], limit: int) -> JobPage:
+    """The finished page's rows, read by id once the page is known. Joining failed_executions
+    in the paging query made PostgreSQL hash-join the whole jobs table (it cannot tell how
+    few rows the anti-join keeps); here it is an index probe per row of the page. A row the
+    wheel left both finished and failed is failed, so it is dropped from this list."""
     t = tx.tables
+    jobs, failed = t.jobs, t.failed_executions
+    page = ids[:limit]
+    stmt = (
+        select(*_columns(t), jobs.c.finished_at.label("at"), failed.c.id.label("f"))
+        .outerjoin(failed, failed.c.job_id == jobs.c.id)
+        .where(jobs.c.id.in_(page))
+    )
+    if tx.keeps_results:
+        ended = t.job_results
+        stmt = stmt.add_columns(ended.c.status.label("ending")).outerjoin(ended, ended.c.job_id == jobs.c.id)
+    rows = sorted((r for r in tx.conn.execute(stmt) if r.f is None), key=lambda r: -r.id) if page else []
+    return JobPage(JobState.FINISHED, [_listed(r) for r in rows], page[-1] if len(ids) > limit else None)
+
+
+def _columns(t: Any) -> tuple[Any, ...]:
     jobs = t.jobs
-    base = (
+    return (
         jobs.c.id,
         jobs.c.queue_name,
         jobs.c.class_name,
@@ -98,17 +120,14 @@ def _from_state(tx: Tx, state: JobState) -> tuple[Select[Any], Any]:
         jobs.c.created_at,
         jobs.c.concurrency_key,
     )
+
+
+def _from_state(tx: Tx, state: JobState) -> tuple[Select[Any], Any]:
+    t = tx.tables
+    jobs = t.jobs
+    base = _columns(t)
     if state is JobState.FINISHED:
-        failed = t.failed_executions
-        stmt = (
-            select(*base, jobs.c.finished_at.label("at"))
-            .outerjoin(failed, failed.c.job_id == jobs.c.id)
-            .where(jobs.c.finished_at.is_not(None), failed.c.id.is_(None))
-        )
-        if tx.keeps_results:
-            ended = t.job_results
-            stmt = stmt.add_columns(ended.c.status.label("ending")).outerjoin(ended, ended.c.job_id == jobs.c.id)
-        return stmt, jobs.c.id
+        return select(jobs.c.id).where(jobs.c.finished_at.is_not(None)), jobs.c.id
     table, at = {
         JobState.READY: (t.ready_executions, t.ready_executions.c.created_at),
         JobState.SCHEDULED: (t.scheduled_executions, t.scheduled_executions.c.scheduled_at),

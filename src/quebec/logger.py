@@ -94,8 +94,13 @@ class JobLoggerAdapter(logging.LoggerAdapter[logging.Logger]):
         return f"{self._prefix}{msg}", kwargs
 
 
+# Looked up once: logging.getLogger takes the logging module's global lock, and every job
+# gets an adapter over this logger.
+_JOB_LOGGER = logging.getLogger(f"{ROOT}.job")
+
+
 def job_logger(class_name: str, job_id: int | str) -> JobLoggerAdapter:
-    return JobLoggerAdapter(get_logger("job"), class_name, job_id)
+    return JobLoggerAdapter(_JOB_LOGGER, class_name, job_id)
 
 
 def _timestamp(record: logging.LogRecord) -> str:

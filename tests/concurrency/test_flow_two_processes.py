@@ -206,6 +206,9 @@ def test_a_sigkilled_holders_job_runs_again_and_the_blocked_job_after_it(
     assert starts[0]["start"] >= ends[holder.id], "the blocked job waited for the holder's slot"
 
 
+_START_JITTER = 0.1
+
+
 def test_two_processes_never_start_more_than_the_rate_limit_in_any_window(
     db_url: str, prefix: str, make_qc: Callable[..., Any], procs: Procs, tmp_path: Path, package: Any
 ) -> None:
@@ -225,5 +228,9 @@ def test_two_processes_never_start_more_than_the_rate_limit_in_any_window(
     assert sorted(r["id"] for r in runs) == sorted(j.id for j in enqueued)
     starts = sorted(r["start"] for r in runs if r["region"] == "us")
     spans = [later - first for first, later in zip(starts, starts[5:], strict=False)]
-    assert min(spans) >= 2.0, f"6 starts within {min(spans):.3f}s: more than 5 in one 2 s window"
+    # The limiter admits a job in the database; perform stamps its start a moment later, on a
+    # loaded machine up to tens of ms later for one job and not for another. So 6 admissions
+    # at least 2 s apart show as starts at least 2 s minus that jitter apart; 6 admissions in
+    # one window would show as ~0 s.
+    assert min(spans) >= 2.0 - _START_JITTER, f"6 starts within {min(spans):.3f}s: more than 5 in one 2 s window"
     print(f"\nshortest span of 6 consecutive starts: {min(spans):.3f}s")

@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+<<<<<<< HEAD
 from sqlalchemy import Connection, Engine, Select, Table, delete, func, select
+=======
+from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, select
+>>>>>>> main
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
@@ -36,6 +40,8 @@ class Dialect:
     # True when DELETE/INSERT … RETURNING can be chained in one WITH statement, so a
     # claim is one round trip instead of four.
     supports_modifying_cte = False
+    # True when DELETE … RETURNING is available (else delete_returning() locks, reads, deletes).
+    supports_delete_returning = True
     # True for an embedded database the application owns (a file): its tables are
     # created on first connect, as there is no DBA or DDL permission to respect.
     embedded = False
@@ -101,6 +107,23 @@ class Dialect:
         if self.supports_skip_locked and self.use_skip_locked:
             return stmt.with_for_update(skip_locked=True)
         return stmt
+
+    # -- id lists: a claim or a finish names up to a few hundred jobs ------------------------
+    def ids_in(self, column: ColumnElement[Any], name: str = "ids") -> ColumnElement[bool]:
+        """`column` is in the id list bound to parameter `name` (its value: ids_value()).
+
+        The portable form expands to one placeholder per id when it runs, which SQLAlchemy
+        renders anew every time; a database that can take the list as one value overrides
+        it, so the statement is rendered once and cached."""
+        return column.in_(bindparam(name, expanding=True))
+
+    def ids_value(self, ids: Sequence[int]) -> Any:
+        """The value of an ids_in() parameter."""
+        return list(ids)
+
+    def in_subquery(self, column: ColumnElement[Any], subquery: Select[Any]) -> ColumnElement[bool]:
+        """`column` is among the rows of `subquery` (a claim's picked rows)."""
+        return column.in_(subquery)
 
     def delete_returning(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
         """Delete execution rows matching `where`; return their job_ids."""

@@ -50,6 +50,10 @@ class MySQLDialect(Dialect):
         self._consecutive_ids = False
         self.packet_bytes: int | None = None
 
+    @property
+    def supports_delete_returning(self) -> bool:  # type: ignore[override]
+        return self._returning  # MariaDB 10.5+; MySQL has none
+
     def engine_options(self) -> dict[str, Any]:
         opts = super().engine_options()
         # READ COMMITTED: gap locks under REPEATABLE READ deadlock concurrent claims.

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import select as _select
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, Table, text
+from sqlalchemy import BigInteger, Boolean, Connection, DateTime, Integer, Select, Table, any_, bindparam, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from quebec.dialects.base import Dialect
@@ -79,7 +82,7 @@ class PostgreSQLDialect(Dialect):
         else:
             params = {f"c{i}": list(c) for i, c in enumerate(zip(*rows, strict=True))}
         params.update(now=now, channel=channel or "")
-        found = {r[1]: (r[0], r[2]) for r in conn.exec_driver_sql(sql, params)}
+        found = {r[1]: (r[0], r[2]) for r in _driver_rows(conn, sql, params)}
         k = list(columns).index("active_job_id")
         return [found[row[k]] for row in rows]
 
@@ -133,23 +136,12 @@ class PostgreSQLDialect(Dialect):
     def copy_rows(self, conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         # COPY … FORMAT BINARY: the server inserts in batches (one WAL record per page, not
         # per row) while psycopg is still sending, so encoding and inserting overlap.
-        import psycopg
-
         quote = conn.dialect.identifier_preparer.quote
         sql = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN (FORMAT BINARY)"
-        raw = conn.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        try:
-            with raw.cursor() as cur, cur.copy(sql) as copy:
-                copy.set_types([_copy_type(table.c[c].type) for c in columns])
-                for row in rows:
-                    copy.write_row(row)
-        except psycopg.Error as exc:
-            # Raised past SQLAlchemy, so wrap it as SQLAlchemy would: transact() retries by it.
-            lost = raw.broken or raw.closed
-            if lost:
-                conn.invalidate(exc)
-            raise DBAPIError.instance(sql, None, exc, psycopg.Error, connection_invalidated=bool(lost)) from exc
+        with _driver_errors(conn, sql) as raw, raw.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types([_copy_type(table.c[c].type) for c in columns])
+            for row in rows:
+                copy.write_row(row)
 
     def ssl_connect_args(self, options: Mapping[str, str]) -> dict[str, str]:
         return dict(options)  # libpq takes them as they are
@@ -159,6 +151,16 @@ class PostgreSQLDialect(Dialect):
         # RETURNING, not rowcount: with an implicit RETURNING psycopg reports rowcount -1.
         stmt = pg_insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
         return conn.execute(stmt).first() is not None
+
+    def ids_in(self, column: ColumnElement[Any], name: str = "ids") -> ColumnElement[bool]:
+        # One array parameter: the statement text is the same for any number of ids.
+        return column == any_(bindparam(name, type_=ARRAY(BigInteger())))
+
+    def in_subquery(self, column: ColumnElement[Any], subquery: Select[Any]) -> ColumnElement[bool]:
+        # = ANY(ARRAY(subquery)): the subquery runs once, as an init plan, and each id is an
+        # index probe; IN (subquery) let the planner hash-join the whole ready table
+        # (7.7 ms against 2.5 ms for a claim of 200 jobs here).
+        return column == any_(func.array(subquery.scalar_subquery()))
 
     def notify(self, conn: Connection, channel: str, payload: str) -> None:
         conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
@@ -191,6 +193,34 @@ class PostgreSQLDialect(Dialect):
 
     def is_duplicate_key(self, exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "23505"
+
+
+@contextmanager
+def _driver_errors(conn: Connection, sql: str) -> Iterator[Any]:
+    """The psycopg connection under `conn`, for work done past SQLAlchemy; a psycopg error
+    raised in the block comes out as SQLAlchemy would raise it (transact() retries by it),
+    and a connection it broke is invalidated, as SQLAlchemy would."""
+    import psycopg
+
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    try:
+        yield raw
+    except psycopg.Error as exc:
+        lost = raw.broken or raw.closed
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error, connection_invalidated=bool(lost)) from exc
+
+
+def _driver_rows(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run one statement on psycopg's own cursor and return its rows. The enqueue of one
+    job is the web request's hot path: SQLAlchemy's result set-up cost as much Python time
+    as the rest of the enqueue (1,575 against 1,270 enqueues/s measured side by side)."""
+    with _driver_errors(conn, sql) as raw, raw.cursor() as cur:
+        cur.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cur.fetchall()
+        return rows
 
 
 def _copy_type(sa_type: TypeEngine[Any]) -> str:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, Table, cast, event, func, insert
+from sqlalchemy import Connection, Engine, Integer, Table, bindparam, cast, event, func, insert, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.dialects.base import Dialect
 
@@ -123,6 +125,15 @@ class SQLiteDialect(Dialect):
 
         result = conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
         return bool(result.rowcount)
+
+    def ids_in(self, column: ColumnElement[Any], name: str = "ids") -> ColumnElement[bool]:
+        # The list as one JSON text, read by json_each: the statement text is the same for
+        # any number of ids, so it is rendered once and sqlite3 keeps it prepared.
+        values = func.json_each(bindparam(name)).table_valued("value")
+        return column.in_(select(values.c.value))
+
+    def ids_value(self, ids: Sequence[int]) -> Any:
+        return json.dumps([int(i) for i in ids])
 
     def change_watcher(self) -> DataVersionWatcher | None:
         if self.in_memory:

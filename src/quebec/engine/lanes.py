@@ -71,15 +71,24 @@ class ThreadLane:
         with self._lock:
             return self.capacity - len(self._pending) - len(self._running)
 
+    def wants_claim(self) -> bool:
+        """Worth a claim transaction now: half the lane is free, or a thread has nothing
+        waiting for it. The worker claims in batches, so a slot freed below that mark
+        waits for the next ones rather than costing a claim of one job."""
+        with self._lock:
+            return self._wants_claim()
+
+    def _wants_claim(self) -> bool:
+        busy = len(self._pending) + len(self._running)
+        capacity = self.capacity
+        if busy >= capacity:
+            return False
+        return capacity - busy >= max(1, capacity // 2) or len(self._pending) < self.threads - len(self._running)
+
     def submit(self, job: ClaimedJob) -> None:
         with self._lock:
             self._pending[job.id] = job
         self._queue.put(job)
-
-    def starving(self) -> bool:
-        """A thread is (or is about to be) idle with no claimed job waiting for it."""
-        with self._lock:
-            return len(self._pending) < self.threads - len(self._running)
 
     def is_idle(self) -> bool:
         with self._lock:
@@ -131,7 +140,11 @@ class ThreadLane:
                     self._avg_seconds = took if avg is None else avg * 0.9 + took * 0.1
                     self._running.pop(job.id, None)
                     self._idle.notify_all()
-                self._on_free()
+                    # Wake the worker only when it would claim: waking it for every job
+                    # that ends costs a thread switch per job and claims nothing.
+                    wake = self._wants_claim()
+                if wake:
+                    self._on_free()
 
     def _crashed(self, job: ClaimedJob, exc: BaseException) -> None:
         try:

@@ -60,7 +60,7 @@ class Worker(Runnable):
         executor: Executor,
         completer: Completer,
         process_id: Callable[[], int],
-        max_prefetch: int = 64,
+        max_prefetch: int = 256,
         stuck_after: float = STUCK_AFTER,
         hold_back: Callable[[ClaimedJob], Outcome | None] | None = None,
         exclusive: Callable[[str], bool] | None = None,
@@ -126,11 +126,11 @@ class Worker(Runnable):
             self.reconcile()
         if self._exclusive or self._running_alone:
             return self._run_alone()
-        free = self.lane.free_slots()
         # Claim in batches: wait for half the lane to be free rather than claiming one
-        # job per transaction each time a single slot frees up.
-        if free <= 0 or (free < max(1, self.lane.capacity // 2) and not self.lane.starving()):
+        # job per transaction each time a single slot frees up (the lane wakes us then).
+        if not self.lane.wants_claim():
             return _FULL_WAIT
+        free = self.lane.free_slots()
         if self._idle and self._db.dialect.single_writer:
             # Idle on SQLite: ask the file whether anyone committed every few ms (a shared-
             # memory read), and look for ready jobs only then, or once per polling interval.

@@ -23,6 +23,7 @@ from quebec.identifiers import table_prefix
 from quebec.schema import Tables, build_tables
 from quebec.schema import create_tables as _create_tables
 from quebec.store.pulse import Pulse
+from quebec.store.statements import Statements
 from quebec.types import NO_FLOW_RULES, FlowRules
 
 log = logging.getLogger("quebec.store")
@@ -51,8 +52,15 @@ class Tx:
     # Beaten once this transaction commits, if it ended jobs (results.announce_done): wakes
     # waiters in this process.
     ended: Pulse | None = None
+    # The claim and finish statements, built once per Database (store/statements.py).
+    sql: Statements | None = None
     # Set by store functions: something to do once the transaction has committed.
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def statements(self) -> Statements:
+        """The prebuilt statements (built here if this Tx came without them)."""
+        return self.sql if self.sql is not None else Statements(self.tables, self.dialect)
 
 
 class Database:
@@ -76,6 +84,7 @@ class Database:
         self.display_url = redact(url)
         self.dialect = dialect
         self.tables = build_tables(table_prefix(prefix))  # the one normalisation, whoever calls
+        self.statements = Statements(self.tables, dialect)
         self.clock: Clock = clock or SystemClock()
         self.channel = channel
         self.preserve_finished = preserve_finished
@@ -214,6 +223,7 @@ class Database:
             flow=self.flow,
             keeps_results=bool(self.keeps_results),
             ended=self.ended,
+            sql=self.statements,
         )
 
     def _run(self, fn: Callable[..., T], write: bool, *args: Any, **kwargs: Any) -> T:

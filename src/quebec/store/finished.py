@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import delete, update
-
 from quebec.store.database import Tx
 from quebec.store.results import Ending, ended
 from quebec.types import JobStatus
@@ -29,9 +27,8 @@ def mark_finished(
     if not job_ids:
         return
     ended(tx, [(endings or {}).get(j) or Ending(j, status) for j in job_ids], preserve=preserve)
-    jobs = tx.tables.jobs
-    ids = list(job_ids)
+    sql = tx.statements
     if tx.preserve_finished if preserve is None else preserve:
-        tx.conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(finished_at=tx.now, updated_at=tx.now))
+        tx.conn.execute(sql.mark_finished, sql.ids(job_ids, now=tx.now))
     else:
-        tx.conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+        tx.conn.execute(sql.delete_jobs, sql.ids(job_ids))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import BigInteger, Select, delete, insert, literal, or_, select
+from sqlalchemy import Select, or_, select
 
-from quebec.schema.tables import UTCDateTime
 from quebec.store.database import Tx, one_statement_when
 from quebec.store.rows import claimed_job
 from quebec.store.semaphores import acquire, release
+from quebec.store.statements import queue_match
 from quebec.types import ClaimedJob, QueueSelector
 
 
@@ -36,34 +36,43 @@ def claim(
     for pattern in [None] if queues.is_all else list(queues.patterns):
         if len(out) >= limit:
             break
-        out.extend(_take(tx, _pick(tx, pattern, limit - len(out), limited_queues), process_id))
+        out.extend(_take(tx, pattern, limit - len(out), process_id, limited_queues))
     for queue in sorted(q for q in limited_queues if queues.matches(q)):
         rule = tx.flow.queue_rule(queue)
         room = limit - len(out)
         if rule is None or room <= 0:
             continue
         slots = acquire(tx, key=f"queue:{queue}", wanted=room, rule=rule)
-        got = _take(tx, _pick(tx, queue, slots), process_id) if slots else []
+        got = _take(tx, queue, slots, process_id) if slots else []
         if len(got) < slots:  # fewer ready jobs than free slots: give the rest back
             release(tx, key=f"queue:{queue}", count=slots - len(got), rule=rule)
         out.extend(got)
     return out
 
 
-def _take(tx: Tx, pick: Select[tuple[int]], process_id: int) -> list[ClaimedJob]:
+def _take(tx: Tx, pattern: str | None, limit: int, process_id: int, skip: Collection[str] = ()) -> list[ClaimedJob]:
+    """Claim up to `limit` ready jobs of one queue pattern, leaving paused queues and `skip` alone."""
+    if skip:  # experimental_queue_concurrency: rare, so built each time
+        pick = _pick(tx, pattern, limit, skip)
+        return _claim_in_steps(tx, list(tx.conn.scalars(pick)), process_id)
+    sql = tx.statements
+    match, params = queue_match(pattern)
+    params["limit"] = limit
     if tx.dialect.supports_modifying_cte:
-        return _claim_in_one_statement(tx, pick, process_id)
-    return _claim_in_steps(tx, list(tx.conn.scalars(pick)), process_id)
+        rows = tx.conn.execute(sql.claim_in_one[match], {**params, "process_id": process_id, "now": tx.now})
+        return [claimed_job(r) for r in rows]
+    take = sql.take_picked.get(match)
+    if take is not None:
+        return _claimed(tx, list(tx.conn.scalars(take, params)), process_id)
+    return _claim_in_steps(tx, list(tx.conn.scalars(sql.pick[match], params)), process_id)
 
 
-def _pick(tx: Tx, pattern: str | None, limit: int, skip: Collection[str] = ()) -> Select[tuple[int]]:
+def _pick(tx: Tx, pattern: str | None, limit: int, skip: Collection[str]) -> Select[tuple[int]]:
     """The ready rows to take: one queue pattern, paused queues and `skip` left out, locked rows skipped."""
     t = tx.tables
     ready = t.ready_executions
     paused = select(t.pauses.c.queue_name).scalar_subquery()
-    stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(paused))
-    if skip:
-        stmt = stmt.where(ready.c.queue_name.not_in(list(skip)))
+    stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(paused), ready.c.queue_name.not_in(list(skip)))
     if pattern is not None and pattern.endswith("*"):
         stmt = stmt.where(ready.c.queue_name.startswith(pattern[:-1], autoescape=True))
     elif pattern is not None:
@@ -71,41 +80,28 @@ def _pick(tx: Tx, pattern: str | None, limit: int, skip: Collection[str] = ()) -
     return tx.dialect.lock_skip_locked(stmt.order_by(ready.c.priority, ready.c.job_id).limit(limit))
 
 
-def _claim_in_one_statement(tx: Tx, pick: Select[tuple[int]], process_id: int) -> list[ClaimedJob]:
-    t = tx.tables
-    ready, claims, jobs = t.ready_executions, t.claimed_executions, t.jobs
-    picked = pick.cte("picked")
-    deleted = delete(ready).where(ready.c.job_id.in_(select(picked.c.job_id))).returning(ready.c.job_id)
-    deleted_cte = deleted.cte("deleted")
-    inserted = (
-        insert(claims)
-        .from_select(
-            ["job_id", "process_id", "created_at"],
-            select(deleted_cte.c.job_id, literal(process_id, BigInteger()), literal(tx.now, UTCDateTime())),
-        )
-        .returning(claims.c.job_id)
-        .cte("inserted")
-    )
-    rows = tx.conn.execute(
-        select(jobs).join(inserted, inserted.c.job_id == jobs.c.id).order_by(jobs.c.priority, jobs.c.id)
-    )
-    return [claimed_job(r) for r in rows]
-
-
 def _claim_in_steps(tx: Tx, picked: list[int], process_id: int) -> list[ClaimedJob]:
-    t = tx.tables
-    ready = t.ready_executions
+    """Picked ready rows → claimed, a statement a step (no data-modifying CTEs here)."""
     if not picked:
         return []
-    held = tx.dialect.delete_returning(tx.conn, ready, ready.c.job_id.in_(picked))
+    return _claimed(tx, _take_ready(tx, picked), process_id)
+
+
+def _claimed(tx: Tx, held: list[int], process_id: int) -> list[ClaimedJob]:
+    """Claims for jobs whose ready rows this transaction deleted; the jobs, in claim order."""
     if not held:
         return []
-    tx.conn.execute(
-        insert(t.claimed_executions), [{"job_id": j, "process_id": process_id, "created_at": tx.now} for j in held]
-    )
-    jobs = t.jobs
-    rows = tx.conn.execute(select(jobs).where(jobs.c.id.in_(held)).order_by(jobs.c.priority, jobs.c.id))
-    return [claimed_job(r) for r in rows]
+    sql = tx.statements
+    tx.conn.execute(sql.insert_claims, [{"job_id": j, "process_id": process_id, "created_at": tx.now} for j in held])
+    return [claimed_job(r) for r in tx.conn.execute(sql.jobs_by_id, sql.ids(held))]
+
+
+def _take_ready(tx: Tx, picked: list[int]) -> list[int]:
+    """Delete the picked ready rows; those deleted (all of them where the pick locked them)."""
+    if tx.dialect.supports_delete_returning:
+        return [r[0] for r in tx.conn.execute(tx.statements.take_ready, tx.statements.ids(picked))]
+    ready = tx.tables.ready_executions
+    return tx.dialect.delete_returning(tx.conn, ready, ready.c.job_id.in_(picked))
 
 
 def any_ready(tx: Tx, *, queues: QueueSelector) -> bool:

@@ -1,0 +1,124 @@
+"""The statements of the hot path (claim, finish), built once per Database.
+
+Building a SQLAlchemy statement cost more than running it on a local server: every claim
+built its CTE again, and every finish rendered an IN list of a few hundred placeholders.
+Here each is built once, with its variable parts bound (the queue, the limit, the id list
+as one parameter where the database takes one: `Dialect.ids_in`), so SQLAlchemy finds it
+in its compiled cache and the driver sends the same text every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import BigInteger, Delete, Integer, Select, Update, bindparam, delete, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from quebec.dialects import Dialect
+from quebec.schema import Tables
+from quebec.schema.tables import UTCDateTime
+
+# The escape character of a queue-prefix LIKE pattern (like_prefix()).
+_ESCAPE = "/"
+
+
+class QueueMatch(Enum):
+    """How a claim names its queues: all of them, one by name, or a `prefix*` pattern."""
+
+    ALL = "all"
+    EXACT = "exact"
+    PREFIX = "prefix"
+
+
+def queue_match(pattern: str | None) -> tuple[QueueMatch, dict[str, Any]]:
+    """A queue pattern as the kind of claim statement to run and its `queue` parameter."""
+    if pattern is None:
+        return QueueMatch.ALL, {}
+    if pattern.endswith("*"):
+        return QueueMatch.PREFIX, {"queue": like_prefix(pattern[:-1])}
+    return QueueMatch.EXACT, {"queue": pattern}
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching names that start with `prefix`, its wildcards taken literally."""
+    escaped = prefix.replace(_ESCAPE, _ESCAPE * 2).replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
+    return escaped + "%"
+
+
+class Statements:
+    """Claim and finish statements for one set of tables on one database."""
+
+    def __init__(self, tables: Tables, dialect: Dialect) -> None:
+        self._dialect = dialect
+        ready, claims, jobs = tables.ready_executions, tables.claimed_executions, tables.jobs
+        paused = select(tables.pauses.c.queue_name).scalar_subquery()
+        self.pick: dict[QueueMatch, Select[tuple[int]]] = {}
+        self.claim_in_one: dict[QueueMatch, Select[Any]] = {}
+        # One writer at a time (SQLite): nobody can take a row between the pick and the
+        # delete, so the delete picks its own rows.
+        self.take_picked: dict[QueueMatch, Delete] = {}
+        for match in QueueMatch:
+            stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(paused))
+            if match is QueueMatch.EXACT:
+                stmt = stmt.where(ready.c.queue_name == bindparam("queue"))
+            elif match is QueueMatch.PREFIX:
+                stmt = stmt.where(ready.c.queue_name.like(bindparam("queue"), escape=_ESCAPE))
+            ordered = stmt.order_by(ready.c.priority, ready.c.job_id).limit(bindparam("limit", type_=Integer()))
+            self.pick[match] = dialect.lock_skip_locked(ordered)
+            if dialect.supports_modifying_cte:
+                self.claim_in_one[match] = self._claim_cte(tables, self.pick[match])
+            if dialect.single_writer and dialect.supports_delete_returning:
+                self.take_picked[match] = (
+                    delete(ready)  # type: ignore[assignment]
+                    .where(ready.c.job_id.in_(self.pick[match]))
+                    .returning(ready.c.job_id)
+                )
+        self.take_ready: Delete = (
+            delete(ready).where(dialect.ids_in(ready.c.job_id)).returning(ready.c.job_id)  # type: ignore[assignment]
+        )
+        self.insert_claims = insert(claims)
+        self.jobs_by_id: Select[Any] = (
+            select(jobs).where(dialect.ids_in(jobs.c.id)).order_by(jobs.c.priority, jobs.c.id)
+        )
+        held: ColumnElement[bool] = dialect.ids_in(claims.c.job_id) & (claims.c.process_id == bindparam("process_id"))
+        self.give_up_claims: Delete = delete(claims).where(held).returning(claims.c.job_id)  # type: ignore[assignment]
+        self.claims_held: Select[Any] = select(claims.c.job_id).where(held).with_for_update()
+        self.delete_claims: Delete = delete(claims).where(dialect.ids_in(claims.c.job_id))
+        self.mark_finished: Update = (
+            update(jobs)
+            .where(dialect.ids_in(jobs.c.id))
+            .values(finished_at=bindparam("now", type_=UTCDateTime()), updated_at=bindparam("now"))
+        )
+        self.delete_jobs: Delete = delete(jobs).where(dialect.ids_in(jobs.c.id))
+
+    def _claim_cte(self, tables: Tables, pick: Select[tuple[int]]) -> Select[Any]:
+        """ready → claimed in one statement: pick, delete the ready rows, insert the claims,
+        return the jobs (in claim order)."""
+        ready, claims, jobs = tables.ready_executions, tables.claimed_executions, tables.jobs
+        picked = pick.cte("picked")
+        deleted = (
+            delete(ready)
+            .where(self._dialect.in_subquery(ready.c.job_id, select(picked.c.job_id)))
+            .returning(ready.c.job_id)
+            .cte("deleted")
+        )
+        inserted = (
+            insert(claims)
+            .from_select(
+                ["job_id", "process_id", "created_at"],
+                select(
+                    deleted.c.job_id,
+                    bindparam("process_id", type_=BigInteger()),
+                    bindparam("now", type_=UTCDateTime()),
+                ),
+            )
+            .returning(claims.c.job_id)
+            .cte("inserted")
+        )
+        return select(jobs).join(inserted, inserted.c.job_id == jobs.c.id).order_by(jobs.c.priority, jobs.c.id)
+
+    def ids(self, ids: Sequence[int], **more: Any) -> dict[str, Any]:
+        """The parameters of a statement built on Dialect.ids_in: the id list, and `more`."""
+        return {"ids": self._dialect.ids_value(ids), **more}

@@ -10,11 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-<<<<<<< HEAD
-from sqlalchemy import Connection, Engine, Select, Table, delete, func, select
-=======
-from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, select
->>>>>>> main
+from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement

@@ -75,3 +75,7 @@ def __getattr__(name: str) -> object:
 
         return _dashboard("app").ControlPlaneASGI
     raise AttributeError(f"module 'quebec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "ControlPlaneASGI"})

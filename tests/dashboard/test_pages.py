@@ -147,3 +147,20 @@ def test_live_fragment_is_the_block_only(world: World, client: Any) -> None:
 def test_bad_window_is_400(world: World, client: Any, hours: str) -> None:
     response = client.get("/", params={"hours": hours})
     assert response.status_code == 400 and "hours=" in response.text
+
+
+def test_counts_of_big_tables_are_estimated_and_marked(
+    world: World, client: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite keeps no row estimate: it counts exactly")
+    t = world.qc.db.tables
+    with world.qc.db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in (t.jobs, t.failed_executions):
+            conn.exec_driver_sql(("ANALYZE TABLE " if backend == "mysql" else "ANALYZE ") + table.name)
+    monkeypatch.setattr(overview, "ESTIMATE_ABOVE", 0)  # as if these tables held millions
+    counts = world.qc.db.read(overview.state_counts)
+    assert JobState.FINISHED in counts.estimated and JobState.FAILED in counts.estimated
+    text = client.get("/").text
+    assert text.count('title="estimated from the planner') >= 2

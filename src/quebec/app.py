@@ -234,9 +234,11 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
         """
         refuse_unappliable(os.environ)
         if fork_mode(os.environ):
-            if control_plane or os.environ.get("QUEBEC_CONTROL_PLANE"):
-                log.warning("control_plane.not_served: under QUEBEC_SUPERVISOR=1, run `python -m quebec dashboard`")
-            return self._run_forked(create_tables, spawn)
+            dashboard = self._control_plane_process(control_plane)
+            try:
+                return self._run_forked(create_tables, spawn)
+            finally:
+                self._stop_control_plane_process(dashboard)
         self._runtime = self._new_runtime(create_tables, None, spawn, threads)
         self._serve_control_plane(control_plane)
         try:

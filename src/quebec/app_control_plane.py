@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import subprocess
+import sys
 from typing import Any
 
 from quebec.errors import ConfigError
@@ -30,6 +32,8 @@ def _dashboard(module: str) -> Any:
 
 class ControlPlaneMethods:
     _control_plane: Any = None  # the ControlPlaneServer this instance started, if any
+    db: Any
+    settings: Any
 
     def asgi_app(self, backend: str | None = None, **options: Any) -> Any:
         """The dashboard as an ASGI app (quebec.ControlPlaneASGI) to mount in FastAPI/Starlette:
@@ -56,3 +60,40 @@ class ControlPlaneMethods:
         addr = addr or os.environ.get(ENV, "").strip() or None
         if addr is not None and self._control_plane is None:
             self.start_control_plane(addr)
+
+    def _control_plane_process(self, addr: str | None) -> subprocess.Popen[bytes] | None:
+        """Under the fork supervisor: the dashboard as a process of its own (`python -m quebec
+        dashboard`, fork and exec), so that no server thread runs in the process that forks and
+        no worker inherits its socket. It opens this instance's database and table prefix, and
+        gets the settings its pages use, through the environment. Its bind is checked here
+        first, so a refusal stops run() before anything starts."""
+        addr = addr or os.environ.get(ENV, "").strip() or None
+        if addr is None:
+            return None
+        host, _ = _dashboard("server").parse_addr(addr)
+        security = _dashboard("security")
+        security.check_bind(host, security.Access.from_env())
+        env = {
+            **os.environ,
+            ENV: addr,
+            "QUEBEC_DATABASE_URL": self.db.url,
+            "QUEBEC_TABLE_NAME_PREFIX": self.db.tables.prefix,
+            "QUEBEC_RECURRING_PAUSE": "true" if self.settings.recurring_pause else "false",
+            "QUEBEC_PROCESS_ALIVE_THRESHOLD": repr(float(self.settings.process_alive_threshold)),
+        }
+        env.pop("QUEBEC_SUPERVISOR", None)
+        env.pop("DATABASE_URL", None)  # QUEBEC_DATABASE_URL above is the one
+        log.info("control_plane.process addr=%s", addr)
+        return subprocess.Popen([sys.executable, "-m", "quebec", "dashboard", "--bind", addr], env=env)
+
+    @staticmethod
+    def _stop_control_plane_process(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+        if process is None:
+            return
+        try:
+            process.terminate()
+            process.wait(timeout)
+        except ChildProcessError:
+            pass  # the supervisor reaped it already (it waits for any child)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -8,7 +8,9 @@ blocked, a recurring task, a registered worker process.
 from __future__ import annotations
 
 import re
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,3 +106,13 @@ def act(
     body = {"csrf": token or token_from(client, page, **kw), **data}
     headers = {"Origin": BASE, "Sec-Fetch-Site": "same-origin", **kw.pop("headers", {})}
     return client.post(path, data=body, headers=headers, follow_redirects=False, **kw)
+
+
+def wait_until(check: Callable[[], Any], within: float) -> Any:
+    """check()'s first truthy value within `within` seconds (this folder's conftest shadows
+    the root one's `eventually`)."""
+    deadline = time.monotonic() + within
+    while (found := check()) is None or not found:
+        assert time.monotonic() < deadline, f"not within {within}s: {check.__doc__ or check}"
+        time.sleep(0.2)
+    return found

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_support import World
+from dashboard_support import World, wait_until
 
 import quebec
 
@@ -58,3 +58,51 @@ def test_cli_refuses_a_public_address_without_credentials(db_url: str, prefix: s
     errors = [line for line in done.stderr.splitlines() if line.startswith("quebec: error:")]
     assert errors == [errors[0]] and "refusing to serve the dashboard on 0.0.0.0 without credentials" in errors[0]
     assert "Traceback" not in done.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_under_the_fork_supervisor_it_is_a_process_of_its_own(world: World) -> None:
+    addr = f"127.0.0.1:{_free_port()}"
+    process = world.qc._control_plane_process(addr)
+    try:
+
+        def answered() -> Any:
+            try:
+                return httpx.get(f"http://{addr}/health", timeout=2).json()
+            except httpx.HTTPError:
+                return None
+
+        body = wait_until(answered, within=30)
+        assert body["jobs"]["failed"] == 2  # the same tables as the supervisor's
+    finally:
+        world.qc._stop_control_plane_process(process)
+    assert process.poll() is not None
+
+
+def test_under_the_fork_supervisor_a_refused_bind_stops_run_first(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("USER", "PASSWORD", "TOKEN", "VIEWER_USER", "VIEWER_PASSWORD"):
+        monkeypatch.delenv(f"QUEBEC_CONTROL_PLANE_{name}", raising=False)
+    monkeypatch.setenv("QUEBEC_SUPERVISOR", "1")
+    with pytest.raises(quebec.ConfigError, match="refusing to serve the dashboard on 0.0.0.0"):
+        world.qc.run(control_plane="0.0.0.0:0")
+
+
+def test_its_variables_are_known_settings(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    env = {"QUEBEC_CONTROL_PLANE_USER": "u", "QUEBEC_CONTROL_PLANE_PASSWORD": "p", "QUEBEC_CONTROL_PLANE_SECRET": "s"}
+    from quebec.config.sources import warn_unknown_variables
+
+    with caplog.at_level(logging.WARNING, logger="quebec.config"):
+        warn_unknown_variables(env)
+    assert [r for r in caplog.records if "is not a Quebec setting" in r.getMessage()] == []

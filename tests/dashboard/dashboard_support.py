@@ -1,4 +1,4 @@
-"""A Quebec with one job in every state, and a TestClient on its dashboard.
+"""A Quebec with one job in every state (`world`), and a TestClient on its dashboard (`client`).
 
 Every test gets: two failed jobs (their argument and error carry `<script>`), one finished,
 one ready, one scheduled an hour ahead, one concurrency-limited job ready and its sibling
@@ -8,11 +8,12 @@ blocked, a recurring task, a registered worker process.
 from __future__ import annotations
 
 import re
-import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 import quebec
 from quebec.store import processes
@@ -108,11 +109,14 @@ def act(
     return client.post(path, data=body, headers=headers, follow_redirects=False, **kw)
 
 
-def wait_until(check: Callable[[], Any], within: float) -> Any:
-    """check()'s first truthy value within `within` seconds (this folder's conftest shadows
-    the root one's `eventually`)."""
-    deadline = time.monotonic() + within
-    while (found := check()) is None or not found:
-        assert time.monotonic() < deadline, f"not within {within}s: {check.__doc__ or check}"
-        time.sleep(0.2)
-    return found
+# Fixtures: a test module imports the ones it uses (`from dashboard_support import client_fixture, world_fixture`).
+# Not a conftest.py: a second module named conftest would hide the root one's helpers.
+@pytest.fixture(name="world")
+def world_fixture(make_qc: Callable[..., Any]) -> World:
+    return build_world(make_qc(recurring_pause=True))
+
+
+@pytest.fixture(name="client")
+def client_fixture(world: World) -> Iterator[TestClient]:
+    with client_for(world.qc.asgi_app()) as c:
+        yield c

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard_support import World, act
+from dashboard_support import World, act, client_fixture, world_fixture  # noqa: F401 - fixtures
 
 from quebec.store import listings
 from quebec.types import JobState

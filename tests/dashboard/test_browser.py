@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_support import World
+from dashboard_support import World, world_fixture  # noqa: F401 - fixtures
 
 from quebec.types import JobState
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dashboard_support import World
+from dashboard_support import World, client_fixture, world_fixture  # noqa: F401 - fixtures
 
 import quebec
 from quebec.store import job_detail, overview

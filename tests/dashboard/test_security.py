@@ -6,7 +6,17 @@ import base64
 from typing import Any
 
 import pytest
-from dashboard_support import BASE, XSS_ARG, XSS_ERROR, World, act, client_for, token_from
+from dashboard_support import (  # noqa: F401 - fixtures
+    BASE,
+    XSS_ARG,
+    XSS_ERROR,
+    World,
+    act,
+    client_fixture,
+    client_for,
+    token_from,
+    world_fixture,
+)
 
 import quebec
 from quebec.dashboard.security import Access, Role, Visitor, same_origin

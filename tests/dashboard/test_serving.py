@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_support import World, wait_until
+from dashboard_support import World, world_fixture  # noqa: F401 - fixtures
 
 import quebec
+from conftest import eventually
 
 
 def test_start_serves_the_dashboard_and_stop_ends_it(world: World) -> None:
@@ -80,7 +81,7 @@ def test_under_the_fork_supervisor_it_is_a_process_of_its_own(world: World) -> N
             except httpx.HTTPError:
                 return None
 
-        body = wait_until(answered, within=30)
+        body = eventually(answered, within=30, every=0.2)
         assert body["jobs"]["failed"] == 2  # the same tables as the supervisor's
     finally:
         world.qc._stop_control_plane_process(process)

@@ -47,6 +47,12 @@ class Form:
         values = self.fields.get(name) or [""]
         return values[0].strip()
 
+    def required(self, name: str, what: str) -> str:
+        value = self.one(name)
+        if not value:
+            raise BadRequest(f"no {what} named; the form lost its {name} field, reload the page")
+        return value
+
     def ids(self) -> list[int]:
         """The row's own button (`id`) if pressed, else the ticked rows (`selected`)."""
         raw = self.fields.get("id") or self.fields.get("selected") or []
@@ -106,6 +112,9 @@ def action(fn: Callable[[Page, Context, Form], Response]) -> Endpoint:
             return refused(request, who)
         if not same_origin(request.headers):
             return refused(request, Refusal(403, "a cross-site request cannot act on jobs (Sec-Fetch-Site/Origin)"))
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > FORM_MAX_BYTES:
+            return refused(request, Refusal(413, "the form is too large"))
         body = await request.body()
         if len(body) > FORM_MAX_BYTES:
             return refused(request, Refusal(413, "the form is too large"))

@@ -16,9 +16,18 @@ from sqlalchemy import Select, select
 
 from quebec.store.database import Tx
 from quebec.store.error_record import read_error
+from quebec.store.queries import state_tables
 from quebec.types import JobState
 
 PAGE_MAX = 200
+# The column of each state's execution table that says when (the list's "at").
+_AT = {
+    JobState.READY: "created_at",
+    JobState.SCHEDULED: "scheduled_at",
+    JobState.BLOCKED: "expires_at",
+    JobState.CLAIMED: "created_at",
+    JobState.FAILED: "created_at",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +137,8 @@ def _from_state(tx: Tx, state: JobState) -> tuple[Select[Any], Any]:
     base = _columns(t)
     if state is JobState.FINISHED:
         return select(jobs.c.id).where(jobs.c.finished_at.is_not(None)), jobs.c.id
-    table, at = {
-        JobState.READY: (t.ready_executions, t.ready_executions.c.created_at),
-        JobState.SCHEDULED: (t.scheduled_executions, t.scheduled_executions.c.scheduled_at),
-        JobState.BLOCKED: (t.blocked_executions, t.blocked_executions.c.expires_at),
-        JobState.CLAIMED: (t.claimed_executions, t.claimed_executions.c.created_at),
-        JobState.FAILED: (t.failed_executions, t.failed_executions.c.created_at),
-    }[state]
+    table = state_tables(t)[state]
+    at = table.c[_AT[state]]
     stmt = select(*base, at.label("at")).select_from(table).join(jobs, jobs.c.id == table.c.job_id)
     if state is JobState.CLAIMED:
         stmt = stmt.add_columns(table.c.process_id)

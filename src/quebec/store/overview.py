@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Column, Table, func, literal, select
 
 from quebec.store.database import Tx
+from quebec.store.queries import state_tables
 from quebec.types import JobState
 
 ESTIMATE_ABOVE = 200_000
@@ -52,13 +53,7 @@ class Throughput:
 def state_counts(tx: Tx) -> StateCounts:
     """Jobs per state: exact, or the dialect's estimate for a table above ESTIMATE_ABOVE rows."""
     t = tx.tables
-    tables = {
-        JobState.READY: t.ready_executions,
-        JobState.SCHEDULED: t.scheduled_executions,
-        JobState.CLAIMED: t.claimed_executions,
-        JobState.BLOCKED: t.blocked_executions,
-        JobState.FAILED: t.failed_executions,
-    }
+    tables = state_tables(t)
     counts: dict[JobState, int] = {}
     estimated: set[JobState] = set()
     for state, table in tables.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.routing import Route
 
-from quebec.dashboard.core import BadRequest, Context, Form, action, done, view
+from quebec.dashboard.core import Context, Form, action, done, view
 from quebec.dashboard.render import Page, render
 from quebec.store.queue_list import queue_list
 
@@ -14,19 +14,12 @@ def queues(page: Page, ctx: Context) -> Response:
     return render(page, "queues.html", data=ctx.quebec.db.read(queue_list))
 
 
-def _queue(form: Form) -> str:
-    name = form.one("queue")
-    if not name:
-        raise BadRequest("no queue named; the form lost its queue field, reload the page")
-    return name
-
-
 def pause(page: Page, ctx: Context, form: Form) -> Response:
-    return done(page, form, "/queues", "paused", int(ctx.quebec.pause_queue(_queue(form))))
+    return done(page, form, "/queues", "paused", int(ctx.quebec.pause_queue(form.required("queue", "queue"))))
 
 
 def resume(page: Page, ctx: Context, form: Form) -> Response:
-    return done(page, form, "/queues", "resumed", int(ctx.quebec.resume_queue(_queue(form))))
+    return done(page, form, "/queues", "resumed", int(ctx.quebec.resume_queue(form.required("queue", "queue"))))
 
 
 def pause_all(page: Page, ctx: Context, form: Form) -> Response:

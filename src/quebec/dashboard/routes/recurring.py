@@ -23,26 +23,21 @@ def recurring(page: Page, ctx: Context) -> Response:
     )
 
 
-def _key(form: Form) -> str:
-    key = form.one("key")
-    if not key:
-        raise BadRequest("no recurring task named; the form lost its key field, reload the page")
-    return key
-
-
 def run_now(page: Page, ctx: Context, form: Form) -> Response:
-    key = _key(form)
+    key = form.required("key", "recurring task")
     if not ctx.quebec.run_recurring_now(key):
         raise BadRequest(f"there is no recurring task {key!r} (it may have been removed)", 404)
     return done(page, form, "/recurring", "ran", 1)
 
 
 def pause(page: Page, ctx: Context, form: Form) -> Response:
-    return done(page, form, "/recurring", "task_paused", int(ctx.quebec.pause_recurring(_key(form))))
+    changed = ctx.quebec.pause_recurring(form.required("key", "recurring task"))
+    return done(page, form, "/recurring", "task_paused", int(changed))
 
 
 def resume(page: Page, ctx: Context, form: Form) -> Response:
-    return done(page, form, "/recurring", "task_resumed", int(ctx.quebec.resume_recurring(_key(form))))
+    changed = ctx.quebec.resume_recurring(form.required("key", "recurring task"))
+    return done(page, form, "/recurring", "task_resumed", int(changed))
 
 
 routes = [

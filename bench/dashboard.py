@@ -50,10 +50,10 @@ def fill(qc: quebec.Quebec, finished: int, failed: int) -> dict[str, int]:
         "queue_name, class_name, arguments, priority, active_job_id, scheduled_at, finished_at, created_at, updated_at"
     )
 
-    def job_select(first: int, count: int, finished_expr: str) -> str:
+    def job_select(first: int, count: int, finished_expr: str, executions: int = 0) -> str:
         return (
             f"SELECT 'queue' || (n % 5), 'BenchJob', "
-            f'\'{{"arguments":{{"arguments":[\' || n || \']}},"executions":0}}\', n % 3, '
+            f'\'{{"arguments":{{"arguments":[\' || n || \']}},"executions":{executions}}}\', n % 3, '
             f"substr(md5(n::text), 1, 12), {now} - (n % 2592000) * interval '1 second' - interval '5 seconds', "
             f"{finished_expr}, {now} - (n % 2592000) * interval '1 second' - interval '5 seconds', {now} "
             f"FROM generate_series({first}, {first + count - 1}) AS g(n)"
@@ -65,7 +65,7 @@ def fill(qc: quebec.Quebec, finished: int, failed: int) -> dict[str, int]:
             count = min(CHUNK, finished - first + 1)
             raw(conn, f"INSERT INTO {t.jobs.name} ({jobs_columns}) " + job_select(first, count, done_at))
         base = finished + 1
-        raw(conn, f"INSERT INTO {t.jobs.name} ({jobs_columns}) " + job_select(base, failed, "NULL"))
+        raw(conn, f"INSERT INTO {t.jobs.name} ({jobs_columns}) " + job_select(base, failed, "NULL", executions=1))
         raw(
             conn,
             f"INSERT INTO {t.failed_executions.name} (job_id, error, created_at) "
@@ -82,10 +82,10 @@ def fill(qc: quebec.Quebec, finished: int, failed: int) -> dict[str, int]:
             conn.execute(text(f"VACUUM ANALYZE {table.name}"))
         first_failed = conn.execute(text(f"SELECT min(job_id) FROM {t.failed_executions.name}")).scalar()
         middle = conn.execute(text(f"SELECT max(id) / 2 FROM {t.jobs.name}")).scalar()
-        # One failed job that is a retry (a failed run counted): its page searches the attempts.
+        # One failed job that is a retry (a run failed before this one): its page searches the attempts.
         raw(
             conn,
-            f"UPDATE {t.jobs.name} SET arguments = replace(arguments, '\"executions\":0', '\"executions\":1') "
+            f"UPDATE {t.jobs.name} SET arguments = replace(arguments, '\"executions\":1', '\"executions\":2') "
             f"WHERE id = {int(first_failed or 1) + 1}",
         )
     return {"failed_job": int(first_failed or 1), "middle": int(middle or 1)}

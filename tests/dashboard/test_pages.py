@@ -106,6 +106,10 @@ def test_job_page_shows_error_backtrace_timeline_and_retry_chain(world: World, c
             break
         qc.drain_one().perform()
     assert len(detail.chain) == 2 and detail.chain[-1].state is JobState.FAILED
+    retried = qc.db.read(job_detail.job_detail, job_id=detail.chain[-1].id)
+    assert [a.id for a in retried.chain] == [a.id for a in detail.chain]  # found from the last attempt too
+    alone = qc.db.read(job_detail.job_detail, job_id=world.failed[1])  # failed once, never retried
+    assert [a.id for a in alone.chain] == [world.failed[1]]
     last = detail.chain[-1].id
     text = client.get(f"/job/{last}").text
     assert "ConnectionError" in text and "flaky &lt;b&gt;link&lt;/b&gt;" in text

@@ -91,11 +91,18 @@ def _timeline(job: JobRow, executions: dict[str, dict[str, Any]]) -> list[Moment
     return sorted(moments, key=lambda m: m.at)
 
 
+def _after_failures(job: JobRow) -> bool:
+    """Whether runs before this row's own failed: the envelope's `executions` counts every
+    failed run of the job, this row's own too once it failed."""
+    own = 1 if job.state is JobState.FAILED or job.ending in ("retried", "discarded") else 0
+    return job.attempts - own > 0
+
+
 def _chain(tx: Tx, job: JobRow) -> list[Attempt]:
     """Every attempt sharing the job's active_job_id. A first attempt that was not retried
-    (no failed run counted, no next attempt recorded) has none: then nothing is read, as
-    active_job_id has no index and the search reads the whole jobs table."""
-    if not job.active_job_id or (job.attempts == 0 and job.next_job_id is None):
+    has none, and then nothing is read: active_job_id has no index, so the search reads the
+    whole jobs table."""
+    if not job.active_job_id or (not _after_failures(job) and job.next_job_id is None):
         return [Attempt(job.id, job.state, job.created_at, job.finished_at)]
     jobs = tx.tables.jobs
     stmt = queries.with_executions(select(jobs.c.id, jobs.c.created_at, jobs.c.finished_at), tx.tables).where(

@@ -168,3 +168,18 @@ def test_counts_of_big_tables_are_estimated_and_marked(
     assert JobState.FINISHED in counts.estimated and JobState.FAILED in counts.estimated
     text = client.get("/").text
     assert text.count('title="estimated from the planner') >= 2
+
+
+def test_processes_show_the_supervisor_tree(world: World, client: Any) -> None:
+    from quebec.store import processes
+    from quebec.types import ProcessInfo
+
+    qc = world.qc
+    boss = qc.db.transact(processes.register, info=ProcessInfo(kind="Supervisor", name="boss", pid=10, hostname="h"))
+    qc.db.transact(
+        processes.register,
+        info=ProcessInfo(kind="Worker", name="child-of-boss", pid=11, hostname="h", supervisor_id=boss),
+    )
+    text = client.get("/processes").text
+    boss_at, child_at = text.index("boss</td>"), text.index("child-of-boss")
+    assert boss_at < child_at and '<tr class="depth-1">' in text[boss_at : child_at + 200]

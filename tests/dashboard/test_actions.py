@@ -52,6 +52,13 @@ def test_unblock_and_cancel_blocked(world: World, client: Any) -> None:
     assert response.status_code == 303 and state(world, sibling) is not JobState.BLOCKED
 
 
+def test_unblock_all_of_a_queue(world: World, client: Any) -> None:
+    response = act(client, "/blocked/unblock-all", {"queue": "elsewhere", "class": ""}, page="/jobs/blocked")
+    assert "n=0" in response.headers["location"] and state(world, world.blocked) is JobState.BLOCKED
+    response = act(client, "/blocked/unblock-all", {"queue": "default", "class": ""}, page="/jobs/blocked")
+    assert "n=1" in response.headers["location"] and state(world, world.blocked) is JobState.READY
+
+
 def test_cancel_scheduled(world: World, client: Any) -> None:
     act(client, "/scheduled/cancel", {"selected": [world.scheduled]}, page="/jobs/scheduled")
     assert state(world, world.scheduled) is not JobState.SCHEDULED

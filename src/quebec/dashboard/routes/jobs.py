@@ -96,6 +96,12 @@ def unblock(page: Page, ctx: Context, form: Form) -> Response:
     return done(page, form, "/jobs/blocked", "unblocked", ctx.quebec.unblock_jobs(form.ids()))
 
 
+def unblock_all(page: Page, ctx: Context, form: Form) -> Response:
+    """Every blocked job (of the list's queue and class, when filtered), past its limit."""
+    moved = ctx.quebec.unblock_all(class_name=form.one("class") or None, queue_name=form.one("queue") or None)
+    return done(page, form, "/jobs/blocked", "unblocked", moved)
+
+
 def cancel_blocked(page: Page, ctx: Context, form: Form) -> Response:
     return done(page, form, "/jobs/blocked", "cancelled", ctx.quebec.cancel_blocked_jobs(form.ids()))
 
@@ -112,6 +118,7 @@ routes = [
     Route("/failed/retry-all", action(retry_all), methods=["POST"]),
     Route("/failed/discard-all", action(discard_all), methods=["POST"]),
     Route("/blocked/unblock", action(unblock), methods=["POST"]),
+    Route("/blocked/unblock-all", action(unblock_all), methods=["POST"]),
     Route("/blocked/cancel", action(cancel_blocked), methods=["POST"]),
     Route("/scheduled/cancel", action(cancel_scheduled), methods=["POST"]),
 ]

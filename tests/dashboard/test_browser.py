@@ -103,6 +103,21 @@ def test_buttons_retry_discard_unblock(world: World, served: str, browser_page: 
     assert page.problems == []
 
 
+def test_filter_then_discard_the_ticked_rows(world: World, served: str, browser_page: Any) -> None:
+    page, qc = browser_page, world.qc
+    page.goto(served + "/jobs/failed")
+    page.get_by_label("Error contains").fill("boom")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**error=boom**")
+    for job_id in world.failed:
+        page.get_by_label(f"select job {job_id}").check()
+    page.locator("p.actions").get_by_role("button", name="Discard").click()
+    page.get_by_text("Discarded 2 failed job(s).").wait_for()
+    assert all(qc.get_job(i).status.value == "discarded" for i in world.failed)
+    assert "error=boom" in page.url  # back on the filtered list
+    assert page.problems == []
+
+
 def test_buttons_pause_resume_and_run_now(world: World, served: str, browser_page: Any) -> None:
     page, qc = browser_page, world.qc
     page.goto(served + "/queues")

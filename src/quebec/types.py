@@ -6,7 +6,7 @@ these back, so the runtime never sees a SQLAlchemy row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -267,3 +267,13 @@ class QueueSelector:
         if self.is_all or queue_name in self._exact:
             return True
         return any(p.endswith("*") and queue_name.startswith(p[:-1]) for p in self.patterns)
+
+
+class CommitSignal(Protocol):
+    """Calls back when anyone may have committed (Dialect.commit_signal): an idle worker
+    sleeps until then instead of ticking."""
+
+    def start(self, on_change: Callable[[], None]) -> bool:
+        """Begin calling `on_change` after commits; False if it cannot (then nothing runs)."""
+
+    def close(self) -> None: ...

@@ -17,8 +17,8 @@ from store_support import (
     state_of,
 )
 
-from quebec.store import Database, Tx, pauses
-from quebec.types import JobState
+from quebec.store import Database, Tx, pauses, ready
+from quebec.types import JobState, QueueSelector
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +184,24 @@ def test_pausing_twice_inside_one_transaction_keeps_the_transaction_usable(db: D
         return first, second, pauses.paused_queues(tx)
 
     assert db.transact(pause_twice) == (True, False, ["q"])
+
+
+@pytest.mark.parametrize("queues", [("*",), ("work*",)])
+def test_a_claim_in_flight_leaves_the_rest_to_a_concurrent_claim(
+    db: Database, pid: int, queues: tuple[str, ...]
+) -> None:
+    """A claim locks the rows it takes, not every ready row: on MariaDB the planner sorted
+    (and so locked) the whole ready table for a claim of all queues, and a second worker's
+    SKIP LOCKED claim found nothing; two workers deadlocked."""
+    if db.dialect.single_writer:
+        pytest.skip("one writer at a time (SQLite): a second claim waits for the first to commit")
+    enqueue(db, *(new_job(db, queue="work", priority=i % 3) for i in range(300)))
+    other = register(db)
+    with db.engine.connect() as conn:
+        db.dialect.begin_write(conn)
+        first = ready.claim(db.join(conn), queues=QueueSelector(queues), limit=50, process_id=pid)
+        second = claim(db, other, limit=50, queues=queues)  # its own transaction, meanwhile
+        conn.rollback()
+    assert len(first) == 50
+    assert len(second) == 50, "the first claim's locks held back rows it did not take"
+    assert not {j.id for j in first} & {j.id for j in second}

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.errors import ConfigError
+from quebec.types import CommitSignal
 
 
 class ChangeWatcher(Protocol):
@@ -99,6 +100,11 @@ class Dialect:
         to the pool (MySQL then skips the pool's ROLLBACK)."""
 
     # -- statements -----------------------------------------------------------------------
+    def in_index_order(self, stmt: Select[Any], table: Table, index: str) -> Select[Any]:
+        """`stmt` reading `table` along `index`, where the planner would otherwise sort (and
+        lock) every row it matches to return the first few."""
+        return stmt
+
     def lock_skip_locked(self, stmt: Select[Any]) -> Select[Any]:
         if self.supports_skip_locked and self.use_skip_locked:
             return stmt.with_for_update(skip_locked=True)
@@ -120,6 +126,11 @@ class Dialect:
     def in_subquery(self, column: ColumnElement[Any], subquery: Select[Any]) -> ColumnElement[bool]:
         """`column` is among the rows of `subquery` (a claim's picked rows)."""
         return column.in_(subquery)
+
+    def delete_by_id(self, conn: Connection, table: Table, ids: Sequence[int]) -> None:
+        """Delete the rows of `table` with these primary keys, which this transaction has
+        locked; looking at (and waiting for) no other row."""
+        conn.execute(delete(table).where(self.ids_in(table.c.id)), {"ids": self.ids_value(ids)})
 
     def delete_returning(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
         """Delete execution rows matching `where`; return their job_ids."""
@@ -204,6 +215,11 @@ class Dialect:
 
     def listener(self, channel: str, on_message: Callable[[str], None]) -> Any:
         raise NotImplementedError(f"{self.name} has no LISTEN/NOTIFY")
+
+    def commit_signal(self) -> CommitSignal | None:
+        """Something that calls back when anyone may have committed, so an idle worker sleeps
+        instead of ticking; None where the database offers none."""
+        return None
 
     def change_watcher(self) -> ChangeWatcher | None:
         """A cheap way to ask whether anyone has committed since the last asking, for idle

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, event, func, insert, literal_column, select, text
+from sqlalchemy import Connection, Engine, Select, Table, delete, event, func, insert, literal_column, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -110,6 +111,24 @@ class MySQLDialect(Dialect):
         if column is not None and column[1] is not None:
             limits.append((int(column[1]), f"the {jobs.name}.arguments column ({str(column[0]).upper()})"))
         self.arguments_limit = min(limits)
+
+    def delete_by_id(self, conn: Connection, table: Table, ids: Sequence[int]) -> None:
+        # Not `id IN (…)`: for a list that is a good part of a small table (50 of 300 ready
+        # rows) InnoDB scans the whole table, and waits for every row another claim has
+        # locked (lock wait timeouts, and deadlocks with two workers). Joined to the list
+        # as a JSON_TABLE, each row is one primary-key lookup (eq_ref).
+        name = conn.dialect.identifier_preparer.quote(table.name)
+        conn.exec_driver_sql(
+            f"DELETE t FROM {name} t JOIN JSON_TABLE(%s, '$[*]' COLUMNS (id BIGINT PATH '$')) AS ids ON t.id = ids.id",
+            (json.dumps([int(i) for i in ids]),),
+        )
+
+    def in_index_order(self, stmt: Select[Any], table: Table, index: str) -> Select[Any]:
+        # InnoDB chose the covering (queue_name, priority, job_id) index and a filesort for a
+        # claim of every queue: it read and locked every ready row (5,000 locked for a
+        # claim of 50), and concurrent claims deadlocked. Along (priority, job_id) it stops
+        # after the rows it returns (100 locks: index and clustered record).
+        return stmt.with_hint(table, f"FORCE INDEX ({index})")
 
     def delete_returning(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
         if self._returning:

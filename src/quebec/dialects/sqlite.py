@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from quebec.dialects.base import Dialect
 
 _BUSY_MS = 5000
+log = logging.getLogger("quebec.worker")
 
 
 class SQLiteDialect(Dialect):
@@ -135,6 +138,11 @@ class SQLiteDialect(Dialect):
     def ids_value(self, ids: Sequence[int]) -> Any:
         return json.dumps([int(i) for i in ids])
 
+    def commit_signal(self) -> WalSignal | None:
+        if self.in_memory or self.read_only or self.path is None or not WalSignal.available():
+            return None
+        return WalSignal(self.path + "-wal")
+
     def change_watcher(self) -> DataVersionWatcher | None:
         if self.in_memory:
             return None  # one process, whose enqueues wake its workers directly
@@ -175,4 +183,55 @@ class DataVersionWatcher:
         self._conn.close()
 
 
-__all__ = ["DataVersionWatcher", "SQLiteDialect", "insert"]
+class WalSignal:
+    """Calls back when the database's WAL file is written, which every commit does, from any
+    process: inotify on Linux. An idle worker then sleeps until something happened instead
+    of waking every few ms to ask data_version (each wake-up costs ~150 µs of CPU on a VM:
+    a 3 ms tick was 5% of a core). Where inotify is missing it is not used, and the worker
+    ticks as before."""
+
+    _READ_MS = 500  # how long one read waits: the thread notices close() within this
+
+    def __init__(self, wal_path: str) -> None:
+        self._path = wal_path
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            import inotify_simple  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def start(self, on_change: Callable[[], None]) -> bool:
+        """Watch from a thread of its own; False (and nothing started) if the file cannot be watched."""
+        from inotify_simple import INotify, flags
+
+        try:
+            notify = INotify()
+            notify.add_watch(self._path, flags.MODIFY)
+        except OSError:
+            return False
+        self._thread = threading.Thread(
+            target=self._run, args=(notify, on_change), name="quebec-wal-signal", daemon=True
+        )
+        self._thread.start()
+        return True
+
+    def _run(self, notify: Any, on_change: Callable[[], None]) -> None:
+        try:
+            while not self._stop.is_set():
+                if notify.read(timeout=self._READ_MS):
+                    on_change()
+        except Exception as exc:  # noqa: BLE001 - the worker falls back to its polling interval
+            log.warning("sqlite.wal_signal_failed error=%r: polling instead", exc)
+        finally:
+            notify.close()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+__all__ = ["DataVersionWatcher", "SQLiteDialect", "WalSignal", "insert"]

@@ -23,7 +23,8 @@ from quebec.engine.outcomes import Failed, Outcome, Released
 from quebec.engine.runnable import Runnable
 from quebec.outcome import error_info
 from quebec.store import Database, claimed, ready
-from quebec.types import ClaimedJob, ErrorInfo, QueueSelector
+from quebec.store.probe import ReadyProbe
+from quebec.types import ClaimedJob, CommitSignal, ErrorInfo, QueueSelector
 
 log = logging.getLogger("quebec.worker")
 _CUT_SHORT = ErrorInfo(
@@ -32,8 +33,12 @@ _CUT_SHORT = ErrorInfo(
 # With no free slot the worker sleeps until the lane frees one and wakes it; this is
 # only the safety net.
 _FULL_WAIT = 1.0
-# How often an idle worker asks a change watcher (SQLite's data_version) for news.
-_TICK = 0.01
+# How often an idle worker asks a change watcher (SQLite's data_version) for news: every
+# _TICK without a commit signal; with one (inotify on the WAL), only for ALERT_FOR after
+# each signal (the signal can come a moment before the commit is visible), else at the
+# polling interval.
+_TICK = 0.003
+ALERT_FOR = 0.02
 # Without a watcher or NOTIFY (MySQL), a worker that claimed jobs in the last WARM_FOR
 # seconds looks for more every WARM_POLL seconds, with a read that takes no lock; once the
 # queues have been quiet that long it looks every polling_interval. Pickup from another
@@ -90,12 +95,29 @@ class Worker(Runnable):
         self._reconcile_at: float | None = None
         self._idle = False  # the last claim found fewer jobs than free slots
         self._watcher = db.dialect.change_watcher()
+        self._probe = ReadyProbe(db, queues)  # connects on first use
         self._poll_at = 0.0
+        self._signal: CommitSignal | None = None  # started in start(): a thread
+        self._alert_until = 0.0
         self.lane = ThreadLane(threads, self._perform, self.wake_up, self._crashed, max_prefetch=max_prefetch)
 
     def start(self) -> None:
         self.lane.start()
+        if self._watcher is not None:
+            signal = self._db.dialect.commit_signal()
+            if signal is not None and signal.start(self._committed_elsewhere):
+                self._signal = signal
         super().start()
+
+    def _committed_elsewhere(self) -> None:
+        """The commit signal fired: look (data_version, then the probe) without claiming blind."""
+        self._alert_until = time.monotonic() + ALERT_FOR
+        Runnable.wake_up(self)
+
+    def _tick(self) -> float:
+        if self._signal is None or time.monotonic() < self._alert_until:
+            return _TICK
+        return self.polling_interval
 
     def wake_up(self) -> None:
         """Something happened (an enqueue here, a NOTIFY, a free thread): claim at once, no probe first."""
@@ -137,11 +159,11 @@ class Worker(Runnable):
             # Another process's enqueue is picked up in ~5 ms instead of ~polling/2.
             now = time.monotonic()
             if now < self._poll_at and not self._something_changed():
-                return min(_TICK, self._poll_at - now)
+                return min(self._tick(), self._poll_at - now)
             self._poll_at = now + self.polling_interval
-            if not self._db.read(ready.any_ready, queues=self.queues):
+            if not self._probe.any_ready():
                 return self._idle_wait()
-        elif self._idle and not self._db.read(ready.any_ready, queues=self.queues):
+        elif self._idle and not self._probe.any_ready():
             # An idle round that nothing woke (a wake-up clears _idle): a read that takes no
             # lock tells whether to claim, instead of a claim transaction every round.
             return self._idle_wait()
@@ -217,7 +239,7 @@ class Worker(Runnable):
     def _idle_wait(self) -> float:
         """How long to sleep with nothing to claim: a watcher tick, or the polling interval."""
         if self._watcher is not None:
-            return _TICK
+            return self._tick()
         if not self._notified and time.monotonic() - self._last_claimed < WARM_FOR:
             return min(WARM_POLL, self.polling_interval)
         return self.polling_interval
@@ -237,6 +259,9 @@ class Worker(Runnable):
     def finish(self) -> None:
         if self._watcher is not None:
             self._watcher.close()
+        self._probe.close()
+        if self._signal is not None:
+            self._signal.close()
 
     def reconcile(self) -> list[int]:
         """Hand back claims this process holds in the database but is not working on."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 
 from quebec.store.database import Tx, one_statement_when
 from quebec.store.rows import claimed_job
@@ -64,7 +65,15 @@ def _take(tx: Tx, pattern: str | None, limit: int, process_id: int, skip: Collec
     take = sql.take_picked.get(match)
     if take is not None:
         return _claimed(tx, list(tx.conn.scalars(take, params)), process_id)
-    return _claim_in_steps(tx, list(tx.conn.scalars(sql.pick[match], params)), process_id)
+    if not (tx.dialect.supports_skip_locked and tx.dialect.use_skip_locked):
+        return _claim_in_steps(tx, list(tx.conn.scalars(sql.pick[match], params)), process_id)
+    picked: list[Any] = list(tx.conn.execute(sql.pick_rows[match], params))
+    if not picked:
+        return []
+    # The pick locked these rows (FOR UPDATE SKIP LOCKED): they are ours to delete, by
+    # primary key, without looking at rows other claims hold.
+    tx.dialect.delete_by_id(tx.conn, tx.tables.ready_executions, [r.id for r in picked])
+    return _claimed(tx, [r.job_id for r in picked], process_id)
 
 
 def _pick(tx: Tx, pattern: str | None, limit: int, skip: Collection[str]) -> Select[tuple[int]]:
@@ -102,16 +111,3 @@ def _take_ready(tx: Tx, picked: list[int]) -> list[int]:
         return [r[0] for r in tx.conn.execute(tx.statements.take_ready, tx.statements.ids(picked))]
     ready = tx.tables.ready_executions
     return tx.dialect.delete_returning(tx.conn, ready, ready.c.job_id.in_(picked))
-
-
-def any_ready(tx: Tx, *, queues: QueueSelector) -> bool:
-    """Is there anything to claim? A read, so an idle SQLite worker polls without the write lock."""
-    ready = tx.tables.ready_executions
-    stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(select(tx.tables.pauses.c.queue_name)))
-    if not queues.is_all:
-        conditions = [
-            ready.c.queue_name.startswith(p[:-1], autoescape=True) if p.endswith("*") else ready.c.queue_name == p
-            for p in queues.patterns
-        ]
-        stmt = stmt.where(or_(*conditions))
-    return tx.conn.execute(stmt.limit(1)).first() is not None

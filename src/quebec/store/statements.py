@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import BigInteger, Delete, Integer, Select, Update, bindparam, delete, insert, select, update
+from sqlalchemy import BigInteger, Delete, Integer, Select, Table, Update, bindparam, delete, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.dialects import Dialect
@@ -47,6 +47,14 @@ def like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
+def _index_on(table: Table, *columns: str) -> str:
+    """The name of `table`'s index on exactly `columns`."""
+    for index in table.indexes:
+        if tuple(c.name for c in index.columns) == columns and index.name is not None:
+            return str(index.name)
+    raise LookupError(f"{table.name} has no index on {columns}")
+
+
 class Statements:
     """Claim and finish statements for one set of tables on one database."""
 
@@ -55,6 +63,10 @@ class Statements:
         ready, claims, jobs = tables.ready_executions, tables.claimed_executions, tables.jobs
         paused = select(tables.pauses.c.queue_name).scalar_subquery()
         self.pick: dict[QueueMatch, Select[tuple[int]]] = {}
+        # The same pick with each row's own id, for a claim made a statement a step: the
+        # delete that follows finds the rows by primary key. By job_id, InnoDB scanned the
+        # table and waited for rows another claim had locked.
+        self.pick_rows: dict[QueueMatch, Select[tuple[int, int]]] = {}
         self.claim_in_one: dict[QueueMatch, Select[Any]] = {}
         # One writer at a time (SQLite): nobody can take a row between the pick and the
         # delete, so the delete picks its own rows.
@@ -66,7 +78,10 @@ class Statements:
             elif match is QueueMatch.PREFIX:
                 stmt = stmt.where(ready.c.queue_name.like(bindparam("queue"), escape=_ESCAPE))
             ordered = stmt.order_by(ready.c.priority, ready.c.job_id).limit(bindparam("limit", type_=Integer()))
+            if match is not QueueMatch.EXACT:  # one queue: its (queue, priority, job) index is in order
+                ordered = dialect.in_index_order(ordered, ready, _index_on(ready, "priority", "job_id"))
             self.pick[match] = dialect.lock_skip_locked(ordered)
+            self.pick_rows[match] = dialect.lock_skip_locked(ordered.add_columns(ready.c.id))
             if dialect.supports_modifying_cte:
                 self.claim_in_one[match] = self._claim_cte(tables, self.pick[match])
             if dialect.single_writer and dialect.supports_delete_returning:

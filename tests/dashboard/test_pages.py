@@ -145,6 +145,9 @@ def test_health_json(world: World, client: Any) -> None:
 def test_live_fragment_is_the_block_only(world: World, client: Any) -> None:
     text = client.get("/queues", headers={"HX-Request": "true"}).text
     assert text.startswith('<div id="live"') and "<html" not in text
+    # where rows are ticked, only the count refreshes
+    text = client.get("/jobs/failed", headers={"HX-Request": "true"}).text
+    assert text.startswith('<div id="live"') and "2 in all" in text and 'id="job-' not in text
 
 
 @pytest.mark.parametrize("hours", ["0", "abc", "9999"])

@@ -8,7 +8,7 @@ from starlette.routing import Route
 from quebec.dashboard.core import BadRequest, Context, Form, action, done, query_int, view
 from quebec.dashboard.render import Page, render
 from quebec.dashboard.routes.overview import STATES
-from quebec.store import job_detail, listings
+from quebec.store import job_detail, listings, overview
 from quebec.store.listings import ListFilter
 
 PAGE_SIZE = 50
@@ -45,12 +45,16 @@ def job_list(page: Page, ctx: Context) -> Response:
     where = list_filter(dict(page.request.query_params), failed=slug == "failed")
     before = query_int(page, "before", None, 1, 2**63 - 1)
     found = ctx.quebec.db.read(listings.list_state, state=state, where=where, before=before, limit=PAGE_SIZE)
+    selectable = slug in ("failed", "blocked", "scheduled") and page.visitor.may_act
     return render(
         page,
         "jobs.html",
         slug=slug,
         label=label,
-        selectable=slug in ("failed", "blocked", "scheduled") and page.visitor.may_act,
+        selectable=selectable,
+        state=state,
+        # Where the rows are ticked for an action they do not refresh; the count does.
+        counts=ctx.quebec.db.read(overview.state_counts) if selectable else None,
         at_label=_AT_LABEL[slug],
         found=found,
         where=where,

@@ -24,6 +24,8 @@ ABOVE_STORE = (
     "waiting.py",
     "execution.py",
     "sealing.py",
+    "dashboard",
+    "app_control_plane.py",
 )
 DIALECT_NAME = re.compile(r"""["'](sqlite|postgres|postgresql|mysql|mariadb)["']""")
 

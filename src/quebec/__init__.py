@@ -35,6 +35,7 @@ __all__ = [
     "BaseClass",
     "ConcurrencyConflict",
     "ConcurrencyStrategy",
+    "ControlPlaneASGI",
     "ConfigError",
     "DatabaseUnavailable",
     "DiscardStrategy",
@@ -65,3 +66,16 @@ __all__ = [
     "__version__",
     "context",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The dashboard (Starlette) is loaded only when asked for: `quebec.ControlPlaneASGI`.
+    if name == "ControlPlaneASGI":
+        from quebec.app_control_plane import _dashboard
+
+        return _dashboard("app").ControlPlaneASGI
+    raise AttributeError(f"module 'quebec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "ControlPlaneASGI"})

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from quebec import enqueue_callbacks, enqueuing, waiting
+from quebec.app_control_plane import ControlPlaneMethods
 from quebec.app_recurring import RecurringMethods
 from quebec.config import Settings, load_settings, run_options
 from quebec.engine.drain import Drain
@@ -39,7 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _LAZY = threading.Lock()  # guards the lazy creation of an instance's JobMetrics
 
 
-class Quebec(Operations, JobMetricsControl, RecurringMethods):
+class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethods):
     """One per process. `Quebec(url, **options)`; options as in spec/configuration.md."""
 
     # Runtime state that exists before any start(); class defaults, set per instance when used.
@@ -233,13 +234,19 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         """
         refuse_unappliable(self.settings, forking=fork_mode(os.environ))
         if fork_mode(os.environ):
-            return self._run_forked(create_tables, spawn)
-        self._runtime = self._new_runtime(create_tables, control_plane, spawn, threads)
+            dashboard = self._control_plane_process(control_plane)
+            try:
+                return self._run_forked(create_tables, spawn)
+            finally:
+                self._stop_control_plane_process(dashboard)
+        self._runtime = self._new_runtime(create_tables, None, spawn, threads)
+        self._serve_control_plane(control_plane)
         try:
             return self._runtime.run()
         finally:
             self._runtime = None
             self._quiet_requested = False
+            self.stop_control_plane()
 
     def _run_forked(self, create_tables: bool, spawn: Iterable[str] | None) -> int:
         if spawn is not None:
@@ -282,11 +289,13 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
                 "supervisor.not_forking: QUEBEC_SUPERVISOR=1 applies to qc.run() and python -m quebec; "
                 "qc.start() runs its components as threads of this process"
             )
-        self._runtime = self._new_runtime(create_tables, control_plane, spawn, threads)
+        self._runtime = self._new_runtime(create_tables, None, spawn, threads)
+        self._serve_control_plane(control_plane)
         try:
             self._runtime.start_background()
         except BaseException:
             self._runtime = None
+            self.stop_control_plane()
             raise
         return self
 
@@ -316,6 +325,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods):
         """Graceful shutdown of a runtime started with start() (or run() in another thread)."""
         runtime, self._runtime = self._runtime, None
         self._quiet_requested = False
+        self.stop_control_plane()
         if runtime is not None:
             runtime.stop()
             runtime.join(timeout)

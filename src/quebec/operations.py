@@ -6,6 +6,7 @@ dashboard share, with this instance's database, settings and keys.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from quebec import ops
 from quebec.config import Settings
 from quebec.sealing import Sealing
 from quebec.store import Database
+from quebec.store.listings import ListFilter
 
 
 class Operations:
@@ -58,6 +60,30 @@ class Operations:
         return ops.discard_all_failed(
             self.db, class_name=class_name, queue_name=queue_name, since=since, until=until, error_like=error_like
         )
+
+    # -- several jobs at once (the dashboard's selections and filters) -----------------------
+    def retry_failed_jobs(self, job_ids: Sequence[int]) -> int:
+        """failed → ready for those of `job_ids` that are failed; returns how many."""
+        return ops.retry_failed(self.db, list(job_ids))
+
+    def discard_failed_jobs(self, job_ids: Sequence[int]) -> int:
+        return ops.discard_failed(self.db, list(job_ids))
+
+    def retry_failed_matching(self, where: ListFilter) -> int:
+        """Retry every failed job the dashboard's filter matches (store.listings); returns how many."""
+        return ops.failed_matching(self.db, ops.retry_failed, where)
+
+    def discard_failed_matching(self, where: ListFilter) -> int:
+        return ops.failed_matching(self.db, ops.discard_failed, where)
+
+    def unblock_jobs(self, job_ids: Sequence[int]) -> int:
+        return len(ops.unblock(self.db, list(job_ids)))
+
+    def cancel_blocked_jobs(self, job_ids: Sequence[int]) -> int:
+        return len(ops.cancel_blocked(self.db, list(job_ids)))
+
+    def cancel_scheduled_jobs(self, job_ids: Sequence[int]) -> int:
+        return ops.cancel_scheduled(self.db, list(job_ids))
 
     def cancel_scheduled(self, job_id: int) -> bool:
         return ops.cancel_scheduled(self.db, [job_id]) > 0

@@ -12,7 +12,8 @@ from quebec.config.settings import BATCH
 from quebec.encryption import Cipher, sealed_token
 from quebec.errors import ConfigError
 from quebec.identifiers import queue_name
-from quebec.store import Database, blocked, cleanup, failed, jobs, pauses, queries, rekey, scheduled, stats
+from quebec.store import Database, blocked, cleanup, failed, jobs, listings, pauses, queries, rekey, scheduled, stats
+from quebec.store.listings import ListFilter
 from quebec.store.queries import JobRow
 from quebec.store.stats import ProcessSnapshot, QueueSnapshot
 from quebec.types import ENDINGS, JobState, JobStatus
@@ -208,6 +209,24 @@ def _all_failed(
         if not rows:
             return total
         done = action(db, [r.id for r in rows])
+        total += done
+        if done == 0:
+            return total
+
+
+def failed_matching(
+    db: Database, action: Callable[[Database, Sequence[int]], int], where: ListFilter, *, batch_size: int = 500
+) -> int:
+    """`action` (retry_failed, discard_failed) on every failed job the dashboard's filter
+    matches, a page at a time, exactly the rows its failed list shows; returns how many."""
+    total = 0
+    while True:
+        found = db.read(
+            listings.list_state, state=JobState.FAILED, where=where, limit=min(batch_size, listings.PAGE_MAX)
+        )
+        if not found.jobs:
+            return total
+        done = action(db, [job.id for job in found.jobs])
         total += done
         if done == 0:
             return total

@@ -121,26 +121,24 @@ def test_spawning_everything_by_default_does_not_warn_about_the_scheduler(start_
     assert start_up(start={"spawn": None}) == []
 
 
-def test_control_plane_warns_once(start_up: Callable[..., list[str]]) -> None:
-    (warning,) = start_up(start={"control_plane": "127.0.0.1:5006"})
-    assert warning.startswith("control_plane='127.0.0.1:5006' has no effect yet: the dashboard is not built")
+def test_control_plane_no_longer_warns(start_up: Callable[..., list[str]]) -> None:
+    assert start_up(start={"control_plane": "127.0.0.1:0"}) == []  # it is built (docs/dashboard.md)
 
 
-def test_run_warns_about_control_plane_once_too(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_run_serves_the_control_plane_instead_of_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     qc = quebec.Quebec(f"sqlite:///{tmp_path}/q.db?mode=rwc", table_name_prefix="t_unsup")
     started = threading.Event()
     qc.on_start(started.set)
     with caplog.at_level(logging.WARNING, logger="quebec"):
-        runner = threading.Thread(target=qc.run, kwargs={"spawn": ["worker"], "control_plane": "127.0.0.1:5006"})
+        runner = threading.Thread(target=qc.run, kwargs={"spawn": ["worker"], "control_plane": "127.0.0.1:0"})
         runner.start()
         assert started.wait(10)
+        served = qc._control_plane is not None and qc._control_plane.running  # the dashboard (docs/dashboard.md)
         qc.stop()
         runner.join(10)
     qc.close()
-    assert [r.getMessage() for r in caplog.records if "control_plane" in r.getMessage()] == [
-        "control_plane='127.0.0.1:5006' has no effect yet: the dashboard is not built, so nothing listens on "
-        "that address; leave it unset"
-    ]
+    assert served
+    assert [r.getMessage() for r in caplog.records if "control_plane" in r.getMessage()] == []
 
 
 def test_the_list_is_a_pure_function_of_settings_spawn_control_plane_and_environment(tmp_path: Path) -> None:

@@ -67,6 +67,14 @@ CLI_VARIABLES = frozenset(
     {
         "QUEBEC_CREATE_TABLES",
         "QUEBEC_CONTROL_PLANE",
+        # the dashboard's credentials and switches (dashboard/security.py)
+        "QUEBEC_CONTROL_PLANE_USER",
+        "QUEBEC_CONTROL_PLANE_PASSWORD",
+        "QUEBEC_CONTROL_PLANE_VIEWER_USER",
+        "QUEBEC_CONTROL_PLANE_VIEWER_PASSWORD",
+        "QUEBEC_CONTROL_PLANE_TOKEN",
+        "QUEBEC_CONTROL_PLANE_SECRET",
+        "QUEBEC_CONTROL_PLANE_READ_ONLY",
         "QUEBEC_SPAWN",
         "QUEBEC_LOG_LEVEL",
         "QUEBEC_LOG_FORMAT",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, select
+from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
@@ -244,3 +244,14 @@ class Dialect:
     def ids_for_update(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
         stmt = select(table.c.job_id).where(where).with_for_update()
         return list(conn.scalars(stmt))
+
+    # -- read models (the dashboard) ------------------------------------------------------
+    def estimated_rows(self, conn: Connection, table: Table) -> int | None:
+        """The planner's estimate of `table`'s row count where one is cheap to read; None
+        where there is none (then the caller counts exactly)."""
+        return None
+
+    def bucket_index(self, start: Any, end: Any, seconds: int) -> ColumnElement[int]:
+        """SQL: which `seconds`-long bucket after `start` the timestamp `end` falls in (end ≥ start)."""
+        # date_part is double precision (extract is numeric from PG 14 on: slower per row)
+        return func.floor(func.date_part("epoch", end - start) / seconds)

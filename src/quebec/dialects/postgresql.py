@@ -178,6 +178,13 @@ class PostgreSQLDialect(Dialect):
             return isinstance(exc, OperationalError)
         return False
 
+    def estimated_rows(self, conn: Connection, table: Table) -> int | None:
+        # pg_class.reltuples: what ANALYZE / autovacuum last saw; -1 (PG 14+) = never analysed.
+        found = conn.execute(
+            text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)"), {"name": table.name}
+        ).scalar()
+        return None if found is None or int(found) < 0 else int(found)
+
     def is_missing_table(self, exc: BaseException) -> bool:
         return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "42P01"
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, event, func, insert, select
+from sqlalchemy import Connection, Engine, Integer, Table, bindparam, cast, event, func, insert, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -90,6 +90,10 @@ class SQLiteDialect(Dialect):
         conn.begin()
 
     placeholder = "?"
+
+    def bucket_index(self, start: Any, end: Any, seconds: int) -> Any:
+        # Timestamps are ISO text here; julianday reads them (fractions of a second included).
+        return cast((func.julianday(end) - func.julianday(start)) * 86400.0 / seconds, Integer)
 
     def to_db(self, value: Any) -> Any:
         # The same text SQLAlchemy's SQLite DATETIME writes, so comparisons stay textual.

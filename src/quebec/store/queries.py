@@ -67,15 +67,20 @@ class JobRow:
         return count if isinstance(count, int) else 0
 
 
-def state_counts(tx: Tx) -> dict[JobState, int]:
-    t = tx.tables
-    counts = {
+def state_tables(t: Tables) -> dict[JobState, Any]:
+    """The execution table that holds each state's jobs (finished jobs have none)."""
+    return {
         JobState.READY: t.ready_executions,
         JobState.SCHEDULED: t.scheduled_executions,
         JobState.CLAIMED: t.claimed_executions,
         JobState.BLOCKED: t.blocked_executions,
         JobState.FAILED: t.failed_executions,
     }
+
+
+def state_counts(tx: Tx) -> dict[JobState, int]:
+    t = tx.tables
+    counts = state_tables(t)
     out = {
         state: int(tx.conn.execute(select(func.count()).select_from(table)).scalar() or 0)
         for state, table in counts.items()
@@ -225,13 +230,7 @@ def state_of(r: Any) -> JobState:
 
 
 def _state_condition(t: Any, state: JobState) -> Any:
-    table = {
-        JobState.READY: t.ready_executions,
-        JobState.SCHEDULED: t.scheduled_executions,
-        JobState.CLAIMED: t.claimed_executions,
-        JobState.BLOCKED: t.blocked_executions,
-        JobState.FAILED: t.failed_executions,
-    }.get(state)
+    table = state_tables(t).get(state)
     if table is not None:
         return table.c.id.is_not(None)
     return t.jobs.c.finished_at.is_not(None) & t.failed_executions.c.id.is_(None)

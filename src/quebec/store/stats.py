@@ -130,9 +130,10 @@ def queue_stats(tx: Tx, *, with_finished: bool = True) -> QueueSnapshot:
 def process_list(tx: Tx) -> ProcessSnapshot:
     """Registered processes, oldest first, each with the number of claims it holds."""
     procs, claimed = tx.tables.processes, tx.tables.claimed_executions
-    running: dict[int, int] = dict(
-        tx.conn.execute(select(claimed.c.process_id, func.count()).group_by(claimed.c.process_id)).tuples().all()
-    )
+    running: dict[int, int] = {
+        pid: int(n)
+        for pid, n in tx.conn.execute(select(claimed.c.process_id, func.count()).group_by(claimed.c.process_id))
+    }
     rows = [
         ProcessRow(
             id=r.id,

@@ -1,0 +1,11 @@
+"""The dashboard's routes, one module per page and its actions."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from quebec.dashboard.routes import jobs, overview, processes, queues, recurring
+
+
+def all_routes() -> list[BaseRoute]:
+    return [*overview.routes, *queues.routes, *jobs.routes, *recurring.routes, *processes.routes]

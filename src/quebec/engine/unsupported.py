@@ -26,7 +26,7 @@ _MEMORY_COMPANIONS = (
 _UNREAD = {
     "cleanup_interval": "finished jobs are not cleared periodically; call qc.clear_finished_jobs() yourself",
     "notify_throttle_interval": "every enqueue sends its NOTIFY, unthrottled",
-    "control_plane_sse_interval": "the dashboard is not built",
+    "control_plane_sse_interval": "the dashboard polls every 5 s (htmx), it sends no server-sent events",
 }
 _NO_FORK = (
     "only the fork supervisor (QUEBEC_SUPERVISOR=1 with qc.run() or python -m quebec) runs several processes, "

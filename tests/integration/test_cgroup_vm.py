@@ -72,7 +72,8 @@ smalls = [qc.perform_later(oomjobs.Small, n).id for n in range(6)]
 qc.close()
 
 env = dict(os.environ, QUEBEC_SUPERVISOR="1", DATABASE_URL=url, QUEBEC_CGROUP_ROOT=root,
-           PYTHONPATH=share, PYTHONUNBUFFERED="1", QUEBEC_LOG_LEVEL="INFO")
+           PYTHONPATH=os.pathsep.join(filter(None, [share, os.environ.get("PYTHONPATH")])),
+           PYTHONUNBUFFERED="1", QUEBEC_LOG_LEVEL="INFO")
 log = open("/tmp/work/supervisor.log", "wb")
 def inside_root():  # the supervisor starts inside the subtree, as under systemd's Delegate=yes
     with open(os.path.join(root, "cgroup.procs"), "w") as f:
@@ -127,7 +128,8 @@ def test_a_job_past_memory_max_is_oom_killed_failed_with_the_limit_and_the_rest_
     (share / "queue.yml").write_text(QUEUE_YML, encoding="utf-8")
     (share / "driver.py").write_text(textwrap.dedent(DRIVER), encoding="utf-8")
     shared = vm_support.in_guest(share)
-    run = vm_support.run_in_guest(guest, f"{sys.executable} {shared}/driver.py {shared}", tmp_path / "vm")
+    command = f"PYTHONPATH={vm_support.quebec_src()} {sys.executable} {shared}/driver.py {shared}"
+    run = vm_support.run_in_guest(guest, command, tmp_path / "vm")
     lines = [line for line in run.output.splitlines() if line.startswith("{")]
     assert lines, f"the driver printed no result:\n{run.output[-6000:]}"
     result = json.loads(lines[-1])

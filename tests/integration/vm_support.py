@@ -48,6 +48,20 @@ def in_guest(path: Path) -> str:
     return f"{HOST_TMP}/{relative}"
 
 
+def seen_in_guest(path: Path) -> str:
+    """Where any host path is seen in the guest (/tmp is the guest's own; the rest is the host's)."""
+    resolved = Path(path).resolve()
+    return in_guest(resolved) if resolved.is_relative_to("/tmp") else str(resolved)
+
+
+def quebec_src() -> str:
+    """The guest's path to the `quebec` package under test: an editable install's finder names a
+    host path, which the guest cannot see when the checkout lives under /tmp (a CI clone)."""
+    import quebec
+
+    return seen_in_guest(Path(quebec.__file__).resolve().parents[1])
+
+
 @dataclass(frozen=True)
 class Guest:
     kernel: Path

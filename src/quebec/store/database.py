@@ -40,6 +40,8 @@ class Tx:
     tables: Tables
     dialect: Dialect
     now: datetime
+    # The claim and finish statements, built once per Database (store/statements.py).
+    statements: Statements
     # The NOTIFY channel enqueues announce ready queues on (settings.name): per Database,
     # so two Quebec instances in one process each keep their own.
     channel: str = "quebec"
@@ -52,15 +54,8 @@ class Tx:
     # Beaten once this transaction commits, if it ended jobs (results.announce_done): wakes
     # waiters in this process.
     ended: Pulse | None = None
-    # The claim and finish statements, built once per Database (store/statements.py).
-    sql: Statements | None = None
     # Set by store functions: something to do once the transaction has committed.
     after_commit: list[Callable[[], None]] = field(default_factory=list)
-
-    @property
-    def statements(self) -> Statements:
-        """The prebuilt statements (built here if this Tx came without them)."""
-        return self.sql if self.sql is not None else Statements(self.tables, self.dialect)
 
 
 class Database:
@@ -218,12 +213,12 @@ class Database:
             tables=self.tables,
             dialect=self.dialect,
             now=self.clock.now(),
+            statements=self.statements,
             channel=self.channel,
             preserve_finished=self.preserve_finished,
             flow=self.flow,
             keeps_results=bool(self.keeps_results),
             ended=self.ended,
-            sql=self.statements,
         )
 
     def _run(self, fn: Callable[..., T], write: bool, *args: Any, **kwargs: Any) -> T:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from quebec.store.database import Database
-from quebec.store.statements import like_prefix
+from quebec.store.statements import queue_condition, unpaused
 from quebec.types import QueueSelector
 
 log = logging.getLogger("quebec.worker")
@@ -58,14 +58,9 @@ class ReadyProbe:
 def _probe_sql(db: Database, queues: QueueSelector) -> str:
     """The probe as plain SQL. Queue names are validated identifiers, and the values are
     rendered by SQLAlchemy's own literal quoting for the database."""
-    t = db.tables
-    ready = t.ready_executions
-    stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(select(t.pauses.c.queue_name)))
+    ready = db.tables.ready_executions
+    stmt = select(ready.c.job_id).where(unpaused(db.tables))
     if not queues.is_all:
-        name = ready.c.queue_name
-        matches = [
-            name.like(like_prefix(p[:-1]), escape="/") if p.endswith("*") else name == p for p in queues.patterns
-        ]
-        stmt = stmt.where(or_(*matches))
+        stmt = stmt.where(or_(*(queue_condition(ready.c.queue_name, q) for q in queues.patterns)))
     compiled = stmt.limit(1).compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
     return str(compiled)

@@ -10,7 +10,7 @@ from sqlalchemy import Select, select
 from quebec.store.database import Tx, one_statement_when
 from quebec.store.rows import claimed_job
 from quebec.store.semaphores import acquire, release
-from quebec.store.statements import queue_match
+from quebec.store.statements import queue_condition, queue_match, unpaused
 from quebec.types import ClaimedJob, QueueSelector
 
 
@@ -78,14 +78,10 @@ def _take(tx: Tx, pattern: str | None, limit: int, process_id: int, skip: Collec
 
 def _pick(tx: Tx, pattern: str | None, limit: int, skip: Collection[str]) -> Select[tuple[int]]:
     """The ready rows to take: one queue pattern, paused queues and `skip` left out, locked rows skipped."""
-    t = tx.tables
-    ready = t.ready_executions
-    paused = select(t.pauses.c.queue_name).scalar_subquery()
-    stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(paused), ready.c.queue_name.not_in(list(skip)))
-    if pattern is not None and pattern.endswith("*"):
-        stmt = stmt.where(ready.c.queue_name.startswith(pattern[:-1], autoescape=True))
-    elif pattern is not None:
-        stmt = stmt.where(ready.c.queue_name == pattern)
+    ready = tx.tables.ready_executions
+    stmt = select(ready.c.job_id).where(unpaused(tx.tables), ready.c.queue_name.not_in(list(skip)))
+    if pattern is not None:
+        stmt = stmt.where(queue_condition(ready.c.queue_name, pattern))
     return tx.dialect.lock_skip_locked(stmt.order_by(ready.c.priority, ready.c.job_id).limit(limit))
 
 

@@ -47,6 +47,25 @@ def like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
+def unpaused(tables: Tables) -> ColumnElement[bool]:
+    """A ready row whose queue is not paused."""
+    return tables.ready_executions.c.queue_name.not_in(select(tables.pauses.c.queue_name).scalar_subquery())
+
+
+def matching(column: ColumnElement[Any], match: QueueMatch, value: Any) -> ColumnElement[bool]:
+    """`column` against a queue_match() value (or a bound parameter standing for it)."""
+    condition: ColumnElement[bool] = (
+        column == value if match is QueueMatch.EXACT else column.like(value, escape=_ESCAPE)
+    )
+    return condition
+
+
+def queue_condition(column: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
+    """`column` names a queue that `pattern` (a name, or `prefix*`) matches, the value inlined."""
+    match, params = queue_match(pattern)
+    return matching(column, match, params["queue"])
+
+
 def _index_on(table: Table, *columns: str) -> str:
     """The name of `table`'s index on exactly `columns`."""
     for index in table.indexes:
@@ -61,7 +80,6 @@ class Statements:
     def __init__(self, tables: Tables, dialect: Dialect) -> None:
         self._dialect = dialect
         ready, claims, jobs = tables.ready_executions, tables.claimed_executions, tables.jobs
-        paused = select(tables.pauses.c.queue_name).scalar_subquery()
         self.pick: dict[QueueMatch, Select[tuple[int]]] = {}
         # The same pick with each row's own id, for a claim made a statement a step: the
         # delete that follows finds the rows by primary key. By job_id, InnoDB scanned the
@@ -72,11 +90,9 @@ class Statements:
         # delete, so the delete picks its own rows.
         self.take_picked: dict[QueueMatch, Delete] = {}
         for match in QueueMatch:
-            stmt = select(ready.c.job_id).where(ready.c.queue_name.not_in(paused))
-            if match is QueueMatch.EXACT:
-                stmt = stmt.where(ready.c.queue_name == bindparam("queue"))
-            elif match is QueueMatch.PREFIX:
-                stmt = stmt.where(ready.c.queue_name.like(bindparam("queue"), escape=_ESCAPE))
+            stmt = select(ready.c.job_id).where(unpaused(tables))
+            if match is not QueueMatch.ALL:
+                stmt = stmt.where(matching(ready.c.queue_name, match, bindparam("queue")))
             ordered = stmt.order_by(ready.c.priority, ready.c.job_id).limit(bindparam("limit", type_=Integer()))
             if match is not QueueMatch.EXACT:  # one queue: its (queue, priority, job) index is in order
                 ordered = dialect.in_index_order(ordered, ready, _index_on(ready, "priority", "job_id"))

@@ -37,8 +37,6 @@ class Dialect:
     # True when DELETE/INSERT … RETURNING can be chained in one WITH statement, so a
     # claim is one round trip instead of four.
     supports_modifying_cte = False
-    # True when DELETE … RETURNING is available (else delete_returning() locks, reads, deletes).
-    supports_delete_returning = True
     # True for an embedded database the application owns (a file): its tables are
     # created on first connect, as there is no DBA or DDL permission to respect.
     embedded = False
@@ -132,9 +130,11 @@ class Dialect:
         locked; looking at (and waiting for) no other row."""
         conn.execute(delete(table).where(self.ids_in(table.c.id)), {"ids": self.ids_value(ids)})
 
-    def delete_returning(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
-        """Delete execution rows matching `where`; return their job_ids."""
-        rows = conn.execute(delete(table).where(where).returning(table.c.job_id))
+    def delete_returning(
+        self, conn: Connection, table: Table, where: ColumnElement[bool], params: Mapping[str, Any] | None = None
+    ) -> list[int]:
+        """Delete execution rows matching `where` (its bound `params`); return their job_ids."""
+        rows = conn.execute(delete(table).where(where).returning(table.c.job_id), params)
         return [r[0] for r in rows]
 
     # -- bulk inserts: the enqueue hot path, so plain driver SQL, not per-row Core compilation
@@ -241,9 +241,11 @@ class Dialect:
     def is_missing_table(self, exc: BaseException) -> bool:
         return False
 
-    def ids_for_update(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
+    def ids_for_update(
+        self, conn: Connection, table: Table, where: ColumnElement[bool], params: Mapping[str, Any] | None = None
+    ) -> list[int]:
         stmt = select(table.c.job_id).where(where).with_for_update()
-        return list(conn.scalars(stmt))
+        return list(conn.scalars(stmt, params))
 
     # -- read models (the dashboard) ------------------------------------------------------
     def estimated_rows(self, conn: Connection, table: Table) -> int | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, Table, delete, event, func, insert, literal_column, select, text
@@ -50,10 +50,6 @@ class MySQLDialect(Dialect):
         self._returning = False
         self._consecutive_ids = False
         self.packet_bytes: int | None = None
-
-    @property
-    def supports_delete_returning(self) -> bool:  # type: ignore[override]
-        return self._returning  # MariaDB 10.5+; MySQL has none
 
     def engine_options(self) -> dict[str, Any]:
         opts = super().engine_options()
@@ -130,11 +126,13 @@ class MySQLDialect(Dialect):
         # after the rows it returns (100 locks: index and clustered record).
         return stmt.with_hint(table, f"FORCE INDEX ({index})")
 
-    def delete_returning(self, conn: Connection, table: Table, where: ColumnElement[bool]) -> list[int]:
+    def delete_returning(
+        self, conn: Connection, table: Table, where: ColumnElement[bool], params: Mapping[str, Any] | None = None
+    ) -> list[int]:
         if self._returning:
-            return super().delete_returning(conn, table, where)
+            return super().delete_returning(conn, table, where, params)
         # No RETURNING: lock the rows so nobody takes them between SELECT and DELETE.
-        ids = self.ids_for_update(conn, table, where)
+        ids = self.ids_for_update(conn, table, where, params)
         if ids:
             conn.execute(delete(table).where(table.c.job_id.in_(ids)))
         return ids

@@ -22,13 +22,8 @@ from quebec.types import ErrorInfo, Finished, JobStatus, NewJob
 def _held(tx: Tx, *, process_id: int, job_ids: Sequence[int]) -> list[int]:
     """Delete this process's claims on `job_ids`; the jobs it still held."""
     sql = tx.statements
-    params = sql.ids(job_ids, process_id=process_id)
-    if tx.dialect.supports_delete_returning:
-        return [r[0] for r in tx.conn.execute(sql.give_up_claims, params)]
-    held: list[int] = list(tx.conn.scalars(sql.claims_held, params))  # locked: nobody prunes them under us
-    if held:
-        tx.conn.execute(sql.delete_claims, sql.ids(held))
-    return held
+    claims = tx.tables.claimed_executions
+    return tx.dialect.delete_returning(tx.conn, claims, sql.claims_of_process, sql.ids(job_ids, process_id=process_id))
 
 
 def finish_many(

@@ -103,7 +103,5 @@ def _claimed(tx: Tx, held: list[int], process_id: int) -> list[ClaimedJob]:
 
 def _take_ready(tx: Tx, picked: list[int]) -> list[int]:
     """Delete the picked ready rows; those deleted (all of them where the pick locked them)."""
-    if tx.dialect.supports_delete_returning:
-        return [r[0] for r in tx.conn.execute(tx.statements.take_ready, tx.statements.ids(picked))]
-    ready = tx.tables.ready_executions
-    return tx.dialect.delete_returning(tx.conn, ready, ready.c.job_id.in_(picked))
+    sql = tx.statements
+    return tx.dialect.delete_returning(tx.conn, tx.tables.ready_executions, sql.ready_of_jobs, sql.ids(picked))

@@ -100,23 +100,21 @@ class Statements:
             self.pick_rows[match] = dialect.lock_skip_locked(ordered.add_columns(ready.c.id))
             if dialect.supports_modifying_cte:
                 self.claim_in_one[match] = self._claim_cte(tables, self.pick[match])
-            if dialect.single_writer and dialect.supports_delete_returning:
+            if dialect.single_writer:
                 self.take_picked[match] = (
                     delete(ready)  # type: ignore[assignment]
                     .where(ready.c.job_id.in_(self.pick[match]))
                     .returning(ready.c.job_id)
                 )
-        self.take_ready: Delete = (
-            delete(ready).where(dialect.ids_in(ready.c.job_id)).returning(ready.c.job_id)  # type: ignore[assignment]
-        )
+        # Where-clauses for Dialect.delete_returning, with the id list bound (ids()).
+        self.ready_of_jobs: ColumnElement[bool] = dialect.ids_in(ready.c.job_id)
         self.insert_claims = insert(claims)
         self.jobs_by_id: Select[Any] = (
             select(jobs).where(dialect.ids_in(jobs.c.id)).order_by(jobs.c.priority, jobs.c.id)
         )
-        held: ColumnElement[bool] = dialect.ids_in(claims.c.job_id) & (claims.c.process_id == bindparam("process_id"))
-        self.give_up_claims: Delete = delete(claims).where(held).returning(claims.c.job_id)  # type: ignore[assignment]
-        self.claims_held: Select[Any] = select(claims.c.job_id).where(held).with_for_update()
-        self.delete_claims: Delete = delete(claims).where(dialect.ids_in(claims.c.job_id))
+        self.claims_of_process: ColumnElement[bool] = dialect.ids_in(claims.c.job_id) & (
+            claims.c.process_id == bindparam("process_id")
+        )
         self.mark_finished: Update = (
             update(jobs)
             .where(dialect.ids_in(jobs.c.id))

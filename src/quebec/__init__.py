@@ -2,8 +2,11 @@
 
 from quebec import context
 from quebec.app import Quebec
+from quebec.batch_context import current_batch_id
+from quebec.batches import Batch
 from quebec.context import JobContext
 from quebec.errors import (
+    BatchAlreadyFinished,
     AbortEnqueue,
     ConfigError,
     DatabaseUnavailable,
@@ -33,6 +36,8 @@ __all__ = [
     "AbortEnqueue",
     "ActiveJob",
     "BaseClass",
+    "Batch",
+    "BatchAlreadyFinished",
     "ConcurrencyConflict",
     "ConcurrencyStrategy",
     "ControlPlaneASGI",
@@ -65,6 +70,7 @@ __all__ = [
     "WaitTimeout",
     "__version__",
     "context",
+    "current_batch_id",
 ]
 
 

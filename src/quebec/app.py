@@ -9,9 +9,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from quebec import enqueue_callbacks, enqueuing, waiting
+from quebec.app_batches import BatchMethods
 from quebec.app_control_plane import ControlPlaneMethods
 from quebec.app_recurring import RecurringMethods
+from quebec.batch_context import current_batch_id
 from quebec.config import Settings, load_settings, run_options
+from quebec.engine.batch_members import BatchMemberExecutor
 from quebec.engine.drain import Drain
 from quebec.engine.executor import Executor
 from quebec.engine.forking import ForkSupervisor
@@ -32,7 +35,7 @@ from quebec.metrics_control import JobMetricsControl
 from quebec.operations import Operations
 from quebec.registry import Registry
 from quebec.sealing import Sealing
-from quebec.store import Database, health, jobs
+from quebec.store import Database, batches, health, jobs
 
 log = logging.getLogger("quebec")
 J = TypeVar("J", bound=type[BaseClass])
@@ -40,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _LAZY = threading.Lock()  # guards the lazy creation of an instance's JobMetrics
 
 
-class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethods):
+class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethods, BatchMethods):
     """One per process. `Quebec(url, **options)`; options as in spec/configuration.md."""
 
     # Runtime state that exists before any start(); class defaults, set per instance when used.
@@ -112,11 +115,19 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
             batch, self.db.clock.now(), self.settings.force_override_queue, self.sealing.sealer
         )
 
+        batch_id = current_batch_id.get()
+
         def insert() -> list[ActiveJob]:
-            enqueued = self.db.transact(jobs.enqueue_many, rows)
+            if batch_id is None:
+                enqueued = self.db.transact(jobs.enqueue_many, rows)
+            else:
+                enqueued = self.db.transact(batches.enqueue_into, batch_id, rows)
             enqueuing.settle(batch, plans, enqueued, rows.arguments)
             for job in batch:
                 job.quebec = self  # job.wait() asks this instance
+            if batch_id is not None:
+                for job in batch:
+                    job.batch_id = batch_id
             if self.db.events:
                 self.db.events.emit(
                     JobEvent(JobEventKind.ENQUEUED, job.id, job.class_name, job.queue_name)
@@ -180,7 +191,9 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
     def _drainer(self) -> Drain:
         with _LAZY:
             if self._drain is None:
-                executor = Executor(self.registry, self.db.clock, self.sealing, self.db.events)
+                executor: Executor = BatchMemberExecutor(
+                    Executor(self.registry, self.db.clock, self.sealing, self.db.events)
+                )
                 metrics = self._metrics
                 if metrics is not None:
                     executor = MeteredExecutor(executor, metrics, lambda: 1)

@@ -102,3 +102,7 @@ class WaitTimeout(QuebecError, TimeoutError):
 
 class UnknownJob(QuebecError, LookupError):
     """No job has this id: it was never enqueued here, or it was cleared with its result."""
+
+
+class BatchAlreadyFinished(QuebecError):
+    """Jobs cannot join a batch that has finished (its callbacks are enqueued already)."""

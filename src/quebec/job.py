@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol
 
 from quebec import flow_options
 from quebec import options as enqueue_options
+from quebec.batch_context import CALLBACK_KEY, envelope_batch_id
 from quebec.conflicts import ConcurrencyConflict as ConcurrencyConflict
 from quebec.conflicts import RateLimitConflict as RateLimitConflict
 from quebec.enqueue_callbacks import check_enqueue_callbacks, has_enqueue_callbacks
@@ -63,8 +64,9 @@ class ActiveJob(JobDescriptor):
     envelope: str | None = None
     # The Quebec that enqueued it, which job.wait() and job.status ask.
     quebec: Any = field(default=None, repr=False, compare=False)
+    # The batch it joined (enqueued inside `with qc.batch(...)` / `batch.enqueue()`), else None.
+    batch_id: int | None = field(default=None, repr=False, compare=False)
 
-    batch_id: ClassVar[str | None] = None
     callback_batch_id: ClassVar[str | None] = None
     concurrency_key: ClassVar[str | None] = None
     concurrency_on_conflict: ClassVar[ConcurrencyConflict] = ConcurrencyConflict.Block
@@ -267,6 +269,26 @@ class BaseClass:
         shows it (parsed when asked, so a job that never reads it pays nothing)."""
         stored = vars(self).get("_stored_arguments")
         return arguments_json(stored) if stored else None
+
+    @property
+    def batch_id(self) -> int | None:
+        """Inside perform: the id of the batch this job belongs to, or None."""
+        return envelope_batch_id(vars(self).get("_stored_arguments"))
+
+    @property
+    def callback_batch_id(self) -> int | None:
+        """Inside perform of a batch callback job: the id of the batch that finished, or None."""
+        return envelope_batch_id(vars(self).get("_stored_arguments"), CALLBACK_KEY)
+
+    @property
+    def batch(self) -> Any:
+        """The batch this job runs for: its own batch for a member job, the finished batch for
+        a callback job (a quebec.Batch, read when asked). None outside batches."""
+        batch_id = self.batch_id
+        if batch_id is None:
+            batch_id = self.callback_batch_id
+        finder = getattr(type(self)._quebec, "find_batch", None)
+        return None if batch_id is None or finder is None else finder(batch_id)
 
     def rate_limit_key(self, *args: Any, **kwargs: Any) -> str:
         """The rate-limit bucket of a job with these arguments; override it to limit per key

@@ -18,6 +18,7 @@ from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
 from quebec.engine.memory import MemoryWatch, resident_mb, unique_mb
+from quebec.engine.batch_members import BatchMemberExecutor
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
 from quebec.engine.process_table import ProcessTable
@@ -169,7 +170,7 @@ def _worker(
         return rows.id_of(key)
 
     completer = Completer(db, row_id, preserve_finished=settings.preserve_finished_jobs)
-    executor = Executor(registry, db.clock, sealing, db.events)
+    executor: Executor = BatchMemberExecutor(Executor(registry, db.clock, sealing, db.events))
     if wiring.metrics is not None:
         executor = MeteredExecutor(executor, wiring.metrics, wiring.in_flight)
     board = installed()  # a fork supervisor's worker child: started jobs are marked for OOM attribution

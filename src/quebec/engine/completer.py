@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from quebec.engine.outcomes import OUTCOME_TYPES, Discarded, Failed, Finished, Outcome, Released, Rescheduled, Retried
 from quebec.errors import DatabaseUnavailable, MissingTables
 from quebec.events import JobEvent, JobEventKind
-from quebec.store import Database, claimed
+from quebec.store import Database, batch_completion, claimed
 from quebec.store.results import Ending
 from quebec.types import ErrorInfo, JobStatus
 
@@ -75,13 +75,18 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
                 raise TypeError(f"cannot write {outcome!r}: an outcome is one of {_NAMES}")
     pid, lost = process_id, list[int]()
     if finished:
-        done = db.transact(
-            claimed.finish_many,
-            process_id=pid,
-            job_ids=[o.job_id for o in finished],
-            preserve=preserve_finished,
-            endings=_endings(finished),
-        )
+        ids, endings = [o.job_id for o in finished], _endings(finished)
+        if members := _batch_members(finished):
+            done = db.transact(
+                batch_completion.finish_many,
+                members=members,
+                process_id=pid,
+                job_ids=ids,
+                preserve=preserve_finished,
+                endings=endings,
+            )
+        else:
+            done = db.transact(claimed.finish_many, process_id=pid, job_ids=ids, preserve=preserve_finished, endings=endings)
         lost += _written(outcomes, finished, done.job_ids)
     if released:
         lost += _written(
@@ -89,10 +94,19 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
         )
     if failed:
         failures = [claimed.Failure(o.job_id, o.error, o.arguments) for o in failed]
-        lost += _written(outcomes, failed, db.transact(claimed.fail_many, process_id=pid, failures=failures))
+        if members := _batch_members(failed):
+            held = db.transact(batch_completion.fail_many, members=members, process_id=pid, failures=failures)
+        else:
+            held = db.transact(claimed.fail_many, process_id=pid, failures=failures)
+        lost += _written(outcomes, failed, held)
     if retried:
         runs = {o.job_id: o.next_run for o in retried}
-        new_ids = db.transact(claimed.retry_many, process_id=pid, next_runs=runs, preserve=preserve_finished)
+        if members := _batch_members(retried):
+            new_ids = db.transact(
+                batch_completion.retry_many, members=members, process_id=pid, next_runs=runs, preserve=preserve_finished
+            )
+        else:
+            new_ids = db.transact(claimed.retry_many, process_id=pid, next_runs=runs, preserve=preserve_finished)
         lost += _written(outcomes, retried, new_ids)
     if rescheduled:
         at = {o.job_id: o.run_at for o in rescheduled}
@@ -117,6 +131,11 @@ def _event(outcome: Finished | Discarded | Failed | Retried) -> JobEvent:
             return JobEvent(JobEventKind.FAILED, outcome.job_id, outcome.class_name, error=error)
         case Retried():
             return JobEvent(JobEventKind.RETRIED, outcome.job_id, outcome.class_name)
+
+
+def _batch_members(group: Sequence[Finished | Discarded | Failed | Retried]) -> dict[int, int]:
+    """job → batch for the batch jobs of a group ({} for the usual flush: nothing is written for batches)."""
+    return {o.job_id: o.batch_id for o in group if o.batch_id is not None}
 
 
 def _endings(finished: Sequence[Finished | Discarded]) -> dict[int, Ending]:
@@ -362,7 +381,10 @@ def _write_error(item: _Item, seconds: float) -> Failed:
         f"could not record the outcome of job {outcome.job_id} ({what}) for {seconds:.0f}s: {item.last_error}; "
         f"the job is recorded as failed instead"
     )
-    return Failed(outcome.job_id, ErrorInfo("OutcomeWriteError", message), class_name=outcome.class_name)
+    batch_id = None if isinstance(outcome, Released | Rescheduled) else outcome.batch_id
+    return Failed(
+        outcome.job_id, ErrorInfo("OutcomeWriteError", message), class_name=outcome.class_name, batch_id=batch_id
+    )
 
 
 def _reason(error: BaseException) -> str:

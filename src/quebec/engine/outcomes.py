@@ -20,6 +20,7 @@ class Finished:
     job_id: int
     class_name: str = ""
     result: str | None = None
+    batch_id: int | None = None  # the job's batch (its envelope's), set by BatchMemberExecutor
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class Failed:
     error: ErrorInfo
     arguments: str | None = None
     class_name: str = ""
+    batch_id: int | None = None  # the job's batch (its envelope's), set by BatchMemberExecutor
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Retried:
     job_id: int
     next_run: NewJob
     class_name: str = ""
+    batch_id: int | None = None  # the job's batch (its envelope's), set by BatchMemberExecutor
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class Discarded:
     job_id: int
     error: ErrorInfo
     class_name: str = ""
+    batch_id: int | None = None  # the job's batch (its envelope's), set by BatchMemberExecutor
 
 
 @dataclass(frozen=True, slots=True)

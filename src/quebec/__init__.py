@@ -6,8 +6,8 @@ from quebec.batch_context import current_batch_id
 from quebec.batches import Batch
 from quebec.context import JobContext
 from quebec.errors import (
-    BatchAlreadyFinished,
     AbortEnqueue,
+    BatchAlreadyFinished,
     ConfigError,
     DatabaseUnavailable,
     EnqueueError,

@@ -73,7 +73,8 @@ def _callbacks(qc: Any) -> list[str]:
 
 def _rows(qc: Any, table: str) -> list[Any]:
     t = getattr(qc.db.tables, table)
-    return qc.db.read(lambda tx: list(tx.conn.execute(select(t).order_by(t.c.id))))
+    rows: list[Any] = qc.db.read(lambda tx: list(tx.conn.execute(select(t).order_by(t.c.id))))
+    return rows
 
 
 def test_jobs_inside_the_block_join_the_batch_and_leaving_it_starts_it(make_qc: Any) -> None:
@@ -127,8 +128,9 @@ def test_the_last_job_finishes_the_batch_and_enqueues_its_callbacks_once(make_qc
 
 def test_a_failed_job_fails_the_batch_and_a_retried_one_counts_once(make_qc: Any) -> None:
     qc = _qc(make_qc)
-    with qc.batch(on_finish=Callback.build("finish"), on_success=Callback.build("success"),
-                  on_failure=Callback.build("failure")) as batch:
+    with qc.batch(
+        on_finish=Callback.build("finish"), on_success=Callback.build("success"), on_failure=Callback.build("failure")
+    ) as batch:
         Member.perform_later(qc, "fail")
         Member.perform_later(qc, "retry")
         Member.perform_later(qc)
@@ -173,9 +175,8 @@ def test_enqueue_after_finished_raises_and_writes_nothing(make_qc: Any) -> None:
         Member.perform_later(qc)
     _drain(qc)
     jobs_before = len(_rows(qc, "jobs"))
-    with pytest.raises(quebec.BatchAlreadyFinished, match="already finished"):
-        with batch.enqueue():
-            pass
+    with pytest.raises(quebec.BatchAlreadyFinished, match="already finished"), batch.enqueue():
+        pass
     # a stale Batch (it does not know yet) entered anyway: perform_later itself refuses
     stale = quebec.Batch(qc, batch._record, 1, 0)
     object.__setattr__(stale, "_record", batch._record.__class__(**{**_fields(batch._record), "finished_at": None}))
@@ -239,7 +240,7 @@ def test_sweep_finishes_batches_whose_jobs_ended_elsewhere_and_starts_stalled_on
     qc.db.transact(lambda tx: tx.conn.execute(update(jobs).values(finished_at=tx.now)))
     qc.db.transact(lambda tx: tx.conn.execute(qc.db.tables.ready_executions.delete()))
     stalled = qc.batch()
-    stalled.id  # persisted, never entered: pending
+    assert stalled.id  # persisted, never entered: pending
     assert qc.sweep_stalled_batches(stalled_for=3600) == {
         "stale_executions": 1,
         "finished_batches": 1,

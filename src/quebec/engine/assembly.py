@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from quebec.config import Settings, WorkerConfig
+from quebec.engine.batch_members import BatchMemberExecutor
 from quebec.engine.completer import Completer
 from quebec.engine.concurrency_maintenance import ConcurrencyMaintenance
 from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
 from quebec.engine.memory import MemoryWatch, resident_mb, unique_mb
-from quebec.engine.batch_members import BatchMemberExecutor
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
 from quebec.engine.process_table import ProcessTable

@@ -86,7 +86,9 @@ def write_outcomes(db: Database, *, process_id: int, outcomes: list[Outcome], pr
                 endings=endings,
             )
         else:
-            done = db.transact(claimed.finish_many, process_id=pid, job_ids=ids, preserve=preserve_finished, endings=endings)
+            done = db.transact(
+                claimed.finish_many, process_id=pid, job_ids=ids, preserve=preserve_finished, endings=endings
+            )
         lost += _written(outcomes, finished, done.job_ids)
     if released:
         lost += _written(

@@ -48,9 +48,7 @@ def finish_many(
     return done
 
 
-def fail_many(
-    tx: Tx, *, members: Mapping[int, int], process_id: int, failures: Sequence[claimed.Failure]
-) -> list[int]:
+def fail_many(tx: Tx, *, members: Mapping[int, int], process_id: int, failures: Sequence[claimed.Failure]) -> list[int]:
     """claimed.fail_many, and the batch jobs among them failed for their batch."""
     held = claimed.fail_many(tx, process_id=process_id, failures=failures)
     settle(tx, {j: members[j] for j in held if j in members})

@@ -20,6 +20,7 @@ from quebec.store.database import Tx
 from quebec.store.jobs import enqueue_many
 from quebec.types import EnqueuedJobs, NewJobs
 
+
 @dataclass(frozen=True, slots=True)
 class BatchRow:
     """One batches row, with the live counts of its jobs (outstanding, failed now)."""

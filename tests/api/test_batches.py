@@ -292,3 +292,55 @@ def test_a_flush_without_batch_jobs_touches_no_batch_table(make_qc: Any) -> None
     assert statements and not [s for s in statements if any(t in s for t in tables)]
     count = qc.db.read(lambda tx: tx.conn.scalar(select(func.count()).select_from(qc.db.tables.batches)))
     assert count == 0
+
+
+def _stale_batch(qc: Any) -> Any:
+    """A started batch whose one job another writer finished (its tracking row stayed)."""
+    with qc.batch(on_finish=Callback.build("finish")) as batch:
+        Member.perform_later(qc)
+    jobs = qc.db.tables.jobs
+    qc.db.transact(lambda tx: tx.conn.execute(update(jobs).values(finished_at=tx.now)))
+    qc.db.transact(lambda tx: tx.conn.execute(qc.db.tables.ready_executions.delete()))
+    return batch
+
+
+def test_the_dispatcher_sweeps_stalled_batches_unless_told_not_to(make_qc: Any) -> None:
+    import threading
+
+    from conftest import eventually
+
+    def sweeping() -> bool:
+        return any(t.name == "quebec-batch-maintenance" for t in threading.enumerate())
+
+    off = _qc(lambda: make_qc(dispatcher_batch_maintenance=False))
+    off.start(spawn=["dispatcher"])
+    try:
+        assert not sweeping()
+    finally:
+        off.stop()
+    qc = _qc(make_qc)
+    batch = _stale_batch(qc)
+    qc.start(spawn=["dispatcher"])
+    try:
+        assert sweeping()
+        eventually(lambda: batch.reload().finished)
+    finally:
+        qc.stop()
+    assert batch.status == "completed"
+
+
+def test_a_worker_runs_a_batch_to_its_callbacks(make_qc: Any) -> None:
+    from conftest import eventually
+
+    qc = _qc(make_qc)
+    with qc.batch(on_finish=Callback.build("finish"), on_failure=Callback.build("failure")) as batch:
+        for how in ("ok", "fail", "retry", "discard", "ok"):
+            Member.perform_later(qc, how)
+    qc.start(spawn=["worker", "dispatcher"], threads=3)
+    try:
+        eventually(lambda: len(_callbacks(qc)) == 2, within=30)
+    finally:
+        qc.stop()
+    batch.reload()
+    assert (batch.status, batch.total_jobs, batch.completed_jobs, batch.failed_jobs) == ("failed", 5, 3, 2)
+    assert sorted(_callbacks(qc)) == ["failure", "finish"]

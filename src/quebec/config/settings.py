@@ -71,6 +71,7 @@ DISPATCHER_RULES: dict[str, Rule] = {
     "batch_size": BATCH,
     "concurrency_maintenance": boolean,
     "concurrency_maintenance_interval": POLL,
+    "batch_maintenance": boolean,
     "processes": PROCESSES,
     "memory_max": optional_size,
 }
@@ -99,6 +100,7 @@ class DispatcherConfig:
     batch_size: int = 500
     concurrency_maintenance: bool = True
     concurrency_maintenance_interval: float = 600.0
+    batch_maintenance: bool = True  # sweep stalled batches on the concurrency-maintenance timer
     processes: int = 1
     memory_max: Size | None = None  # cgroup v2 memory.max of each copy (fork supervisor only)
 
@@ -123,6 +125,7 @@ class Settings:
     dispatcher_polling_interval: float = 1.0
     dispatcher_batch_size: int = 500
     dispatcher_concurrency_maintenance_interval: float = 600.0
+    dispatcher_batch_maintenance: bool = True
     default_concurrency_control_period: float = 60.0
     use_skip_locked: bool = True
     use_listen_notify: bool = True
@@ -207,6 +210,7 @@ SETTINGS_RULES: dict[str, Rule] = {
     "dispatcher_polling_interval": POLL,
     "dispatcher_batch_size": BATCH,
     "dispatcher_concurrency_maintenance_interval": POLL,
+    "dispatcher_batch_maintenance": boolean,
     "default_concurrency_control_period": duration(positive=True, at_most=YEAR),
     "use_skip_locked": boolean,
     "use_listen_notify": boolean,

@@ -56,6 +56,7 @@ _FROM_DISPATCHER = {
     "dispatcher_polling_interval": "polling_interval",
     "dispatcher_batch_size": "batch_size",
     "dispatcher_concurrency_maintenance_interval": "concurrency_maintenance_interval",
+    "dispatcher_batch_maintenance": "batch_maintenance",
 }
 # env and config_path choose the file, so the file cannot set them; database.url spells database_url.
 _FILE_OPTIONS = frozenset(OPTIONS) - {"env", "config_path", "database_url"} - set(_FROM_WORKER) - set(_FROM_DISPATCHER)

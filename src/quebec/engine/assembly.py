@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from quebec.config import Settings, WorkerConfig
+from quebec.engine.batch_maintenance import BatchMaintenance
 from quebec.engine.batch_members import BatchMemberExecutor
 from quebec.engine.completer import Completer
 from quebec.engine.concurrency_maintenance import ConcurrencyMaintenance
@@ -62,6 +63,7 @@ class Components:
     units: list[WorkerUnit] = field(default_factory=list)
     dispatchers: list[Dispatcher] = field(default_factory=list)
     concurrency: ConcurrencyMaintenance | None = None
+    batches: BatchMaintenance | None = None
     scheduler: Scheduler | None = None
     maintenance: Maintenance | None = None
     notifier: Notifier | None = None
@@ -77,6 +79,7 @@ class Components:
         found: list[Runnable | None] = [
             *self.dispatchers,
             self.concurrency,
+            self.batches,
             self.scheduler,
             self.maintenance,
             self.memory,
@@ -124,6 +127,8 @@ def assemble(db: Database, settings: Settings, registry: Registry, rows: Process
         if first is None or first.concurrency_maintenance:
             interval = settings.dispatcher_concurrency_maintenance_interval
             parts.concurrency = ConcurrencyMaintenance(db, interval=interval, on_unblocked=parts.wake)
+        if first is None or first.batch_maintenance:
+            parts.batches = BatchMaintenance(db, interval=settings.dispatcher_concurrency_maintenance_interval)
     if "scheduler" in wiring.spawn:
         rows.register("Scheduler", "scheduler", "scheduler", {})
         parts.scheduler = build_scheduler(db, settings, registry, registry.next_run_functions, on_enqueued=parts.wake)

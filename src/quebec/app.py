@@ -36,6 +36,7 @@ from quebec.operations import Operations
 from quebec.registry import Registry
 from quebec.sealing import Sealing
 from quebec.store import Database, batches, health, jobs
+from quebec.store.held import held_for
 
 log = logging.getLogger("quebec")
 J = TypeVar("J", bound=type[BaseClass])
@@ -115,10 +116,16 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
             batch, self.db.clock.now(), self.settings.force_override_queue, self.sealing.sealer
         )
 
-        batch_id = current_batch_id.get()
+        batch_id, open_ = current_batch_id.get(), held_for(self.db)  # inside `with qc.batch()`: both set
 
         def insert() -> list[ActiveJob]:
-            if batch_id is None:
+            if open_ is not None:
+                enqueued = (
+                    open_.run(jobs.enqueue_many, rows)
+                    if batch_id is None
+                    else open_.run(batches.enqueue_into, batch_id, rows)
+                )
+            elif batch_id is None:
                 enqueued = self.db.transact(jobs.enqueue_many, rows)
             else:
                 enqueued = self.db.transact(batches.enqueue_into, batch_id, rows)

@@ -16,23 +16,24 @@ from __future__ import annotations
 import contextvars
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from quebec.arguments import encode_envelope, format_naive_utc
 from quebec.batch_context import current_batch_id
 from quebec.errors import BatchAlreadyFinished, EnqueueError
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.job_ids import new_active_job_id
-from quebec.store import batch_completion, batches
+from quebec.store import batch_completion, batches, held
 from quebec.store.batches import BatchRow, NewBatch
 
 if TYPE_CHECKING:
     from quebec.store import Database
 
 __all__ = ["Batch", "BatchAlreadyFinished", "current_batch_id", "new_batch"]
+T = TypeVar("T")
 
 
 class Batch:
@@ -58,21 +59,47 @@ class Batch:
         self._pending = pending_jobs
         self._live_failed = live_failed_jobs
         self._creation = creation
-        self._tokens: list[contextvars.Token[int | None]] = []
+        self._frames: list[tuple[contextvars.Token[int | None], held.Frame | None]] = []
 
     # -- joining ---------------------------------------------------------------------------
     def __enter__(self) -> Batch:
-        row = self._row()
-        self._tokens.append(current_batch_id.set(row.id))
+        db: Database = self._qc.db
+        opened = held.held_for(db) is None
+        frame = held.hold(db) if opened else None
+        try:
+            row = self._row()
+        except BaseException:
+            if frame is not None:
+                frame[0].rollback()
+                held.release(frame[1])
+            raise
+        self._frames.append((current_batch_id.set(row.id), frame))
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        current_batch_id.reset(self._tokens.pop())
-        if exc_type is None and not self._tokens and self._row().enqueued_at is None:
-            db: Database = self._qc.db
-            db.transact(batch_completion.start, self._row().id)
+        """Leaving the block starts the batch (if it is not yet); the outermost block of this
+        Quebec commits what was enqueued inside, or rolls it back when an exception escapes."""
+        token, frame = self._frames.pop()
+        current_batch_id.reset(token)
+        db: Database = self._qc.db
+        try:
+            if exc_type is None and not self._frames and self._row().enqueued_at is None:
+                self._run(batch_completion.start, self._row().id)
+            if frame is not None:
+                if exc_type is None:
+                    frame[0].commit()
+                else:
+                    frame[0].rollback()
+        except BaseException:
+            if frame is not None and exc_type is None:
+                frame[0].rollback()
+            raise
+        finally:
+            if frame is not None:
+                held.release(frame[1])
+        if exc_type is None:
             self.reload()
 
     def enqueue(self) -> Batch:
@@ -90,21 +117,25 @@ class Batch:
 
     def reload(self) -> Batch:
         """Re-read the row and live counters from the database."""
-        db: Database = self._qc.db
-        found = db.read(batches.find, batch_id=self._row().id)
+        found = self._run(batches.find, batch_id=self._row().id)
         if found is None:
-            raise LookupError(f"batch {self.id} no longer exists (cleared by clear_finished_batches)")
+            raise LookupError(f"batch {self.id} no longer exists (cleared by clear_finished_batches, or rolled back)")
         self._record, self._pending, self._live_failed = found, found.pending_jobs, found.live_failed_jobs
         return self
 
     def _row(self) -> BatchRow:
         if self._record is None:
             assert self._creation is not None
-            db: Database = self._qc.db
-            batch_id = db.transact(batches.create, self._creation)
-            self._record = db.read(batches.find, batch_id=batch_id)
+            batch_id = self._run(batches.create, self._creation)
+            self._record = self._run(batches.find, batch_id=batch_id)
             assert self._record is not None
         return self._record
+
+    def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`fn(tx, ...)` in the transaction a block of this Quebec holds, else in its own."""
+        db: Database = self._qc.db
+        open_ = held.held_for(db)
+        return open_.run(fn, *args, **kwargs) if open_ is not None else db.transact(fn, *args, **kwargs)
 
     # -- the row -----------------------------------------------------------------------------
     @property

@@ -334,7 +334,7 @@ def test_a_worker_runs_a_batch_to_its_callbacks(make_qc: Any) -> None:
 
     qc = _qc(make_qc)
     with qc.batch(on_finish=Callback.build("finish"), on_failure=Callback.build("failure")) as batch:
-        for how in ("ok", "fail", "retry", "discard", "ok"):
+        for how in ("ok", "fail", "retry", "discard", "more"):
             Member.perform_later(qc, how)
     qc.start(spawn=["worker", "dispatcher"], threads=3)
     try:
@@ -342,5 +342,34 @@ def test_a_worker_runs_a_batch_to_its_callbacks(make_qc: Any) -> None:
     finally:
         qc.stop()
     batch.reload()
-    assert (batch.status, batch.total_jobs, batch.completed_jobs, batch.failed_jobs) == ("failed", 5, 3, 2)
+    assert (batch.status, batch.total_jobs, batch.completed_jobs, batch.failed_jobs) == ("failed", 6, 4, 2)
     assert sorted(_callbacks(qc)) == ["failure", "finish"]
+
+
+def test_an_exception_escaping_the_block_rolls_its_enqueues_back(make_qc: Any) -> None:
+    qc = _qc(make_qc)
+    with pytest.raises(RuntimeError, match="abandon"), qc.batch(on_finish=Callback.build("finish")):
+        Member.perform_later(qc)
+        Member.perform_later(qc)
+        raise RuntimeError("abandon")
+    assert (_rows(qc, "jobs"), _rows(qc, "batches"), _rows(qc, "batch_executions")) == ([], [], [])
+    assert quebec.current_batch_id.get() is None
+    Member.perform_later(qc)  # the next enqueue is its own transaction again
+    assert len(_rows(qc, "jobs")) == 1
+
+
+def test_jobs_become_visible_when_the_outermost_block_is_left(make_qc: Any) -> None:
+    qc = _qc(make_qc)
+    with qc.batch(description="outer") as outer:
+        Member.perform_later(qc)
+        with qc.batch(description="inner", on_finish=Callback.build("finish")) as inner:
+            Member.perform_later(qc)
+            assert quebec.current_batch_id.get() == inner.id
+        assert quebec.current_batch_id.get() == outer.id
+        with outer.enqueue():
+            Member.perform_later(qc)
+        assert _rows(qc, "jobs") == []  # nothing committed yet: no other connection sees these jobs
+    assert (outer.status, outer.total_jobs, inner.status, inner.total_jobs) == ("enqueued", 2, "enqueued", 1)
+    _drain(qc)
+    assert outer.reload().status == "completed" and inner.reload().status == "completed"
+    assert _callbacks(qc) == ["finish"]

@@ -12,9 +12,8 @@ from quebec import enqueue_callbacks, enqueuing, waiting
 from quebec.app_batches import BatchMethods
 from quebec.app_control_plane import ControlPlaneMethods
 from quebec.app_recurring import RecurringMethods
-from quebec.batch_context import current_batch_id
+from quebec.batches import batch_route
 from quebec.config import Settings, load_settings, run_options
-from quebec.engine.batch_members import BatchMemberExecutor
 from quebec.engine.drain import Drain
 from quebec.engine.executor import Executor
 from quebec.engine.forking import ForkSupervisor
@@ -35,8 +34,7 @@ from quebec.metrics_control import JobMetricsControl
 from quebec.operations import Operations
 from quebec.registry import Registry
 from quebec.sealing import Sealing
-from quebec.store import Database, batches, health, jobs
-from quebec.store.held import held_for
+from quebec.store import Database, health, jobs
 
 log = logging.getLogger("quebec")
 J = TypeVar("J", bound=type[BaseClass])
@@ -116,25 +114,13 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
             batch, self.db.clock.now(), self.settings.force_override_queue, self.sealing.sealer
         )
 
-        batch_id, open_ = current_batch_id.get(), held_for(self.db)  # inside `with qc.batch()`: both set
+        route = batch_route(self.db, batch)  # None outside `with qc.batch()` / `batch.enqueue()`
 
         def insert() -> list[ActiveJob]:
-            if open_ is not None:
-                enqueued = (
-                    open_.run(jobs.enqueue_many, rows)
-                    if batch_id is None
-                    else open_.run(batches.enqueue_into, batch_id, rows)
-                )
-            elif batch_id is None:
-                enqueued = self.db.transact(jobs.enqueue_many, rows)
-            else:
-                enqueued = self.db.transact(batches.enqueue_into, batch_id, rows)
+            enqueued = self.db.transact(jobs.enqueue_many, rows) if route is None else route(rows)
             enqueuing.settle(batch, plans, enqueued, rows.arguments)
             for job in batch:
                 job.quebec = self  # job.wait() asks this instance
-            if batch_id is not None:
-                for job in batch:
-                    job.batch_id = batch_id
             if self.db.events:
                 self.db.events.emit(
                     JobEvent(JobEventKind.ENQUEUED, job.id, job.class_name, job.queue_name)
@@ -198,9 +184,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
     def _drainer(self) -> Drain:
         with _LAZY:
             if self._drain is None:
-                executor: Executor = BatchMemberExecutor(
-                    Executor(self.registry, self.db.clock, self.sealing, self.db.events)
-                )
+                executor = Executor(self.registry, self.db.clock, self.sealing, self.db.events)
                 metrics = self._metrics
                 if metrics is not None:
                     executor = MeteredExecutor(executor, metrics, lambda: 1)

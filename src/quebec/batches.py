@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +28,8 @@ from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.job_ids import new_active_job_id
 from quebec.store import batch_completion, batches, held
 from quebec.store.batches import BatchRow, NewBatch
+from quebec.store.jobs import enqueue_many
+from quebec.types import EnqueuedJobs, NewJobs
 
 if TYPE_CHECKING:
     from quebec.store import Database
@@ -83,7 +85,6 @@ class Batch:
         Quebec commits what was enqueued inside, or rolls it back when an exception escapes."""
         token, frame = self._frames.pop()
         current_batch_id.reset(token)
-        db: Database = self._qc.db
         try:
             if exc_type is None and not self._frames and self._row().enqueued_at is None:
                 self._run(batch_completion.start, self._row().id)
@@ -228,6 +229,28 @@ class Batch:
 
     def __repr__(self) -> str:
         return f"<Batch id={self.id} status={self.status!r} total_jobs={self.total_jobs}>"
+
+
+def batch_route(db: Database, jobs: Sequence[ActiveJob]) -> Callable[[NewJobs], EnqueuedJobs] | None:
+    """How an enqueue inside a batch block is written: into the block's transaction, into the
+    batch (each job's `batch_id` set); None outside every block (the usual transaction)."""
+    batch_id, open_ = current_batch_id.get(), held.held_for(db)
+    if batch_id is None and open_ is None:
+        return None
+
+    def insert(rows: NewJobs) -> EnqueuedJobs:
+        if batch_id is None:
+            assert open_ is not None
+            return open_.run(enqueue_many, rows)
+        if open_ is None:
+            enqueued = db.transact(batches.enqueue_into, batch_id, rows)
+        else:
+            enqueued = open_.run(batches.enqueue_into, batch_id, rows)
+        for job in jobs:
+            job.batch_id = batch_id
+        return enqueued
+
+    return insert
 
 
 def new_batch(

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from quebec.config import Settings
+from quebec.engine.batch_members import BatchMemberExecutor
 from quebec.engine.completer import write_outcomes
 from quebec.engine.executor import Executor
 from quebec.engine.outcomes import Outcome
@@ -36,7 +37,7 @@ class Drain:
     def __init__(self, db: Database, settings: Settings, executor: Executor, hold_back: HoldBack | None = None) -> None:
         self._db = db
         self._settings = settings
-        self._executor = executor
+        self._executor = BatchMemberExecutor(executor)  # batch jobs' outcomes name their batch
         # A rate limit may hold a job back, as it does on a worker thread (engine/rate_limiter.py).
         self._hold_back = hold_back
         self._lock = threading.Lock()

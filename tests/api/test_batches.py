@@ -373,3 +373,35 @@ def test_jobs_become_visible_when_the_outermost_block_is_left(make_qc: Any) -> N
     _drain(qc)
     assert outer.reload().status == "completed" and inner.reload().status == "completed"
     assert _callbacks(qc) == ["finish"]
+
+
+class Unique(quebec.BaseClass):
+    unique_for = True
+
+    def perform(self, n: int) -> None:
+        RAN.append(("member", ("unique", n, None)))
+
+
+def test_a_duplicate_of_a_unique_job_does_not_join_the_batch(make_qc: Any) -> None:
+    qc = _qc(make_qc)
+    qc.register_job(Unique)
+    held = Unique.perform_later(qc, 1)
+    with qc.batch() as batch:
+        assert Unique.perform_later(qc, 1).id == held.id  # the job it duplicates stays outside the batch
+        Unique.perform_later(qc, 2)
+    assert (batch.total_jobs, batch.pending_jobs) == (1, 1)
+    assert [j.batch_id for j in _rows(qc, "jobs")] == [None, batch.id]
+    _drain(qc)
+    assert batch.reload().status == "completed" and batch.completed_jobs == 1
+
+
+def test_batches_finish_when_finished_jobs_are_not_kept(make_qc: Any) -> None:
+    qc = _qc(lambda: make_qc(preserve_finished_jobs=False))
+    with qc.batch(on_finish=Callback.build("finish")) as batch:
+        Member.perform_later(qc)
+        Member.perform_later(qc, "retry")
+        Member.perform_later(qc, "fail")
+    _drain(qc)
+    batch.reload()
+    assert (batch.status, batch.total_jobs, batch.completed_jobs, batch.failed_jobs) == ("failed", 3, 1, 2)
+    assert _callbacks(qc) == ["finish"]

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from quebec.errors import BatchAlreadyFinished
 from quebec.store.database import Tx
 from quebec.store.jobs import enqueue_many
-from quebec.types import EnqueuedJobs, NewJobs
+from quebec.types import EnqueuedJobs, JobState, NewJobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,18 @@ def enqueue_into(tx: Tx, batch_id: int, rows: NewJobs) -> EnqueuedJobs:
         raise BatchAlreadyFinished(f"Can't add jobs to batch {batch_id}: it has already finished")
     rows.arguments[:] = [with_batch_id(a, batch_id) for a in rows.arguments]
     enqueued = enqueue_many(tx, rows)
-    track(tx, batch_id, enqueued.ids)
+    # A duplicate of a unique job is answered with the job it duplicates: that one does not
+    # join. A job finished at once (discarded on a concurrency conflict) joins completed.
+    new = [
+        i for i, (mine, got) in enumerate(zip(rows.active_job_ids, enqueued.active_job_ids, strict=True)) if mine == got
+    ]
+    if len(new) < n:
+        tx.conn.execute(update(t).where(t.c.id == batch_id).values(total_jobs=t.c.total_jobs - (n - len(new))))
+    track(tx, batch_id, [enqueued.ids[i] for i in new if enqueued.states[i] is not JobState.FINISHED])
+    jobs = tx.tables.jobs
+    ended = [enqueued.ids[i] for i in new if enqueued.states[i] is JobState.FINISHED]
+    if ended:
+        tx.conn.execute(update(jobs).where(jobs.c.id.in_(ended)).values(batch_id=batch_id))
     return enqueued
 
 

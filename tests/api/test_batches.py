@@ -405,3 +405,20 @@ def test_batches_finish_when_finished_jobs_are_not_kept(make_qc: Any) -> None:
     batch.reload()
     assert (batch.status, batch.total_jobs, batch.completed_jobs, batch.failed_jobs) == ("failed", 3, 1, 2)
     assert _callbacks(qc) == ["finish"]
+
+
+def test_the_sweep_skips_a_database_without_batch_tables(make_qc: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from quebec.engine.batch_maintenance import BatchMaintenance
+
+    qc = _qc(make_qc)
+    qc.db.tables.batch_executions.drop(qc.db.engine)
+    qc.db.tables.batches.drop(qc.db.engine)
+    sweep = BatchMaintenance(qc.db, interval=60.0)
+    with caplog.at_level("INFO", logger="quebec.dispatcher"):
+        assert sweep.run_once() == 60.0
+        assert sweep.run_once() == 60.0
+    assert [r.message for r in caplog.records].count(
+        "batch.sweep_skipped: the batch tables do not exist; qc.create_tables() adds them"
+    ) == 1
+    Member.perform_later(qc)  # jobs outside batches do not need the tables
+    qc.drain_one().perform()

@@ -14,6 +14,7 @@ import logging
 from datetime import timedelta
 
 from quebec.engine.runnable import Runnable
+from quebec.errors import MissingTables
 from quebec.store import Database, batch_completion
 
 log = logging.getLogger("quebec.dispatcher")
@@ -28,10 +29,17 @@ class BatchMaintenance(Runnable):
         super().__init__()
         self._db = db
         self.interval = interval
+        self._missing_said = False
 
     def run_once(self) -> float:
         before = self._db.clock.now() - timedelta(seconds=STALLED_FOR)
-        done = self._db.transact(batch_completion.sweep, stalled_before=before, batch_size=BATCH)
+        try:
+            done = self._db.transact(batch_completion.sweep, stalled_before=before, batch_size=BATCH)
+        except MissingTables:  # tables made by a Quebec older than batches: nothing to sweep
+            if not self._missing_said:
+                log.info("batch.sweep_skipped: the batch tables do not exist; qc.create_tables() adds them")
+                self._missing_said = True
+            return self.interval
         if any(done.values()):
             log.info(
                 "batch.sweep stale_executions=%d finished_batches=%d started_batches=%d",

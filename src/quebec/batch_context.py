@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+from typing import Any
 
 __all__ = ["current_batch_id", "envelope_batch_id"]
 
@@ -30,3 +31,17 @@ def envelope_batch_id(envelope: str | None, key: str = MEMBER_KEY) -> int | None
         return None
     value = raw.get(key) if isinstance(raw, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class OnInstance:
+    """An attribute read from a slot on instances and None on the class (ActiveJob.batch_id:
+    the wheel's class-level default is None)."""
+
+    def __init__(self, slot: str) -> None:
+        self._slot = slot
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        return None if obj is None else getattr(obj, self._slot)
+
+    def __set__(self, obj: object, value: Any) -> None:
+        setattr(obj, self._slot, value)

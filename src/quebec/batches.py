@@ -247,7 +247,7 @@ def batch_route(db: Database, jobs: Sequence[ActiveJob]) -> Callable[[NewJobs], 
         else:
             enqueued = open_.run(batches.enqueue_into, batch_id, rows)
         for job in jobs:
-            job.batch_id = batch_id
+            job._batch_id = batch_id
         return enqueued
 
     return insert

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol
 
 from quebec import flow_options
 from quebec import options as enqueue_options
-from quebec.batch_context import CALLBACK_KEY, envelope_batch_id
+from quebec.batch_context import CALLBACK_KEY, OnInstance, envelope_batch_id
 from quebec.conflicts import ConcurrencyConflict as ConcurrencyConflict
 from quebec.conflicts import RateLimitConflict as RateLimitConflict
 from quebec.enqueue_callbacks import check_enqueue_callbacks, has_enqueue_callbacks
@@ -64,8 +64,10 @@ class ActiveJob(JobDescriptor):
     envelope: str | None = None
     # The Quebec that enqueued it, which job.wait() and job.status ask.
     quebec: Any = field(default=None, repr=False, compare=False)
-    # The batch it joined (enqueued inside `with qc.batch(...)` / `batch.enqueue()`), else None.
-    batch_id: int | None = field(default=None, repr=False, compare=False)
+    # The batch it joined (enqueued inside `with qc.batch(...)` / `batch.enqueue()`): `batch_id`.
+    _batch_id: int | None = field(default=None, repr=False, compare=False)
+
+    batch_id: ClassVar[Any] = OnInstance("_batch_id")  # None on the class, as the wheel's
 
     callback_batch_id: ClassVar[str | None] = None
     concurrency_key: ClassVar[str | None] = None

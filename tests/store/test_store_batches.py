@@ -139,3 +139,23 @@ def test_clear_finished_deletes_at_most_batch_size_and_keeps_failed_ones(db: Dat
     assert db.transact(batches.clear_finished, finished_before=cutoff, batch_size=2) == 1
     assert db.transact(batches.clear_finished, finished_before=cutoff, batch_size=2) == 0
     assert count_rows(db, "batches") == 1
+
+
+def test_a_member_retried_out_of_a_finished_batch_does_not_rejoin_it(db: Database) -> None:
+    from quebec.store import claimed, failed
+    from quebec.types import ErrorInfo
+
+    batch_id, (job,) = _batch(db, 1)
+    pid = register(db)
+    claimed_ids(db, pid)
+    failure = [claimed.Failure(job, ErrorInfo("E", "m"))]
+    db.transact(batch_completion.fail_many, members={job: batch_id}, process_id=pid, failures=failure)
+    assert db.read(batches.find, batch_id=batch_id).failed_at is not None  # type: ignore[union-attr]
+    db.transact(failed.retry_failed, job_ids=[job])  # an operator's retry
+    claimed_ids(db, pid)
+    next_run = new_job(db)
+    moved = db.transact(batch_completion.retry_many, members={job: batch_id}, process_id=pid, next_runs={job: next_run})
+    assert list(moved) == [job]
+    assert count_rows(db, "batch_executions") == 0
+    row = db.read(batches.find, batch_id=batch_id)
+    assert row is not None and (row.total_jobs, row.failed_jobs) == (1, 1)

@@ -89,11 +89,12 @@ def hand_over(tx: Tx, moves: Mapping[int, int], members: Mapping[int, int]) -> N
     by_batch: dict[int, list[int]] = {}
     for old, new in moves.items():
         by_batch.setdefault(members[old], []).append(new)
-    _lock(tx, sorted(by_batch))
+    running = _lock(tx, sorted(by_batch))
     be = tx.tables.batch_executions
     tx.conn.execute(delete(be).where(be.c.job_id.in_(sorted(moves))))
     for batch_id, new_ids in sorted(by_batch.items()):
-        track(tx, batch_id, new_ids)
+        if batch_id in running:  # a member an operator retried out of a finished (or cleared) batch stays out
+            track(tx, batch_id, new_ids)
 
 
 def start(tx: Tx, batch_id: int) -> bool:
@@ -184,9 +185,12 @@ def sweep(tx: Tx, *, stalled_before: datetime, batch_size: int) -> dict[str, int
     return {"stale_executions": len(stale), "finished_batches": finished, "started_batches": len(stalled)}
 
 
-def _lock(tx: Tx, batch_ids: Sequence[int]) -> None:
+def _lock(tx: Tx, batch_ids: Sequence[int]) -> set[int]:
+    """Lock these batches' rows (in id order, so two flushes never wait on each other in a
+    circle); returns those not finished."""
     t = tx.tables.batches
-    tx.conn.execute(select(t.c.id).where(t.c.id.in_(list(batch_ids))).order_by(t.c.id).with_for_update())
+    stmt = select(t.c.id, t.c.finished_at).where(t.c.id.in_(list(batch_ids))).order_by(t.c.id).with_for_update()
+    return {int(batch_id) for batch_id, finished_at in tx.conn.execute(stmt) if finished_at is None}
 
 
 def _callback(descriptor: str | None, batch_id: int, now: datetime) -> NewJob | None:

@@ -422,3 +422,15 @@ def test_the_sweep_skips_a_database_without_batch_tables(make_qc: Any, caplog: p
     ) == 1
     Member.perform_later(qc)  # jobs outside batches do not need the tables
     qc.drain_one().perform()
+
+
+def test_a_bulk_enqueue_joins_the_batch_whole(make_qc: Any) -> None:
+    qc = _qc(make_qc)
+    with qc.batch() as batch:
+        jobs = qc.perform_all_later([Member.build() for _ in range(70)])  # PostgreSQL: the COPY path
+    assert {j.batch_id for j in jobs} == {batch.id}
+    assert (batch.total_jobs, batch.pending_jobs, len(_rows(qc, "batch_executions"))) == (70, 70, 70)
+    assert {json.loads(j.arguments)["batch_id"] for j in _rows(qc, "jobs")} == {batch.id}
+    for execution in qc.drain_batch(100):
+        execution.perform()
+    assert batch.reload().status == "completed" and batch.completed_jobs == 70

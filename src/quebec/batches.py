@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from quebec.arguments import encode_envelope, format_naive_utc
 from quebec.batch_context import current_batch_id
 from quebec.errors import BatchAlreadyFinished, EnqueueError
+from quebec.function_jobs import FunctionJob
 from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
 from quebec.job_ids import new_active_job_id
 from quebec.store import batch_completion, batches, held
@@ -290,13 +291,15 @@ def _descriptor(role: str, value: Any, now: datetime, forced_queue: str | None) 
     """A callback as the wheel stores it: the job's class, arguments and options as JSON."""
     if value is None:
         return None
+    if isinstance(value, FunctionJob):  # @qc.job
+        value = value.job_class
     if isinstance(value, type) and issubclass(value, BaseClass):
         job = value.build()
     elif isinstance(value, JobDescriptor) and isinstance(getattr(value, "job_class", None), type):
         job = value if isinstance(value, ActiveJob) else active_jobs([value])[0]
     else:
         raise EnqueueError(
-            f"qc.batch({role}=...) takes a job class (a quebec.BaseClass subclass) or Job.build(...), "
+            f"qc.batch({role}=...) takes a job class (a quebec.BaseClass subclass, or @qc.job) or Job.build(...), "
             f"got {value!r}; pass e.g. {role}=ReportJob or {role}=ReportJob.build(arg)"
         )
     job.resolve(now=now, forced_queue=forced_queue)

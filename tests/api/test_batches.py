@@ -434,3 +434,17 @@ def test_a_bulk_enqueue_joins_the_batch_whole(make_qc: Any) -> None:
     for execution in qc.drain_batch(100):
         execution.perform()
     assert batch.reload().status == "completed" and batch.completed_jobs == 70
+
+
+def test_a_function_job_can_be_a_callback(make_qc: Any) -> None:
+    qc = _qc(make_qc)
+    seen: list[int] = []
+
+    @qc.job
+    def report(n: int = 0) -> None:
+        seen.append(n)
+
+    with qc.batch(on_finish=report.build(7), on_success=report):
+        pass
+    _drain(qc)
+    assert seen == [0, 7]

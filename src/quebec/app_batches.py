@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from quebec.batches import Batch, new_batch
+from quebec.clock import to_naive_utc
 from quebec.config.rules import duration
 from quebec.config.settings import BATCH
 from quebec.errors import ConfigError
@@ -69,19 +70,25 @@ class BatchMethods:
             )
         return _loaded(self, self.db.read(batches.find, active_job_batch_id=active_job_batch_id))
 
-    def clear_finished_batches(self, batch_size: int | None = None, finished_before: float | None = None) -> int:
+    def clear_finished_batches(
+        self, batch_size: int | None = None, finished_before: float | datetime | None = None
+    ) -> int:
         """Delete succeeded batches whose finished_at is older than `finished_before` (a POSIX
-        timestamp; default: now minus clear_finished_jobs_after), `batch_size` rows per
-        transaction. Failed batches are kept, like failed jobs. Returns how many were deleted."""
-        size: int = BATCH(500 if batch_size is None else batch_size, "clear_finished_batches(batch_size=…)")
+        timestamp or a datetime; default: now minus clear_finished_jobs_after), `batch_size` rows
+        per transaction (default: cleanup_batch_size). Failed batches are kept, like failed
+        jobs. Returns how many were deleted."""
+        given = self.settings.cleanup_batch_size if batch_size is None else batch_size
+        size: int = BATCH(given, "clear_finished_batches(batch_size=…)")
         if finished_before is None:
             before = self.db.clock.now() - timedelta(seconds=self.settings.clear_finished_jobs_after)
+        elif isinstance(finished_before, datetime):
+            before = to_naive_utc(finished_before)
         elif isinstance(finished_before, int | float) and not isinstance(finished_before, bool):
             before = datetime.fromtimestamp(finished_before, UTC).replace(tzinfo=None)
         else:
             raise ConfigError(
-                f"clear_finished_batches(finished_before=…) must be a POSIX timestamp (seconds), got "
-                f"{finished_before!r}; pass e.g. time.time() - 86400"
+                f"clear_finished_batches(finished_before=…) must be a POSIX timestamp (seconds) or a datetime, "
+                f"got {finished_before!r}; pass e.g. time.time() - 86400"
             )
         total = 0
         while True:

@@ -9,12 +9,15 @@ error, and the rollback leaves nothing behind.
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from quebec.store.database import Database
+
+log = logging.getLogger("quebec.batches")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -26,11 +29,16 @@ class HeldTransaction:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._after: list[Callable[[], None]] = []
-        self._conn = db.engine.connect()
+        try:
+            self._conn = db.engine.connect()
+        except SQLAlchemyError as exc:
+            raise db._gave_up(hold, exc) from None
         try:
             db.dialect.begin_write(self._conn)
-        except BaseException:
+        except BaseException as exc:
             self._conn.close()
+            if isinstance(exc, SQLAlchemyError):
+                raise db._gave_up(hold, exc) from None
             raise
 
     def run(self, fn: Callable[Concatenate[Any, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -55,8 +63,12 @@ class HeldTransaction:
             done()
 
     def rollback(self) -> None:
+        """Roll back; a connection already lost has nothing left to roll back (logged, not
+        raised: the error that ended the block is the one to see)."""
         try:
             self._conn.rollback()
+        except SQLAlchemyError as exc:
+            log.warning("batch.rollback_failed: %s (the transaction is gone with its connection)", exc)
         finally:
             self._conn.close()
 

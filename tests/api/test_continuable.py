@@ -1,0 +1,309 @@
+"""Continuable jobs: steps skipped once completed, cursors saved, interrupted jobs enqueued again.
+
+Rows are read back as the Rust wheel writes them: an interrupted (or, after progress, failed)
+job ends finished and a new row with the same active_job_id carries the progress at the top
+level of its envelope, `continuation: {"completed": [...], "current": [name, cursor] | null}`
+and `resumptions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import pytest
+from api_support import state
+from sqlalchemy import select
+
+import quebec
+from conftest import eventually
+from quebec.continuable import Continuation
+from quebec.types import JobState
+
+
+def runs_of(qc: Any, active_job_id: str) -> list[tuple[int, dict[str, Any], JobState | None]]:
+    """Every row of one job, oldest first: (id, envelope, state)."""
+    jobs = qc.db.tables.jobs
+
+    def read(tx: Any) -> list[Any]:
+        query = select(jobs.c.id, jobs.c.arguments).where(jobs.c.active_job_id == active_job_id).order_by(jobs.c.id)
+        return list(tx.conn.execute(query))
+
+    return [(row.id, json.loads(row.arguments), state(qc, row.id)) for row in qc.db.read(read)]
+
+
+def drain_all(qc: Any, limit: int = 20) -> int:
+    """Perform ready (and due) jobs until none is left; how many ran."""
+    for count in range(limit):
+        executions = qc.drain_batch(1)
+        if not executions:
+            return count
+        executions[0].perform()
+    raise AssertionError(f"still jobs to run after {limit} executions")
+
+
+def test_an_isolated_step_runs_in_an_execution_of_its_own_and_completed_steps_are_skipped(qc: Any) -> None:
+    seen: list[tuple[int, str, bool]] = []
+
+    @qc.register_job
+    class Import(quebec.BaseClass, quebec.Continuable):
+        def perform(self, total: int) -> None:
+            with self.step("one") as step:
+                seen.append((self.resumptions, "one", step.skip))
+            self.step("two", lambda: seen.append((self.resumptions, "two", False)), isolated=True)
+            with self.step("three", start=0) as step:
+                seen.append((self.resumptions, "three", step.skip))
+                for i in range(step.cursor, total):
+                    step.advance(from_=i)
+
+    job = Import.perform_later(4)
+    assert drain_all(qc) == 3
+    runs = runs_of(qc, job.active_job_id)
+    assert [s for _, _, s in runs] == [JobState.FINISHED] * 3
+    assert [r[1].get("continuation") for r in runs] == [
+        None,
+        {"completed": ["one"], "current": None},
+        {"completed": ["one", "two"], "current": None},
+    ]
+    assert [r[1].get("resumptions") for r in runs] == [None, 1, 2]
+    assert [r[1]["arguments"]["arguments"] for r in runs] == [[4]] * 3
+    assert seen == [(0, "one", False), (1, "one", True), (1, "two", False), (2, "one", True), (2, "three", False)]
+    assert qc.get_job(runs[0][0]).next_job_id == runs[1][0]
+
+
+def test_an_error_after_advancing_resumes_from_the_saved_cursor(qc: Any) -> None:
+    cursors: list[tuple[int, int, bool]] = []
+
+    @qc.register_job
+    class Flaky(quebec.BaseClass, quebec.Continuable):
+        def perform(self) -> None:
+            with self.step("prepare"):
+                pass
+            with self.step("loop", start=0) as step:
+                cursors.append((self.resumptions, step.cursor, step.resumed))
+                step.advance(from_=step.cursor)
+                if step.cursor < 3:
+                    raise ValueError(f"flaky at {step.cursor}")
+
+    job = Flaky.perform_later()
+    assert drain_all(qc) == 3
+    runs = runs_of(qc, job.active_job_id)
+    assert cursors == [(0, 0, False), (1, 1, True), (2, 2, True)]
+    assert [r[1].get("continuation") for r in runs[1:]] == [
+        {"completed": ["prepare"], "current": ["loop", 1]},
+        {"completed": ["prepare"], "current": ["loop", 2]},
+    ]
+    assert runs[-1][2] == JobState.FINISHED
+    # as in the wheel, a resumption is not an execution: the failure counters stay as they were
+    assert {(r[1]["executions"], json.dumps(r[1]["exception_executions"])) for r in runs} == {(0, "{}")}
+
+
+def test_an_error_without_progress_or_with_resuming_off_or_past_max_resumptions_fails_the_job(qc: Any) -> None:
+    @qc.register_job
+    class NoProgress(quebec.BaseClass, quebec.Continuable):
+        def perform(self) -> None:
+            with self.step("loop", start=0):
+                raise ValueError("no progress")
+
+    @qc.register_job
+    class NoResume(quebec.BaseClass, quebec.Continuable):
+        resume_errors_after_advancing = False
+
+        def perform(self) -> None:
+            with self.step("loop", start=0) as step:
+                step.advance()
+                raise ValueError("resuming is off")
+
+    @qc.register_job
+    class Bounded(quebec.BaseClass, quebec.Continuable):
+        max_resumptions = 2
+
+        def perform(self) -> None:
+            with self.step("loop", start=0) as step:
+                step.advance(from_=step.cursor)
+                raise ValueError("again")
+
+    for cls, runs in ((NoProgress, 1), (NoResume, 1), (Bounded, 3)):
+        job = cls.perform_later()
+        drain_all(qc)
+        rows = runs_of(qc, job.active_job_id)
+        assert [s for _, _, s in rows] == [JobState.FINISHED] * (runs - 1) + [JobState.FAILED], cls
+        assert qc.get_job(rows[-1][0]).error["exception_class"] == "ValueError"
+    assert [r[1].get("resumptions") for r in runs_of(qc, job.active_job_id)] == [None, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("duplicate", "Step 'a' has already been encountered"),
+        ("nested", "Step 'b' is nested inside step 'a'"),
+    ],
+)
+def test_a_misused_step_fails_the_job_with_invalid_step_error_and_is_not_resumed(
+    qc: Any, body: str, message: str
+) -> None:
+    @qc.register_job
+    class Misused(quebec.BaseClass, quebec.Continuable):
+        def perform(self) -> None:
+            with self.step("a"):
+                if body == "nested":
+                    with self.step("b"):
+                        pass
+            if body == "duplicate":
+                with self.step("a"):
+                    pass
+
+    job = Misused.perform_later()
+    assert drain_all(qc) == 1
+    error = qc.get_job(job.id).error
+    assert state(qc, job.id) == JobState.FAILED
+    assert error["exception_class"] == "InvalidStepError" and error["message"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("saved", "message"),
+    [
+        ({"completed": ["x", "y"], "current": None}, "Step 'y' found, expected to see 'x'"),
+        ({"completed": [], "current": ["z", 7]}, "Step 'w' found, expected to resume from 'z'"),
+    ],
+)
+def test_steps_out_of_the_saved_order_raise_invalid_step_error(saved: dict[str, Any], message: str) -> None:
+    class Reordered(quebec.BaseClass, quebec.Continuable):
+        def perform(self) -> None:
+            for name in ("y", "x") if saved["completed"] else ("w", "z"):
+                with self.step(name):
+                    pass
+
+    job = object.__new__(Reordered)
+    vars(job)["_continuation"] = Continuation.from_envelope({"continuation": saved, "resumptions": 1})
+    with pytest.raises(quebec.InvalidStepError, match=f"^{message}; "):
+        job.perform()
+
+
+def test_step_context_moves_its_cursor_and_refuses_what_cannot_be_resumed() -> None:
+    class Direct(quebec.BaseClass, quebec.Continuable):
+        pass
+
+    job = Direct()
+    assert job.resumptions == 0 and Direct.max_resumptions is None and Direct.resume_errors_after_advancing
+    with job.step("a") as step:
+        assert (step.cursor, step.advanced, step.resumed, step.skip) == (None, False, False, False)
+        step.advance()
+        assert (step.cursor, step.advanced) == (1, True)
+        step.advance(from_=9)
+        assert step.cursor == 10
+        step.set("az")
+        step.advance()
+        assert step.cursor == "a{"
+        step.set({"page": [1, 2]})
+        with pytest.raises(TypeError, match="only int and non-empty str cursors have a successor"):
+            step.advance()
+        with pytest.raises(TypeError, match="must be plain JSON"):
+            step.set(object())
+        step.checkpoint()  # not shutting down: nothing happens
+    with pytest.raises(quebec.InvalidStepError, match="has ended"):
+        step.advance()
+    with pytest.raises(TypeError, match="a step name must be a str"):
+        job.step(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be callable"):
+        job.step("b", "not a function")  # type: ignore[arg-type]
+    assert job.step("b", lambda step: step.set(3), start=1) is None
+
+
+def test_a_completed_steps_body_sees_skip_and_cannot_move_its_cursor() -> None:
+    class Resumed(quebec.BaseClass, quebec.Continuable):
+        pass
+
+    job = object.__new__(Resumed)
+    vars(job)["_continuation"] = Continuation.from_envelope(
+        {"continuation": {"completed": ["a"], "current": ["b", 5]}, "resumptions": 3}
+    )
+    called: list[str] = []
+    assert job.resumptions == 3
+    job.step("a", lambda: called.append("a"))
+    with job.step("b", start=0) as step:
+        assert (step.cursor, step.resumed, step.skip) == (5, True, False)
+    assert called == []
+    again = object.__new__(Resumed)
+    vars(again)["_continuation"] = Continuation.from_envelope({"continuation": {"completed": ["a"]}})
+    with again.step("a") as step:
+        assert (step.skip, step.cursor) == (True, None)
+        with pytest.raises(quebec.InvalidStepError, match="completed by an earlier execution"):
+            step.set(1)
+
+
+def test_an_async_perform_resumes_too_and_awaits_an_async_step_callback(qc: Any) -> None:
+    seen: list[tuple[int, str]] = []
+
+    @qc.register_job
+    class AsyncImport(quebec.BaseClass, quebec.Continuable):
+        async def perform(self) -> None:
+            async with self.step("fetch") as step:
+                await asyncio.sleep(0)
+                seen.append((self.resumptions, f"fetch skip={step.skip}"))
+
+            async def store() -> None:
+                await asyncio.sleep(0)
+                seen.append((self.resumptions, "store"))
+
+            await self.step("store", store, isolated=True)
+
+    job = AsyncImport.perform_later()
+    assert drain_all(qc) == 2
+    assert seen == [(0, "fetch skip=False"), (1, "fetch skip=True"), (1, "store")]
+    assert [s for _, _, s in runs_of(qc, job.active_job_id)] == [JobState.FINISHED, JobState.FINISHED]
+
+
+def test_job_interrupted_from_a_job_that_is_not_continuable_is_an_ordinary_failure(qc: Any) -> None:
+    @qc.register_job
+    class Plain(quebec.BaseClass):
+        def perform(self) -> None:
+            raise quebec.JobInterrupted("not a continuable job")
+
+    job = Plain.perform_later()
+    assert drain_all(qc) == 1
+    assert state(qc, job.id) == JobState.FAILED
+
+
+LIMIT = {"n": 10**7}
+
+
+def test_a_graceful_stop_interrupts_at_the_next_checkpoint_and_another_worker_resumes(make_qc: Any) -> None:
+    qc = make_qc(shutdown_timeout=30)
+    reached = threading.Event()
+    seen: list[tuple[int, Any, bool]] = []
+
+    @qc.register_job
+    class Long(quebec.BaseClass, quebec.Continuable):
+        def perform(self) -> None:
+            with self.step("setup"):
+                pass
+            with self.step("loop", start=0) as step:
+                seen.append((self.resumptions, step.cursor, step.resumed))
+                for i in range(step.cursor, LIMIT["n"]):
+                    step.advance(from_=i)
+                    if i == 2:
+                        reached.set()
+            with self.step("done"):
+                pass
+
+    job = Long.perform_later()
+    qc.start(spawn=["worker"], threads=1)
+    try:
+        assert reached.wait(20), "the job never got to its third iteration"
+    finally:
+        qc.stop(timeout=30)
+    runs = runs_of(qc, job.active_job_id)
+    assert [s for _, _, s in runs] == [JobState.FINISHED, JobState.READY]
+    saved = runs[1][1]["continuation"]
+    assert saved["completed"] == ["setup"] and saved["current"][0] == "loop" and saved["current"][1] >= 3
+    assert runs[1][1]["resumptions"] == 1
+    LIMIT["n"] = saved["current"][1] + 2
+    try:
+        assert drain_all(qc) == 1
+    finally:
+        LIMIT["n"] = 10**7
+    assert seen == [(0, 0, False), (1, saved["current"][1], True)]
+    eventually(lambda: state(qc, runs[1][0]) == JobState.FINISHED)

@@ -89,14 +89,7 @@ class StepContext:
     def set(self, value: Any) -> None:
         """Set the cursor to `value` (JSON: int, str, list, dict…), then checkpoint()."""
         self._movable("set")
-        if type(value) not in _PLAIN_CURSOR:
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(
-                    f"the cursor of step {self._name!r} must be plain JSON (int, str, float, bool, None, list, "
-                    f"dict with str keys), got {value!r} ({exc}); pass an id or an ISO string instead"
-                ) from None
+        _check_cursor(self._name, value)
         self._cursor = value
         self._advanced = True
         self._continuation.advanced = True
@@ -226,6 +219,7 @@ class Continuation:
     def step(self, name: str, callback: Callable[..., Any] | None, start: Any, isolated: bool) -> Any:
         if not isinstance(name, str):
             raise TypeError(f"a step name must be a str, got {name!r} ({type(name).__name__}); pass e.g. 'process'")
+        _check_cursor(name, start)
         if callback is None:
             return StepContextManager(self, name, start, isolated)
         if not callable(callback):
@@ -324,6 +318,20 @@ class Continuable:
     resume_errors_after_advancing: ClassVar[bool] = True
     _continuation: Continuation | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        limit = cls.max_resumptions
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise TypeError(
+                f"{cls.__qualname__}.max_resumptions must be None (no bound) or a whole number >= 0, got {limit!r}; "
+                f"set e.g. max_resumptions = 10"
+            )
+        if not isinstance(cls.resume_errors_after_advancing, bool):
+            raise TypeError(
+                f"{cls.__qualname__}.resume_errors_after_advancing must be True or False, got "
+                f"{cls.resume_errors_after_advancing!r}"
+            )
+
     def step(
         self, name: str, callback: Callable[..., Any] | None = None, *, start: Any = None, isolated: bool = False
     ) -> Any:
@@ -342,6 +350,20 @@ class Continuable:
         """How many times this job was resumed after an interruption or an error."""
         continuation = vars(self).get("_continuation")
         return 0 if continuation is None else continuation.resumptions
+
+
+def _check_cursor(step: str, value: Any) -> None:
+    """A cursor is stored in the envelope as JSON both sides can read: refuse anything else now,
+    not when an interrupted job is enqueued again."""
+    if type(value) in _PLAIN_CURSOR:
+        return
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"the cursor of step {step!r} must be plain JSON (int, str, float, bool, None, list, dict with str "
+            f"keys), got {value!r} ({exc}); pass an id or an ISO string instead"
+        ) from None
 
 
 def _call(callback: Callable[..., Any], context: StepContext) -> Any:

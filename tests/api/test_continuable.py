@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import threading
 from typing import Any
 
@@ -307,3 +309,45 @@ def test_a_graceful_stop_interrupts_at_the_next_checkpoint_and_another_worker_re
         LIMIT["n"] = 10**7
     assert seen == [(0, 0, False), (1, saved["current"][1], True)]
     eventually(lambda: state(qc, runs[1][0]) == JobState.FINISHED)
+
+
+def test_class_options_and_a_start_that_cannot_be_stored_are_refused_when_given() -> None:
+    with pytest.raises(TypeError, match=r"Bad.max_resumptions must be None \(no bound\) or a whole number >= 0"):
+
+        class Bad(quebec.BaseClass, quebec.Continuable):
+            max_resumptions = -1
+
+    with pytest.raises(TypeError, match="resume_errors_after_advancing must be True or False"):
+
+        class Worse(quebec.Continuable, quebec.BaseClass):
+            resume_errors_after_advancing = "yes"  # type: ignore[assignment]
+
+    class Fine(quebec.BaseClass, quebec.Continuable):
+        max_resumptions = 0
+
+    with pytest.raises(TypeError, match="must be plain JSON"):
+        Fine().step("a", start=float("nan"))
+
+
+def test_term_during_drain_due_interrupts_a_continuable_job_which_is_ready_again_with_its_progress(
+    make_qc: Any,
+) -> None:
+    qc = make_qc(shutdown_timeout=30)
+
+    @qc.register_job
+    class Signalled(quebec.BaseClass, quebec.Continuable):
+        def perform(self) -> None:
+            with self.step("loop", start=0) as step:
+                for i in range(step.cursor, step.cursor + 5 if self.resumptions else 10**7):
+                    if i == 2 and not self.resumptions:
+                        os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would, while the job runs
+                    step.advance(from_=i)
+
+    job = Signalled.perform_later()
+    report = qc.drain_due(threads=1)  # on the main thread: it handles TERM
+    assert (report.retried, report.failed, report.released) == (1, 0, 0)
+    runs = runs_of(qc, job.active_job_id)
+    assert [s for _, _, s in runs] == [JobState.FINISHED, JobState.READY]
+    assert runs[1][1]["continuation"]["current"][0] == "loop" and runs[1][1]["continuation"]["current"][1] >= 3
+    assert drain_all(qc) == 1  # the flag is down again: a later drain runs the job to its end
+    assert state(qc, runs[1][0]) == JobState.FINISHED

@@ -57,6 +57,11 @@ class Executor:
         # raises JobInterrupted, and the job is enqueued again with its progress.
         self._stopping = stopping or threading.Event()
 
+    @property
+    def stopping(self) -> threading.Event:
+        """Set while this executor's process shuts down: Continuable jobs stop at their next checkpoint."""
+        return self._stopping
+
     def at_most_once(self, class_name: str) -> bool:
         cls = self._registry.get(class_name)
         return cls is not None and bool(cls.at_most_once)

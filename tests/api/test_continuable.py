@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 import quebec
 from conftest import eventually
+from quebec.arguments import decode_envelope
 from quebec.continuable import Continuation
 from quebec.types import JobState
 
@@ -351,3 +352,37 @@ def test_term_during_drain_due_interrupts_a_continuable_job_which_is_ready_again
     assert runs[1][1]["continuation"]["current"][0] == "loop" and runs[1][1]["continuation"]["current"][1] >= 3
     assert drain_all(qc) == 1  # the flag is down again: a later drain runs the job to its end
     assert state(qc, runs[1][0]) == JobState.FINISHED
+
+
+# What the wheel wrote for a job its worker interrupted in step "loop" at cursor 10.
+WHEEL_INTERRUPTED = (
+    '{"arguments":{"arguments":[20],"continuation":{},"job_class":"StepJob","job_id":"172y4uuel67t","priority":0,'
+    '"queue_name":"default","resumptions":0},"continuation":{"completed":["init"],"current":["loop",10]},'
+    '"enqueued_at":"2026-12-04T18:01:31.029004843","exception_executions":{},"executions":0,"job_class":"StepJob",'
+    '"job_id":"172y4uuel67t","locale":"en","priority":0,"provider_job_id":"172y4uuel67t","queue_name":"default",'
+    '"resumptions":1,"scheduled_at":null,"timezone":"UTC"}'
+)
+
+
+def test_the_wheels_interrupted_row_resumes_here_and_ours_has_the_wheels_shape(qc: Any) -> None:
+    continuation = Continuation.from_envelope(decode_envelope(WHEEL_INTERRUPTED).raw)
+    assert (continuation.completed, continuation.resumptions) == (["init"], 1)
+    assert continuation.state() == {"completed": ["init"], "current": ["loop", 10]}
+
+    @qc.register_job
+    class StepJob(quebec.BaseClass, quebec.Continuable):
+        def perform(self, n: int) -> None:
+            with self.step("init"):
+                pass
+            with self.step("loop", start=0) as step:
+                step.advance(from_=step.cursor)
+            with self.step("fin", isolated=True):
+                pass
+
+    job = StepJob.perform_later(20)
+    qc.drain_batch(1)[0].perform()
+    ours = runs_of(qc, job.active_job_id)[1][1]
+    wheel = json.loads(WHEEL_INTERRUPTED)
+    assert sorted(ours) == sorted(wheel) and sorted(ours["arguments"]) == sorted(wheel["arguments"])
+    assert ours["continuation"] == {"completed": ["init", "loop"], "current": None}
+    assert (ours["arguments"]["continuation"], ours["arguments"]["resumptions"]) == ({}, 0)

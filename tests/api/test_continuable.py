@@ -26,7 +26,7 @@ from quebec.continuable import Continuation
 from quebec.types import JobState
 
 
-def runs_of(qc: Any, active_job_id: str) -> list[tuple[int, dict[str, Any], JobState | None]]:
+def runs_of(qc: Any, active_job_id: str | None) -> list[tuple[int, dict[str, Any], JobState | None]]:
     """Every row of one job, oldest first: (id, envelope, state)."""
     jobs = qc.db.tables.jobs
 

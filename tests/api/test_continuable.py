@@ -52,7 +52,7 @@ def test_an_isolated_step_runs_in_an_execution_of_its_own_and_completed_steps_ar
 
     @qc.register_job
     class Import(quebec.BaseClass, quebec.Continuable):
-        def perform(self, total: int) -> None:
+        def perform(self, total: int) -> int:
             with self.step("one") as step:
                 seen.append((self.resumptions, "one", step.skip))
             self.step("two", lambda: seen.append((self.resumptions, "two", False)), isolated=True)
@@ -60,6 +60,7 @@ def test_an_isolated_step_runs_in_an_execution_of_its_own_and_completed_steps_ar
                 seen.append((self.resumptions, "three", step.skip))
                 for i in range(step.cursor, total):
                     step.advance(from_=i)
+                return int(step.cursor)
 
     job = Import.perform_later(4)
     assert drain_all(qc) == 3
@@ -74,6 +75,7 @@ def test_an_isolated_step_runs_in_an_execution_of_its_own_and_completed_steps_ar
     assert [r[1]["arguments"]["arguments"] for r in runs] == [[4]] * 3
     assert seen == [(0, "one", False), (1, "one", True), (1, "two", False), (2, "one", True), (2, "three", False)]
     assert qc.get_job(runs[0][0]).next_job_id == runs[1][0]
+    assert job.wait(timeout=10) == 4  # followed from the first row to the last, as a retry is
 
 
 def test_an_error_after_advancing_resumes_from_the_saved_cursor(qc: Any) -> None:

@@ -388,3 +388,17 @@ def test_the_wheels_interrupted_row_resumes_here_and_ours_has_the_wheels_shape(q
     assert sorted(ours) == sorted(wheel) and sorted(ours["arguments"]) == sorted(wheel["arguments"])
     assert ours["continuation"] == {"completed": ["init", "loop"], "current": None}
     assert (ours["arguments"]["continuation"], ours["arguments"]["resumptions"]) == ({}, 0)
+
+
+def test_while_stopping_the_next_step_that_is_not_completed_raises_job_interrupted() -> None:
+    class Stopping(quebec.BaseClass, quebec.Continuable):
+        pass
+
+    job = object.__new__(Stopping)
+    continuation = Continuation.from_envelope({"continuation": {"completed": ["a"]}}, interrupting=lambda: True)
+    vars(job)["_continuation"] = continuation
+    with job.step("a") as step:  # completed before: skipped, not interrupted
+        assert step.skip
+    with pytest.raises(quebec.JobInterrupted, match="interrupted before step 'b'"), job.step("b", start=5):
+        raise AssertionError("the body of an interrupted step ran")
+    assert continuation.state() == {"completed": ["a"], "current": None}

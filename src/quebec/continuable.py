@@ -166,6 +166,7 @@ class Continuation:
         "completed",
         "interrupting",
         "job_label",
+        "resumable",
         "resumptions",
     )
 
@@ -176,12 +177,14 @@ class Continuation:
         resumptions: int = 0,
         interrupting: Callable[[], bool] = _never,
         job_label: str = "this job",
+        resumable: bool = True,
     ) -> None:
         self.completed: list[str] = list(completed or [])
         self._saved_current = current
         self.resumptions = resumptions
         self.interrupting = interrupting
         self.job_label = job_label
+        self.resumable = resumable  # False: perform called directly; nobody would resume an isolated step
         self.advanced = False  # a step completed or a cursor moved in this execution
         self._encountered: list[str] = []
         self._open: StepContext | None = None  # entered, not yet left
@@ -259,7 +262,7 @@ class Continuation:
             return context
         if self.interrupting():
             raise JobInterrupted(f"{self.job_label} was interrupted before step {name!r}: the worker is shutting down")
-        if (isolated or self._isolating) and self.advanced:
+        if self.resumable and (isolated or self._isolating) and self.advanced:
             raise JobInterrupted(
                 f"{self.job_label} stops before step {name!r} so that it runs in an execution of its own"
             )
@@ -341,7 +344,7 @@ class Continuable:
         `isolated=True` runs the step in an execution of its own."""
         continuation = vars(self).get("_continuation")
         if continuation is None:  # perform called directly, outside a worker
-            continuation = Continuation(job_label=type(self).__qualname__)
+            continuation = Continuation(job_label=type(self).__qualname__, resumable=False)
             vars(self)["_continuation"] = continuation
         return continuation.step(name, callback, start, bool(isolated))
 

@@ -215,6 +215,8 @@ def test_step_context_moves_its_cursor_and_refuses_what_cannot_be_resumed() -> N
     with pytest.raises(TypeError, match="must be callable"):
         job.step("b", "not a function")  # type: ignore[arg-type]
     assert job.step("b", lambda step: step.set(3), start=1) is None
+    with job.step("c", isolated=True) as step:  # perform called directly: nothing to resume it, so it runs
+        assert step.cursor is None
 
 
 def test_a_completed_steps_body_sees_skip_and_cannot_move_its_cursor() -> None:

@@ -254,9 +254,8 @@ class Continuation:
 
     def enter(self, name: str, start: Any, isolated: bool) -> StepContext:
         self._validate(name)
-        position = len(self._encountered)
-        self._encountered.append(name)
-        if position < len(self.completed):
+        if len(self._encountered) < len(self.completed):
+            self._encountered.append(name)
             context = StepContext(self, name, None, resumed=False, skip=True)
             self._open = context
             return context
@@ -266,6 +265,7 @@ class Continuation:
             raise JobInterrupted(
                 f"{self.job_label} stops before step {name!r} so that it runs in an execution of its own"
             )
+        self._encountered.append(name)  # only now: interrupted before it, a saved cursor stays saved
         saved = self._saved_current
         resumed = saved is not None and saved[0] == name
         context = StepContext(

@@ -404,3 +404,17 @@ def test_while_stopping_the_next_step_that_is_not_completed_raises_job_interrupt
     with pytest.raises(quebec.JobInterrupted, match="interrupted before step 'b'"), job.step("b", start=5):
         raise AssertionError("the body of an interrupted step ran")
     assert continuation.state() == {"completed": ["a"], "current": None}
+
+
+def test_interrupted_before_the_step_it_resumes_the_saved_cursor_stays_saved() -> None:
+    class Again(quebec.BaseClass, quebec.Continuable):
+        pass
+
+    job = object.__new__(Again)
+    saved = {"continuation": {"completed": ["a"], "current": ["b", 7]}, "resumptions": 2}
+    continuation = Continuation.from_envelope(saved, interrupting=lambda: True)
+    vars(job)["_continuation"] = continuation
+    job.step("a", lambda: None)
+    with pytest.raises(quebec.JobInterrupted):
+        job.step("b", lambda step: None, start=0)
+    assert continuation.state() == {"completed": ["a"], "current": ["b", 7]}

@@ -78,7 +78,7 @@ def test_an_isolated_step_runs_in_an_execution_of_its_own_and_completed_steps_ar
     assert job.wait(timeout=10) == 4  # followed from the first row to the last, as a retry is
 
 
-def test_an_error_after_advancing_resumes_from_the_saved_cursor(qc: Any) -> None:
+def test_an_error_after_advancing_resumes_from_the_saved_cursor(qc: Any, caplog: pytest.LogCaptureFixture) -> None:
     cursors: list[tuple[int, int, bool]] = []
 
     @qc.register_job
@@ -103,6 +103,8 @@ def test_an_error_after_advancing_resumes_from_the_saved_cursor(qc: Any) -> None
     assert runs[-1][2] == JobState.FINISHED
     # as in the wheel, a resumption is not an execution: the failure counters stay as they were
     assert {(r[1]["executions"], json.dumps(r[1]["exception_executions"])) for r in runs} == {(0, "{}")}
+    logged = [r.getMessage() for r in caplog.records if "job.resumed_after_error" in r.getMessage()]
+    assert len(logged) == 2 and "ValueError: flaky at 1" in logged[0]  # the row keeps no trace of the error
 
 
 def test_an_error_without_progress_or_with_resuming_off_or_past_max_resumptions_fails_the_job(qc: Any) -> None:

@@ -23,6 +23,7 @@ from quebec.job import BaseClass
 from quebec.types import ClaimedJob, NewJob
 
 log = logging.getLogger("quebec.worker")
+_LOGGED_MESSAGE = 500  # characters of the error's message in the log line
 
 
 def attach(instance: BaseClass, job: ClaimedJob, envelope: Envelope, interrupting: Callable[[], bool]) -> Continuation:
@@ -51,12 +52,14 @@ def resumed(
         )
     elif _resumes_error(cls, continuation, exc):
         log.warning(
-            "job.resumed_after_error job_id=%s class=%s resumptions=%d error=%s: it advanced before the error, "
+            "job.resumed_after_error job_id=%s class=%s resumptions=%d error=%s: %s; it advanced before the error, "
             "so it resumes from its progress",
             job.id,
             job.class_name,
             continuation.resumptions + 1,
             type(exc).__name__,
+            str(exc)[:_LOGGED_MESSAGE],
+            exc_info=exc,  # the row keeps no trace of it: the log is where it is seen
         )
     else:
         return None

@@ -130,6 +130,21 @@ class Dialect:
         locked; looking at (and waiting for) no other row."""
         conn.execute(delete(table).where(self.ids_in(table.c.id)), {"ids": self.ids_value(ids)})
 
+    def delete_by_id_and_insert(
+        self,
+        conn: Connection,
+        table: Table,
+        ids: Sequence[int],
+        into: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """delete_by_id, then insert_rows into `into` (driver values, as insert_rows takes
+        them): a claim's two writes, ready rows out and claims in, which a database may
+        send together."""
+        self.delete_by_id(conn, table, ids)
+        self.insert_rows(conn, into, columns, rows)
+
     def delete_returning(
         self, conn: Connection, table: Table, where: ColumnElement[bool], params: Mapping[str, Any] | None = None
     ) -> list[int]:

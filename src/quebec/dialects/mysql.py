@@ -151,11 +151,28 @@ class MySQLDialect(Dialect):
         # rows) InnoDB scans the whole table, and waits for every row another claim has
         # locked (lock wait timeouts, and deadlocks with two workers). Joined to the list
         # as a JSON_TABLE, each row is one primary-key lookup (eq_ref).
+        conn.exec_driver_sql(self._delete_by_id_sql(conn, table), (json.dumps([int(i) for i in ids]),))
+
+    def _delete_by_id_sql(self, conn: Connection, table: Table) -> str:
         name = conn.dialect.identifier_preparer.quote(table.name)
-        conn.exec_driver_sql(
-            f"DELETE t FROM {name} t JOIN JSON_TABLE(%s, '$[*]' COLUMNS (id BIGINT PATH '$')) AS ids ON t.id = ids.id",
-            (json.dumps([int(i) for i in ids]),),
-        )
+        ids = "JSON_TABLE(%s, '$[*]' COLUMNS (id BIGINT PATH '$'))"
+        return f"DELETE t FROM {name} t JOIN {ids} AS ids ON t.id = ids.id"
+
+    def delete_by_id_and_insert(
+        self,
+        conn: Connection,
+        table: Table,
+        ids: Sequence[int],
+        into: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        # One packet, one round trip (mysql_packets.py); the transaction stays open.
+        if not rows:
+            self.delete_by_id(conn, table, ids)
+            return
+        sql = f"{self._delete_by_id_sql(conn, table)}; {self.insert_sql(conn, into, columns, len(rows))}"
+        run_packet(conn, sql, [json.dumps([int(i) for i in ids]), *(v for row in rows for v in row)])
 
     def in_index_order(self, stmt: Select[Any], table: Table, index: str) -> Select[Any]:
         # InnoDB chose the covering (queue_name, priority, job_id) index and a filesort for a

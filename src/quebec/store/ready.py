@@ -72,9 +72,14 @@ def _take(tx: Tx, pattern: str | None, limit: int, process_id: int, skip: Collec
         return []
     # The pick locked these rows and their jobs (FOR UPDATE SKIP LOCKED): they are ours to
     # delete, by primary key, without looking at rows other claims hold.
-    tx.dialect.delete_by_id(tx.conn, tx.tables.ready_executions, [r.ready_id for r in picked])
-    tx.conn.execute(
-        sql.insert_claims, [{"job_id": r.id, "process_id": process_id, "created_at": tx.now} for r in picked]
+    now = tx.dialect.to_db(tx.now)
+    tx.dialect.delete_by_id_and_insert(
+        tx.conn,
+        tx.tables.ready_executions,
+        [r.ready_id for r in picked],
+        tx.tables.claimed_executions,
+        ("job_id", "process_id", "created_at"),
+        [(r.id, process_id, now) for r in picked],
     )
     return [claimed_job(r) for r in picked]
 

@@ -353,9 +353,9 @@ def test_qc_start_with_a_memory_limit_refuses_to_start_rather_than_run_unlimited
 
 
 def test_a_one_shot_run_says_its_limit_has_no_effect() -> None:
-    sentences = unsupported_options(LIMITED, spawn=None, control_plane=None, environ={})
+    sentences = unsupported_options(LIMITED, spawn=None, environ={})
     assert sentences == [
         "workers[0].memory_max=256M has no effect here: cgroup limits apply to the fork supervisor's children "
         "(QUEBEC_SUPERVISOR=1)"
     ]
-    assert unsupported_options(LIMITED, spawn=None, control_plane=None, environ={"QUEBEC_SUPERVISOR": "1"}) == []
+    assert unsupported_options(LIMITED, spawn=None, environ={"QUEBEC_SUPERVISOR": "1"}) == []

@@ -47,7 +47,6 @@ class ProcessRuntime:
         *,
         spawn: Iterable[str] | None,
         threads: int | None = None,
-        control_plane: str | None = None,
         metrics: JobMetrics | None = None,
         supervisor_id: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -61,7 +60,6 @@ class ProcessRuntime:
         self._spawn_given = None if spawn is None else tuple(spawn)
         self.spawn = frozenset(self._spawn_given if self._spawn_given is not None else COMPONENTS)
         self.threads = threads
-        self.control_plane = control_plane
         self.metrics = metrics
         self._monotonic = monotonic
         self.intents = Intents()
@@ -77,9 +75,7 @@ class ProcessRuntime:
 
     # -- start ----------------------------------------------------------------------------
     def start(self) -> None:
-        for sentence in unsupported_options(
-            self.settings, spawn=self._spawn_given, control_plane=self.control_plane, environ=os.environ
-        ):
+        for sentence in unsupported_options(self.settings, spawn=self._spawn_given, environ=os.environ):
             log.warning(sentence)
         wiring = Wiring(
             spawn=self.spawn,

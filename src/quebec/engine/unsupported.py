@@ -68,7 +68,6 @@ def unsupported_options(
     settings: Settings,
     *,
     spawn: Collection[str] | None,
-    control_plane: str | None,
     environ: Mapping[str, str],
 ) -> list[str]:
     """One sentence per option that is set (to a non-default value) but has no effect yet."""
@@ -92,11 +91,6 @@ def unsupported_options(
         found.extend(
             f"{limit} has no effect here: cgroup limits apply to the fork supervisor's children (QUEBEC_SUPERVISOR=1)"
             for limit in configured_limits(settings)
-        )
-    if control_plane:
-        found.append(
-            f"control_plane={control_plane!r} has no effect yet: the dashboard is not built, so nothing "
-            f"listens on that address; leave it unset"
         )
     return found
 

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from quebec.config import Settings
-from quebec.config.sizes import Size
-from quebec.engine.cgroups import CgroupTree, CgroupUnusable, Leaf, configured_limits, oom_verdict, usable_root
+from quebec.engine.cgroup_limits import NONE, LeafLimits, configured_limits, require_swap_accounting
+from quebec.engine.cgroups import CgroupTree, CgroupUnusable, Leaf, oom_verdict, usable_root
 from quebec.engine.memory import RECYCLE_EXIT
 from quebec.engine.process_rows import process_info
 from quebec.engine.running import RunningBoard, install
@@ -191,6 +191,7 @@ class ForkSupervisor:
                 raise ConfigError(f"{limits[0] if limits else 'QUEBEC_CGROUP=on'} cannot be applied: {err}") from None
             log.debug("cgroup.unused: %s", err)
             return
+        require_swap_accounting(s, tree.workers)
         self.cgroups = tree
         log.info("cgroup.tree root=%s limits=%s", tree.root, ",".join(limits) or "none")
 
@@ -198,13 +199,13 @@ class ForkSupervisor:
         """A fresh leaf (and, for a worker, a running board) for the child about to fork; None: not now."""
         if self.cgroups is None:
             return Copy()
-        memory_max: Size | None = None
+        limits = NONE
         if slot.role == "worker" and slot.settings.workers:
-            memory_max = slot.settings.workers[0].memory_max
+            limits = LeafLimits.of(slot.settings.workers[0])
         elif slot.role == "dispatcher" and slot.settings.dispatchers:
-            memory_max = slot.settings.dispatchers[0].memory_max
+            limits = LeafLimits.of(slot.settings.dispatchers[0])
         try:
-            leaf = self.cgroups.new_leaf(slot.role, slot.index, memory_max)
+            leaf = self.cgroups.new_leaf(slot.role, slot.index, limits)
         except CgroupUnusable as err:
             if configured_limits(self.settings):
                 log.error("cgroup.leaf_failed child=%s: %s; trying again shortly", slot.label, err)

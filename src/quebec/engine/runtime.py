@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from quebec.config import Settings
 from quebec.config.rules import COMPONENTS
 from quebec.engine.assembly import Components, Wiring, assemble
-from quebec.engine.memory import RECYCLE_EXIT
+from quebec.engine.memory import RECYCLE_EXIT, recycle_limit_mb
 from quebec.engine.metrics import JobMetrics
 from quebec.engine.process_table import ProcessTable
 from quebec.engine.shutdown import shut_down
@@ -265,9 +265,9 @@ class ProcessRuntime:
             return
         grace = self.settings.worker_memory_graceful_timeout
         log.warning(
-            "worker.memory_recycle limit_mb=%d: over it %d times in a row; going quiet, letting running jobs "
+            "worker.memory_recycle limit_mb=%.0f: over it %d times in a row; going quiet, letting running jobs "
             "finish (up to %.0fs), then exiting %d",
-            self.settings.worker_max_rss_mb,
+            recycle_limit_mb(self.settings),
             self.settings.worker_memory_recycle_confirmations,
             grace,
             RECYCLE_EXIT,

@@ -3,6 +3,7 @@
 from quebec import context
 from quebec.app import Quebec
 from quebec.context import JobContext
+from quebec.continuable import Continuable, InvalidStepError, JobInterrupted, StepContext
 from quebec.errors import (
     AbortEnqueue,
     ConfigError,
@@ -35,6 +36,7 @@ __all__ = [
     "BaseClass",
     "ConcurrencyConflict",
     "ConcurrencyStrategy",
+    "Continuable",
     "ControlPlaneASGI",
     "ConfigError",
     "DatabaseUnavailable",
@@ -45,11 +47,13 @@ __all__ = [
     "JobEvent",
     "JobEventKind",
     "FunctionJob",
+    "InvalidStepError",
     "JobBuilder",
     "JobCancelled",
     "JobContext",
     "JobDiscarded",
     "JobFailed",
+    "JobInterrupted",
     "JobNotCompleted",
     "JobStatus",
     "JobDescriptor",
@@ -60,6 +64,7 @@ __all__ = [
     "RescueStrategy",
     "RetryStrategy",
     "SerializationError",
+    "StepContext",
     "UnknownJob",
     "UnknownJobClass",
     "WaitTimeout",

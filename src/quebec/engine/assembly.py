@@ -8,6 +8,7 @@ starts a thread; the runtime starts what it gets back.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -66,6 +67,8 @@ class Components:
     notifier: Notifier | None = None
     memory: MemoryWatch | None = None
     wake: WakeRouter = field(default_factory=WakeRouter)
+    # Set when shutdown begins: Continuable jobs stop at their next checkpoint (executor).
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def workers(self) -> list[Worker]:
@@ -106,7 +109,8 @@ def assemble(db: Database, settings: Settings, registry: Registry, rows: Process
         sealing = Sealing.from_settings(settings)  # one Cipher for the executors and the rate limiter
         limiter = RateLimiter(db, registry, sealing.cipher)
         for index, entry in enumerate(settings.workers):
-            parts.units.append(_worker(db, settings, registry, rows, wiring, sealing, limiter, index, entry))
+            unit = _worker(db, settings, registry, rows, wiring, sealing, limiter, index, entry, parts.stopping)
+            parts.units.append(unit)
         parts.wake.workers = parts.workers
     if "dispatcher" in wiring.spawn:
         for index, d in enumerate(settings.dispatchers):
@@ -160,6 +164,7 @@ def _worker(
     limiter: RateLimiter,
     index: int,
     entry: WorkerConfig,
+    stopping: threading.Event,
 ) -> WorkerUnit:
     key = f"worker-{index}"
     queues = worker_queues(settings, entry)
@@ -170,7 +175,7 @@ def _worker(
         return rows.id_of(key)
 
     completer = Completer(db, row_id, preserve_finished=settings.preserve_finished_jobs)
-    executor = Executor(registry, db.clock, sealing, db.events)
+    executor = Executor(registry, db.clock, sealing, db.events, stopping)
     if wiring.metrics is not None:
         executor = MeteredExecutor(executor, wiring.metrics, wiring.in_flight)
     board = installed()  # a fork supervisor's worker child: started jobs are marked for OOM attribution

@@ -240,7 +240,7 @@ class Database:
                 with self.engine.connect() as conn:
                     if autocommit:
                         # One statement is its own transaction: no BEGIN and COMMIT round trips.
-                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                        conn = self.dialect.alone(conn)
                         committing = True
                     elif write:
                         self.dialect.begin_write(conn)
@@ -248,10 +248,13 @@ class Database:
                         self.dialect.begin_read(conn)
                     tx = self._tx(conn)
                     result = fn(tx, *args, **kwargs)
-                    if not autocommit:
+                    if not autocommit or conn.in_transaction():
+                        # (Run alone, a call that still began a transaction, as MySQL's
+                        # enqueue does when it cannot send its self-committing packet,
+                        # commits it here; in autocommit mode that costs nothing.)
                         committing = True
                         conn.commit()
-                        self.dialect.after_commit(conn)
+                    self.dialect.after_commit(conn)
                     for done in tx.after_commit:
                         done()
                     return result

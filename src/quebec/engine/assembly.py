@@ -18,7 +18,7 @@ from quebec.engine.concurrency_maintenance import ConcurrencyMaintenance
 from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
-from quebec.engine.memory import MemoryWatch, resident_mb, unique_mb
+from quebec.engine.memory import MemoryWatch, recycle_limit_mb, resident_mb, unique_mb
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
 from quebec.engine.process_table import ProcessTable
@@ -141,9 +141,10 @@ def assemble(db: Database, settings: Settings, registry: Registry, rows: Process
     )
     if parts.units:
         parts.notifier = Notifier(db, settings.name, parts.wake, settings.use_listen_notify)
-    if parts.units and settings.worker_max_rss_mb > 0:
+    recycle_mb = recycle_limit_mb(settings)
+    if parts.units and recycle_mb > 0:
         parts.memory = MemoryWatch(
-            limit_mb=settings.worker_max_rss_mb,
+            limit_mb=recycle_mb,
             every=settings.worker_memory_check_interval,
             confirmations=settings.worker_memory_recycle_confirmations,
             on_over=wiring.on_memory_over,

@@ -139,7 +139,7 @@ class OneShot:
 
     def run(self) -> DrainReport:
         started = time.monotonic()
-        for sentence in unsupported_options(self._settings, spawn=None, control_plane=None, environ=os.environ):
+        for sentence in unsupported_options(self._settings, spawn=None, environ=os.environ):
             log.warning(sentence)
         installed = self._handle_signals and self._intents.install()
         try:

@@ -5,6 +5,7 @@ from quebec.app import Quebec
 from quebec.batch_context import current_batch_id
 from quebec.batches import Batch
 from quebec.context import JobContext
+from quebec.continuable import Continuable, InvalidStepError, JobInterrupted, StepContext
 from quebec.errors import (
     AbortEnqueue,
     BatchAlreadyFinished,
@@ -40,6 +41,7 @@ __all__ = [
     "BatchAlreadyFinished",
     "ConcurrencyConflict",
     "ConcurrencyStrategy",
+    "Continuable",
     "ControlPlaneASGI",
     "ConfigError",
     "DatabaseUnavailable",
@@ -50,11 +52,13 @@ __all__ = [
     "JobEvent",
     "JobEventKind",
     "FunctionJob",
+    "InvalidStepError",
     "JobBuilder",
     "JobCancelled",
     "JobContext",
     "JobDiscarded",
     "JobFailed",
+    "JobInterrupted",
     "JobNotCompleted",
     "JobStatus",
     "JobDescriptor",
@@ -65,6 +69,7 @@ __all__ = [
     "RescueStrategy",
     "RetryStrategy",
     "SerializationError",
+    "StepContext",
     "UnknownJob",
     "UnknownJobClass",
     "WaitTimeout",

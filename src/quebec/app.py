@@ -243,7 +243,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
                 return self._run_forked(create_tables, spawn)
             finally:
                 self._stop_control_plane_process(dashboard)
-        self._runtime = self._new_runtime(create_tables, None, spawn, threads)
+        self._runtime = self._new_runtime(create_tables, spawn, threads)
         self._serve_control_plane(control_plane)
         try:
             return self._runtime.run()
@@ -293,7 +293,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
                 "supervisor.not_forking: QUEBEC_SUPERVISOR=1 applies to qc.run() and python -m quebec; "
                 "qc.start() runs its components as threads of this process"
             )
-        self._runtime = self._new_runtime(create_tables, None, spawn, threads)
+        self._runtime = self._new_runtime(create_tables, spawn, threads)
         self._serve_control_plane(control_plane)
         try:
             self._runtime.start_background()
@@ -303,9 +303,7 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
             raise
         return self
 
-    def _new_runtime(
-        self, create_tables: bool, control_plane: str | None, spawn: Iterable[str] | None, threads: int | None
-    ) -> ProcessRuntime:
+    def _new_runtime(self, create_tables: bool, spawn: Iterable[str] | None, threads: int | None) -> ProcessRuntime:
         if self._runtime is not None and not self._runtime.stopped:
             raise RuntimeError("this Quebec is already running; call qc.stop() before starting it again")
         spawn, threads = run_options(spawn, threads)
@@ -318,7 +316,6 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
             self.hooks,
             spawn=spawn,
             threads=threads,
-            control_plane=control_plane,
             metrics=self._job_metrics(),
         )
         if self._quiet_requested:

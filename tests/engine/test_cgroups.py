@@ -18,7 +18,8 @@ import pytest
 import quebec
 from quebec.config import Settings, WorkerConfig, load_settings
 from quebec.config.sizes import parse_size, show_size
-from quebec.engine.cgroups import CgroupTree, CgroupUnusable, configured_limits, oom_verdict, usable_root
+from quebec.engine.cgroup_limits import NONE, LeafLimits, configured_limits
+from quebec.engine.cgroups import CgroupTree, CgroupUnusable, oom_verdict, usable_root
 from quebec.engine.running import RunningBoard
 from quebec.engine.unsupported import refuse_unappliable, unsupported_options
 from quebec.errors import ConfigError
@@ -188,14 +189,14 @@ def test_prepare_lays_out_control_and_workers_like_the_wheel(tmp_path: Path) -> 
     assert read(fs.root / "workers" / "memory.max") == str(1024 * MiB)
     assert read(fs.root / "workers" / "memory.oom.group") == "0"
 
-    worker = tree.new_leaf("worker", 0, 256 * MiB)
+    worker = tree.new_leaf("worker", 0, LeafLimits(256 * MiB))
     assert worker.path == str(fs.root / "workers" / "worker-0")
     assert read(Path(worker.path) / "memory.max") == str(256 * MiB)
     assert read(Path(worker.path) / "memory.oom.group") == "1"
-    dispatcher = tree.new_leaf("dispatcher", 0, None)
+    dispatcher = tree.new_leaf("dispatcher", 0, NONE)
     assert dispatcher.path == str(fs.root / "control" / "dispatcher-0")
     assert sorted(os.listdir(dispatcher.path)) == []  # no limit asked, none written
-    assert tree.new_leaf("scheduler", 0, None).path == str(fs.root / "control" / "scheduler-0")
+    assert tree.new_leaf("scheduler", 0, NONE).path == str(fs.root / "control" / "scheduler-0")
 
 
 def test_prepare_removes_the_empty_leaves_a_dead_supervisor_left_and_keeps_busy_ones(tmp_path: Path) -> None:
@@ -230,14 +231,14 @@ def test_every_child_gets_a_fresh_leaf_so_its_counters_start_at_zero(tmp_path: P
     fs = FakeFs(tmp_path)
     tree = CgroupTree(str(fs.root), rmdir=fake_rmdir)
     tree.prepare()
-    first = tree.new_leaf("worker", 0, 64 * MiB)
+    first = tree.new_leaf("worker", 0, LeafLimits(64 * MiB))
     Path(first.path, "cgroup.procs").write_text("4242\n")  # still running (a HUP's old copy)
-    second = tree.new_leaf("worker", 0, 64 * MiB)
+    second = tree.new_leaf("worker", 0, LeafLimits(64 * MiB))
     assert second.path == first.path + ".2"
     Path(first.path, "cgroup.procs").write_text("")
     Path(first.path, "memory.events").write_text("oom_kill 1\n")  # a dead predecessor's counters
     tree.remove(first)
-    third = tree.new_leaf("worker", 0, 64 * MiB)
+    third = tree.new_leaf("worker", 0, LeafLimits(64 * MiB))
     assert third.path == first.path
     assert not Path(third.path, "memory.events").exists()
 
@@ -255,7 +256,7 @@ def test_an_oom_kill_fails_what_the_worker_had_started_and_names_the_limit(tmp_p
     fs = FakeFs(tmp_path)
     tree = CgroupTree(str(fs.root), rmdir=fake_rmdir)
     tree.prepare()
-    leaf = tree.new_leaf("worker", 0, 256 * MiB)
+    leaf = tree.new_leaf("worker", 0, LeafLimits(256 * MiB))
     board = RunningBoard(4)
     board.started(11)
     board.started(12)
@@ -280,7 +281,7 @@ def test_a_pool_oom_says_the_job_may_be_a_bystander(tmp_path: Path) -> None:
     fs = FakeFs(tmp_path)
     tree = CgroupTree(str(fs.root), 512 * MiB, rmdir=fake_rmdir)
     tree.prepare()
-    leaf = tree.new_leaf("worker", 1, 400 * MiB)
+    leaf = tree.new_leaf("worker", 1, LeafLimits(400 * MiB))
     Path(fs.root, "workers", "memory.events.local").write_text("max 3\noom_kill 1\n")
     Path(leaf.path, "memory.events").write_text("max 0\noom_kill 1\n")
     verdict = oom_verdict(tree, leaf, None, 99, -signal.SIGKILL)
@@ -353,9 +354,9 @@ def test_qc_start_with_a_memory_limit_refuses_to_start_rather_than_run_unlimited
 
 
 def test_a_one_shot_run_says_its_limit_has_no_effect() -> None:
-    sentences = unsupported_options(LIMITED, spawn=None, control_plane=None, environ={})
+    sentences = unsupported_options(LIMITED, spawn=None, environ={})
     assert sentences == [
         "workers[0].memory_max=256M has no effect here: cgroup limits apply to the fork supervisor's children "
         "(QUEBEC_SUPERVISOR=1)"
     ]
-    assert unsupported_options(LIMITED, spawn=None, control_plane=None, environ={"QUEBEC_SUPERVISOR": "1"}) == []
+    assert unsupported_options(LIMITED, spawn=None, environ={"QUEBEC_SUPERVISOR": "1"}) == []

@@ -141,15 +141,10 @@ def test_run_serves_the_control_plane_instead_of_warning(tmp_path: Path, caplog:
     assert [r.getMessage() for r in caplog.records if "control_plane" in r.getMessage()] == []
 
 
-def test_the_list_is_a_pure_function_of_settings_spawn_control_plane_and_environment(tmp_path: Path) -> None:
+def test_the_list_is_a_pure_function_of_settings_spawn_and_environment(tmp_path: Path) -> None:
     settings = load_settings(
         {"database_url": "sqlite://", "worker_memory_check_interval": 2}, env={}, cwd=str(tmp_path)
     )
-    found = unsupported_options(settings, spawn=["scheduler"], control_plane="x:1", environ={"QUEBEC_SUPERVISOR": "1"})
-    assert [sentence.split("=")[0] for sentence in found] == [
-        "worker_memory_check_interval",
-        "control_plane",
-    ]
-    assert unsupported_options(settings, spawn=None, control_plane=None, environ={})[0].startswith(
-        "worker_memory_check_interval"
-    )
+    found = unsupported_options(settings, spawn=["scheduler"], environ={"QUEBEC_SUPERVISOR": "1"})
+    assert [sentence.split("=")[0] for sentence in found] == ["worker_memory_check_interval"]
+    assert unsupported_options(settings, spawn=None, environ={})[0].startswith("worker_memory_check_interval")

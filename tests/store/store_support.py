@@ -1,15 +1,21 @@
 """Shared pieces of the store conformance suite: a Database on a FrozenClock, job factories, reads.
 
-Not a conftest: tests import what they use, so each file says where its helpers come from.
+Not a conftest: tests import what they use, so each file says where its helpers come from
+(a second module named conftest would hide the root one's helpers). The fixtures too:
+a module imports `db_fixture` and `tables_fixture` (each marked `# noqa: F401 - a fixture`)
+to get the `db` and `tables` fixtures. Their function names differ from the fixture names,
+so that a test's `db` parameter does not redefine an imported name (ruff F811).
 """
 
 from __future__ import annotations
 
 import itertools
 import secrets
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import delete, func, select
 
 from conftest import backend_url, drop_prefix
@@ -51,6 +57,20 @@ class SharedTables:
         for url, prefix, database in self._made.values():
             database.dispose()
             drop_prefix(url, prefix)
+
+
+@pytest.fixture(scope="module", name="tables")
+def tables_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
+    """The importing module's SharedTables: its tables, created on first use per backend."""
+    shared = SharedTables(tmp_path_factory.mktemp("store"))
+    yield shared
+    shared.close()
+
+
+@pytest.fixture(name="db")
+def db_fixture(backend: str, tables: SharedTables) -> Database:
+    """A Database on this module's tables, emptied, on a new FrozenClock (once per backend)."""
+    return tables.fresh(backend)
 
 
 def _empty(tx: Tx) -> None:

@@ -7,13 +7,22 @@ expires_at of now + concurrency_duration.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from store_support import SharedTables, claimed_ids, clock_of, count_rows, enqueue, new_job, register, state_of
+from store_support import (
+    SharedTables,
+    claimed_ids,
+    clock_of,
+    count_rows,
+    enqueue,
+    new_job,
+    register,
+    state_of,
+    tables_fixture,  # noqa: F401 - fixtures
+)
 
 from quebec.store import Database, blocked, claimed, failed, jobs, processes, scheduled, semaphores
 from quebec.types import ConcurrencyRule, ErrorInfo, JobState, NewJob
@@ -32,13 +41,6 @@ class Rules:
 
     def queue_rule(self, queue_name: str) -> ConcurrencyRule | None:
         return None
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
 
 
 @pytest.fixture

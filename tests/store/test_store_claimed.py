@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from store_support import (
-    SharedTables,
     claimed_ids,
     clock_of,
     count_rows,
+    db_fixture,  # noqa: F401 - a fixture
     enqueue,
     job_row,
     new_job,
     register,
     state_of,
+    tables_fixture,  # noqa: F401 - a fixture
 )
 
 from quebec.store import Database, claimed, processes
@@ -27,18 +27,6 @@ BOOM = ErrorInfo(
     "boom: 'quoted' \"double\" ünïcode",
     ("Traceback (most recent call last):", '  File "job.py", line 3, in perform', "ValueError: boom"),
 )
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 @pytest.fixture

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from store_support import SharedTables, claimed_ids, clock_of, count_rows, enqueue, new_job, register, state_of
+from store_support import (
+    claimed_ids,
+    clock_of,
+    count_rows,
+    db_fixture,  # noqa: F401 - a fixture
+    enqueue,
+    new_job,
+    register,
+    state_of,
+    tables_fixture,  # noqa: F401 - a fixture
+)
 
 from quebec.store import Database, claimed, cleanup
 from quebec.types import ErrorInfo, JobState
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 def test_clear_finished_deletes_only_jobs_finished_before_the_cutoff(db: Database) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,33 +10,22 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 from store_support import (
-    SharedTables,
     claimed_ids,
     count_rows,
+    db_fixture,  # noqa: F401 - a fixture
     enqueue,
     job_row,
     new_job,
     open_db,
     register,
     state_of,
+    tables_fixture,  # noqa: F401 - a fixture
 )
 
 from conftest import backend_url, drop_prefix
 from quebec.errors import MissingTables
 from quebec.store import Database, Tx, claimed, jobs
 from quebec.types import ErrorInfo, JobState
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 def test_enqueue_many_of_nothing_inserts_nothing(db: Database) -> None:

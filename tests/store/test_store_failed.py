@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from store_support import SharedTables, claimed_ids, count_rows, enqueue, job_row, new_job, register, state_of
+from store_support import (
+    claimed_ids,
+    count_rows,
+    db_fixture,  # noqa: F401 - a fixture
+    enqueue,
+    job_row,
+    new_job,
+    register,
+    state_of,
+    tables_fixture,  # noqa: F401 - a fixture
+)
 
 from quebec.store import Database, claimed, failed
 from quebec.types import ErrorInfo, JobState
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 def failed_jobs(db: Database, n: int, *, queue: str = "default", priority: int = 0) -> list[int]:

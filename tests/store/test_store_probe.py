@@ -7,24 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_support import SharedTables, enqueue, new_job
+from store_support import (
+    db_fixture,  # noqa: F401 - a fixture
+    enqueue,
+    new_job,
+    tables_fixture,  # noqa: F401 - a fixture
+)
 
 from quebec.dialects.sqlite import WalSignal
 from quebec.store import Database, pauses
 from quebec.store.probe import ReadyProbe
 from quebec.types import QueueSelector
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 def probe(db: Database, queues: str | list[str]) -> Iterator[ReadyProbe]:

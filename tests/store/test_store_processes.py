@@ -3,39 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import insert, select
 from store_support import (
-    SharedTables,
     claimed_ids,
     clock_of,
     count_rows,
+    db_fixture,  # noqa: F401 - a fixture
     enqueue,
     job_row,
     new_job,
     register,
     state_of,
+    tables_fixture,  # noqa: F401 - a fixture
 )
 
 from quebec.store import Database, processes, queries
 from quebec.types import ErrorInfo, JobState, ProcessInfo, Pruned
 
 THRESHOLD = timedelta(seconds=60)
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 def prune(db: Database, *, dead_ids: Collection[int] = (), at_most_once: Collection[str] = ()) -> Pruned:

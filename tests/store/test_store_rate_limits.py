@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
-from store_support import SharedTables, clock_of
+from store_support import (
+    clock_of,
+    db_fixture,  # noqa: F401 - a fixture
+    tables_fixture,  # noqa: F401 - a fixture
+)
 
 from quebec.store import Database, rate_limits
 
 WINDOW = timedelta(seconds=2)
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 def take(db: Database, key: str = "ApiCallJob/us") -> object:

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 from store_support import (
-    SharedTables,
     claim,
     claimed_ids,
     count_rows,
+    db_fixture,  # noqa: F401 - a fixture
     enqueue,
     new_job,
     register,
     state_of,
+    tables_fixture,  # noqa: F401 - a fixture
 )
 
 from quebec.store import Database, Tx, pauses, ready
 from quebec.types import JobState, QueueSelector
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 @pytest.fixture

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from store_support import SharedTables, clock_of, count_rows, new_job
+from store_support import (
+    clock_of,
+    count_rows,
+    db_fixture,  # noqa: F401 - a fixture
+    new_job,
+    tables_fixture,  # noqa: F401 - a fixture
+)
 
 from quebec.schedules import RecurringTask
 from quebec.store import Database, Tx, jobs, recurring
 from quebec.types import NewJobs
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 def task(

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import select
-from store_support import SharedTables, claim, clock_of, count_rows, enqueue, new_job, register, state_of
+from store_support import (
+    claim,
+    clock_of,
+    count_rows,
+    db_fixture,  # noqa: F401 - a fixture
+    enqueue,
+    new_job,
+    register,
+    state_of,
+    tables_fixture,  # noqa: F401 - a fixture
+)
 
 from quebec.store import Database, scheduled
 from quebec.types import JobState
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedTables]:
-    shared = SharedTables(tmp_path_factory.mktemp("store"))
-    yield shared
-    shared.close()
-
-
-@pytest.fixture
-def db(backend: str, tables: SharedTables) -> Database:
-    return tables.fresh(backend)
 
 
 def test_dispatch_due_moves_only_jobs_whose_time_has_come(db: Database) -> None:

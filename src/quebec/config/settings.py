@@ -32,7 +32,7 @@ from quebec.config.rules import (
     table_prefix,
     text,
 )
-from quebec.config.sizes import Size, optional_size
+from quebec.config.sizes import Size, optional_size, optional_swap_size
 from quebec.errors import ConfigError
 
 DEFAULT_ENV = "development"
@@ -65,6 +65,10 @@ WORKER_RULES: dict[str, Rule] = {
     "polling_interval": POLL,
     "processes": PROCESSES,
     "memory_max": optional_size,
+    "memory_high": optional_size,
+    "memory_swap_max": optional_swap_size,
+    "memory_oom_group": optional(boolean),
+    "memory_recycle_at": optional_size,
 }
 DISPATCHER_RULES: dict[str, Rule] = {
     "polling_interval": POLL,
@@ -74,6 +78,9 @@ DISPATCHER_RULES: dict[str, Rule] = {
     "batch_maintenance": boolean,
     "processes": PROCESSES,
     "memory_max": optional_size,
+    "memory_high": optional_size,
+    "memory_swap_max": optional_swap_size,
+    "memory_oom_group": optional(boolean),
 }
 
 
@@ -85,8 +92,15 @@ class WorkerConfig:
     threads: int = 3
     polling_interval: float = 0.05  # ours; the wheel polls every 0.1 s
     processes: int = 1
-    # cgroup v2 memory.max of each of this entry's worker processes (fork supervisor only).
+    # cgroup v2 memory.max, memory.high, memory.swap.max, memory.oom.group of each of this
+    # entry's worker processes (fork supervisor only; engine/cgroup_limits.py).
     memory_max: Size | None = None
+    memory_high: Size | None = None
+    memory_swap_max: Size | None = None
+    memory_oom_group: bool | None = None
+    # Recycle a process of this entry past this much memory, instead of QUEBEC_WORKER_MAX_RSS_MB
+    # (engine/memory.py; "max": never).
+    memory_recycle_at: Size | None = None
 
     def __post_init__(self) -> None:
         _normalise(self, WORKER_RULES, "WorkerConfig")
@@ -102,7 +116,11 @@ class DispatcherConfig:
     concurrency_maintenance_interval: float = 600.0
     batch_maintenance: bool = True  # sweep stalled batches on the concurrency-maintenance timer
     processes: int = 1
-    memory_max: Size | None = None  # cgroup v2 memory.max of each copy (fork supervisor only)
+    # cgroup v2 memory.max, memory.high, memory.swap.max, memory.oom.group of each copy (fork supervisor only).
+    memory_max: Size | None = None
+    memory_high: Size | None = None
+    memory_swap_max: Size | None = None
+    memory_oom_group: bool | None = None
 
     def __post_init__(self) -> None:
         _normalise(self, DISPATCHER_RULES, "DispatcherConfig")

@@ -39,7 +39,7 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)")
 MINIMUM = 4 * 1024**2
 
 
-def parse_size(value: object, label: str) -> Size:
+def parse_size(value: object, label: str, *, minimum: int = MINIMUM) -> Size:
     """A byte count or "max" from a queue.yml / environment value; ConfigError naming it otherwise."""
     if isinstance(value, bool):
         raise _bad(value, label)
@@ -55,7 +55,7 @@ def parse_size(value: object, label: str) -> Size:
         count = round(float(match[1]) * _UNITS[match[2].lower()])
     else:
         raise _bad(value, label)
-    if count < MINIMUM:
+    if count < minimum:
         raise ConfigError(
             f"{label} is {value!r}, {count} bytes: too small for a Python process to start; "
             f"give a unit (e.g. 512M or 2G), or max for no limit"
@@ -68,10 +68,17 @@ def optional_size(value: object, label: str) -> Size | None:
     return None if value is None else parse_size(value, label)
 
 
+def optional_swap_size(value: object, label: str) -> Size | None:
+    """memory_swap_max: a size as parse_size reads it, but 0 (no swap at all) and small values allowed."""
+    return None if value is None else parse_size(value, label, minimum=0)
+
+
 def show_size(size: Size) -> str:
-    """A size the way an operator writes it: 256M, 2G, 1536K, max."""
+    """A size the way an operator writes it: 256M, 2G, 1536K, 0, max."""
     if size == UNLIMITED:
         return UNLIMITED
+    if size == 0:
+        return "0"
     for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
         if size % factor == 0:
             return f"{size // factor}{unit}"

@@ -130,6 +130,21 @@ class Dialect:
         locked; looking at (and waiting for) no other row."""
         conn.execute(delete(table).where(self.ids_in(table.c.id)), {"ids": self.ids_value(ids)})
 
+    def delete_by_id_and_insert(
+        self,
+        conn: Connection,
+        table: Table,
+        ids: Sequence[int],
+        into: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """delete_by_id, then insert_rows into `into` (driver values, as insert_rows takes
+        them): a claim's two writes, ready rows out and claims in, which a database may
+        send together."""
+        self.delete_by_id(conn, table, ids)
+        self.insert_rows(conn, into, columns, rows)
+
     def delete_returning(
         self, conn: Connection, table: Table, where: ColumnElement[bool], params: Mapping[str, Any] | None = None
     ) -> list[int]:
@@ -147,6 +162,14 @@ class Dialect:
         return (
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES {', '.join([one] * rows)}"
         )
+
+    # How many jobs enqueue_in_one_statement takes at most (0: it is not offered).
+    jobs_per_enqueue_statement = 0
+
+    def alone(self, conn: Connection) -> Connection:
+        """`conn` set up for a call that is one statement and its own transaction
+        (store.database.one_statement_when): autocommit, no BEGIN and COMMIT round trips."""
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def enqueue_in_one_statement(
         self,

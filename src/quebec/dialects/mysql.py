@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.dialects.base import Dialect
+from quebec.dialects.mysql_packets import CLIENT_FLAGS, enqueue_packet, run_packet
 from quebec.errors import ConfigError
 
 _CHUNK = 1000
@@ -50,6 +51,7 @@ class MySQLDialect(Dialect):
         self._returning = False
         self._consecutive_ids = False
         self.packet_bytes: int | None = None
+        self._packets: dict[tuple[str, tuple[str, ...], bool], str] = {}
 
     def engine_options(self) -> dict[str, Any]:
         opts = super().engine_options()
@@ -60,6 +62,8 @@ class MySQLDialect(Dialect):
         # transaction is over): one wasted round trip per transaction. on_engine's reset
         # hook rolls back every connection but one that our COMMIT was the last thing on.
         opts["pool_reset_on_return"] = None
+        # Several statements in one round trip (mysql_packets.py): a one-job enqueue is one.
+        opts["connect_args"] = {"client_flag": CLIENT_FLAGS}
         return opts
 
     def on_engine(self, engine: Engine) -> None:
@@ -73,6 +77,40 @@ class MySQLDialect(Dialect):
 
     def after_commit(self, conn: Connection) -> None:
         conn.info[_COMMITTED] = True
+
+    # A one-job enqueue is one packet that commits itself (enqueue_in_one_statement).
+    jobs_per_enqueue_statement = 1
+
+    def alone(self, conn: Connection) -> Connection:
+        # Not autocommit, which PyMySQL switches with a round trip each way: a statement
+        # run alone here is a packet that ends in its own COMMIT.
+        return conn
+
+    def enqueue_in_one_statement(
+        self,
+        conn: Connection,
+        jobs: Table,
+        ready: Table,
+        scheduled: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        now: Any,
+        channel: str | None,
+    ) -> list[tuple[int, bool]] | None:
+        # The packet commits: only for a call run alone (Dialect.alone), never inside a
+        # transaction of the caller's, which it would commit half-done.
+        if len(rows) != 1 or conn.in_transaction():
+            return None
+        (row,) = rows
+        later = row[list(columns).index("scheduled_at")] > now
+        key = (jobs.name, tuple(columns), later)
+        sql = self._packets.get(key)
+        if sql is None:
+            sql = self._packets[key] = enqueue_packet(conn, jobs, scheduled if later else ready, columns, later)
+        values = dict(zip(columns, row, strict=True))
+        execution = [values["queue_name"], values["priority"], *([values["scheduled_at"]] if later else []), now]
+        return [(run_packet(conn, sql, [*row, *execution]), later)]
 
     def check_server(self, conn: Connection) -> None:
         version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())
@@ -113,11 +151,28 @@ class MySQLDialect(Dialect):
         # rows) InnoDB scans the whole table, and waits for every row another claim has
         # locked (lock wait timeouts, and deadlocks with two workers). Joined to the list
         # as a JSON_TABLE, each row is one primary-key lookup (eq_ref).
+        conn.exec_driver_sql(self._delete_by_id_sql(conn, table), (json.dumps([int(i) for i in ids]),))
+
+    def _delete_by_id_sql(self, conn: Connection, table: Table) -> str:
         name = conn.dialect.identifier_preparer.quote(table.name)
-        conn.exec_driver_sql(
-            f"DELETE t FROM {name} t JOIN JSON_TABLE(%s, '$[*]' COLUMNS (id BIGINT PATH '$')) AS ids ON t.id = ids.id",
-            (json.dumps([int(i) for i in ids]),),
-        )
+        ids = "JSON_TABLE(%s, '$[*]' COLUMNS (id BIGINT PATH '$'))"
+        return f"DELETE t FROM {name} t JOIN {ids} AS ids ON t.id = ids.id"
+
+    def delete_by_id_and_insert(
+        self,
+        conn: Connection,
+        table: Table,
+        ids: Sequence[int],
+        into: Table,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        # One packet, one round trip (mysql_packets.py); the transaction stays open.
+        if not rows:
+            self.delete_by_id(conn, table, ids)
+            return
+        sql = f"{self._delete_by_id_sql(conn, table)}; {self.insert_sql(conn, into, columns, len(rows))}"
+        run_packet(conn, sql, [json.dumps([int(i) for i in ids]), *(v for row in rows for v in row)])
 
     def in_index_order(self, stmt: Select[Any], table: Table, index: str) -> Select[Any]:
         # InnoDB chose the covering (queue_name, priority, job_id) index and a filesort for a

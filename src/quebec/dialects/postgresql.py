@@ -57,6 +57,8 @@ class PostgreSQLDialect(Dialect):
         holders = ", ".join(f"%(c{i})s" for i in range(len(columns)))
         return f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({holders})"
 
+    jobs_per_enqueue_statement = 1 << 62  # any number: the CTE takes arrays
+
     def enqueue_in_one_statement(
         self,
         conn: Connection,

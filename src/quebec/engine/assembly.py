@@ -8,6 +8,7 @@ starts a thread; the runtime starts what it gets back.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from quebec.engine.concurrency_maintenance import ConcurrencyMaintenance
 from quebec.engine.dispatcher import Dispatcher
 from quebec.engine.executor import Executor
 from quebec.engine.maintenance import Maintenance
-from quebec.engine.memory import MemoryWatch, resident_mb, unique_mb
+from quebec.engine.memory import MemoryWatch, recycle_limit_mb, resident_mb, unique_mb
 from quebec.engine.metrics import JobMetrics, MeteredExecutor
 from quebec.engine.notifier import Notifier
 from quebec.engine.process_table import ProcessTable
@@ -69,6 +70,8 @@ class Components:
     notifier: Notifier | None = None
     memory: MemoryWatch | None = None
     wake: WakeRouter = field(default_factory=WakeRouter)
+    # Set when shutdown begins: Continuable jobs stop at their next checkpoint (executor).
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def workers(self) -> list[Worker]:
@@ -110,7 +113,8 @@ def assemble(db: Database, settings: Settings, registry: Registry, rows: Process
         sealing = Sealing.from_settings(settings)  # one Cipher for the executors and the rate limiter
         limiter = RateLimiter(db, registry, sealing.cipher)
         for index, entry in enumerate(settings.workers):
-            parts.units.append(_worker(db, settings, registry, rows, wiring, sealing, limiter, index, entry))
+            unit = _worker(db, settings, registry, rows, wiring, sealing, limiter, index, entry, parts.stopping)
+            parts.units.append(unit)
         parts.wake.workers = parts.workers
     if "dispatcher" in wiring.spawn:
         for index, d in enumerate(settings.dispatchers):
@@ -143,9 +147,10 @@ def assemble(db: Database, settings: Settings, registry: Registry, rows: Process
     )
     if parts.units:
         parts.notifier = Notifier(db, settings.name, parts.wake, settings.use_listen_notify)
-    if parts.units and settings.worker_max_rss_mb > 0:
+    recycle_mb = recycle_limit_mb(settings)
+    if parts.units and recycle_mb > 0:
         parts.memory = MemoryWatch(
-            limit_mb=settings.worker_max_rss_mb,
+            limit_mb=recycle_mb,
             every=settings.worker_memory_check_interval,
             confirmations=settings.worker_memory_recycle_confirmations,
             on_over=wiring.on_memory_over,
@@ -165,6 +170,7 @@ def _worker(
     limiter: RateLimiter,
     index: int,
     entry: WorkerConfig,
+    stopping: threading.Event,
 ) -> WorkerUnit:
     key = f"worker-{index}"
     queues = worker_queues(settings, entry)
@@ -175,7 +181,7 @@ def _worker(
         return rows.id_of(key)
 
     completer = Completer(db, row_id, preserve_finished=settings.preserve_finished_jobs)
-    executor: Executor = BatchMemberExecutor(Executor(registry, db.clock, sealing, db.events))
+    executor: Executor = BatchMemberExecutor(Executor(registry, db.clock, sealing, db.events, stopping))
     if wiring.metrics is not None:
         executor = MeteredExecutor(executor, wiring.metrics, wiring.in_flight)
     board = installed()  # a fork supervisor's worker child: started jobs are marked for OOM attribution

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from quebec.config import Settings
 from quebec.config.sizes import UNLIMITED, Size, show_size
+from quebec.engine.cgroup_limits import LeafLimits, files
 from quebec.engine.running import RunningBoard
 from quebec.types import ErrorInfo
 
@@ -80,21 +81,6 @@ class Verdict:
     running: frozenset[int]
     error: ErrorInfo
     complete: bool  # the board kept up (no overflow): every other claim had not started
-
-
-def configured_limits(settings: Settings) -> list[str]:
-    """The cgroup limits settings ask for, each as `where=value` (empty: nothing configured)."""
-    sizes = [("workers", i, w.memory_max) for i, w in enumerate(settings.workers)]
-    sizes += [("dispatchers", i, d.memory_max) for i, d in enumerate(settings.dispatchers)]
-    found = [
-        f"{section}[{i}].memory_max={show_size(size)}"
-        for section, i, size in sizes
-        if size is not None and size != UNLIMITED
-    ]
-    pool = settings.workers_pool_memory_max
-    if pool is not None and pool != UNLIMITED:
-        found.append(f"workers_pool_memory_max={show_size(pool)}")
-    return found
 
 
 def usable_root(
@@ -218,8 +204,9 @@ class CgroupTree:
             f"delegate that subtree to this process (systemd Delegate=yes)"
         )
 
-    def new_leaf(self, role: str, index: int, memory_max: Size | None) -> Leaf:
-        """A fresh, empty leaf for a child about to be forked, with its limits already written."""
+    def new_leaf(self, role: str, index: int, limits: LeafLimits) -> Leaf:
+        """A fresh, empty leaf for a child about to be forked, with its limits already written
+        (engine/cgroup_limits.py)."""
         parent = self.workers if role == "worker" else self.control
         name = f"{role}-{index}"
         base = os.path.join(parent, name)
@@ -236,16 +223,12 @@ class CgroupTree:
         else:
             raise CgroupUnusable(f"no free cgroup directory for {name} under {parent}; remove the stale ones")
         try:
-            if memory_max is not None and memory_max != UNLIMITED:
-                swap = os.path.join(path, "memory.swap.max")
-                if os.path.exists(swap):  # without it, memory.max only pushes the worker into swap
-                    _write(swap, "0")
-                _write(os.path.join(path, "memory.max"), str(memory_max))
-                _write(os.path.join(path, "memory.oom.group"), "1")  # the whole child dies, not one thread's victim
+            for file, value in files(limits, path):
+                _write(os.path.join(path, file), value)
         except OSError as err:
             _try_rmdir(path, self._rmdir)
-            raise CgroupUnusable(f"cannot set memory.max on {path} ({err.strerror or err})") from None
-        return Leaf(name, path, memory_max)
+            raise CgroupUnusable(f"cannot write the memory limits of {path} ({err.strerror or err})") from None
+        return Leaf(name, path, limits.memory_max)
 
     @staticmethod
     def enter(leaf: Leaf) -> None:

@@ -72,6 +72,11 @@ class Drain:
         )
         return outcome
 
+    @property
+    def stopping(self) -> threading.Event:
+        """The executor's shutdown flag: set, Continuable jobs stop at their next checkpoint."""
+        return self._executor.stopping
+
     def heartbeat(self) -> None:
         """Keep the row alive while jobs run long (a no-op when no row is registered or none is due)."""
         if self._process_id is not None:

@@ -14,15 +14,18 @@ dead process leaves a claim behind, and pruning recovers it.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
 from quebec import outcome, values
 from quebec.arguments import Envelope, decode_envelope, with_counters
 from quebec.clock import Clock
+from quebec.continuable import Continuable
 from quebec.encryption import ENCRYPTED_TAG
 from quebec.engine.callbacks import run_perform
 from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Retried
+from quebec.engine.resumption import attach, resumed
 from quebec.errors import UnknownJobClass
 from quebec.events import JobEvent, JobEventKind, JobEvents
 from quebec.hooks import call_hook
@@ -39,12 +42,25 @@ _LOGGED_MESSAGE = 500  # characters of a failure message in the log line (the ro
 
 class Executor:
     def __init__(
-        self, registry: Registry, clock: Clock, sealing: Sealing | None = None, events: JobEvents | None = None
+        self,
+        registry: Registry,
+        clock: Clock,
+        sealing: Sealing | None = None,
+        events: JobEvents | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self._registry = registry
         self._clock = clock
         self._sealing = sealing or Sealing(None, encrypt_all=False)
         self._events = events or JobEvents()
+        # Set when the process shuts down gracefully: a Continuable job's next checkpoint
+        # raises JobInterrupted, and the job is enqueued again with its progress.
+        self._stopping = stopping or threading.Event()
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set while this executor's process shuts down: Continuable jobs stop at their next checkpoint."""
+        return self._stopping
 
     def at_most_once(self, class_name: str) -> bool:
         cls = self._registry.get(class_name)
@@ -73,6 +89,9 @@ class Executor:
             log.error("job.bad_arguments job_id=%s class=%s: %s", job.id, job.class_name, exc)
             return self._failed(job, exc, None)
         instance = self._instance(cls, job, envelope)
+        continuation = (
+            attach(instance, job, envelope, self._stopping.is_set) if isinstance(instance, Continuable) else None
+        )
         if self._events:
             self._events.emit([JobEvent(JobEventKind.STARTED, job.id, job.class_name, job.queue_name)])
         with job_context(job.class_name, job.id, job.queue_name, jid=job.active_job_id or None, target=cls.__module__):
@@ -80,6 +99,10 @@ class Executor:
                 returned = run_perform(instance, envelope.args, envelope.kwargs, _seconds(cls.timeout))
             except BaseException as exc:  # noqa: BLE001 - every way out of perform is an outcome
                 try:
+                    if continuation is not None:
+                        again = resumed(cls, job, envelope, continuation, exc, self._clock)
+                        if again is not None:
+                            return again
                     return self._after_error(cls, instance, job, envelope, exc)
                 except BaseException as decide_error:  # noqa: BLE001
                     # e.g. a retry `wait` callable that returned nonsense: the job must

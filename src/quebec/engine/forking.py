@@ -7,7 +7,8 @@ runtime (engine/runtime.py ProcessRuntime) with one component; its process rows 
 row id (`supervisor_id`). The supervisor itself runs no jobs and starts no thread: it forks,
 then loops in its main thread reaping children, heartbeating its own row and acting on
 signals — forking from a process with threads would copy locks held by threads that do
-not exist in the child.
+not exist in the child. This module is that loop; the plan of slots and what a child does
+from fork() to its runtime are engine/fork_child.py.
 
 - A child that dies is reforked, and its claims are handed back at once (at_most_once
   classes fail, as pruning does) instead of waiting for its heartbeat to expire. One that
@@ -31,23 +32,21 @@ not exist in the child.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from quebec.config import Settings
-from quebec.config.sizes import Size
-from quebec.engine.cgroups import CgroupTree, CgroupUnusable, Leaf, configured_limits, oom_verdict, usable_root
+from quebec.engine.cgroup_limits import NONE, LeafLimits, configured_limits, require_swap_accounting
+from quebec.engine.cgroups import CgroupTree, CgroupUnusable, oom_verdict, usable_root
+from quebec.engine.fork_child import Copy, Slot, become_child, plan
 from quebec.engine.memory import RECYCLE_EXIT
 from quebec.engine.process_rows import process_info
-from quebec.engine.running import RunningBoard, install
+from quebec.engine.running import RunningBoard
 from quebec.engine.signals import Intent, Intents
 from quebec.errors import ConfigError
 from quebec.registry import Registry
@@ -58,31 +57,6 @@ log = logging.getLogger("quebec.supervisor")
 CRASH_WINDOW = 5.0  # a child that dies sooner than this after starting counts as a crash loop
 MAX_BACKOFF = 30.0
 _TICK = 0.2
-_PR_SET_PDEATHSIG = 1
-
-
-@dataclass(eq=False)
-class Slot:
-    """One child to keep running: its role and settings; the pid of the copy that runs now."""
-
-    role: str  # "worker" | "dispatcher" | "scheduler"
-    label: str  # e.g. "worker[0].1"
-    settings: Settings
-    threads: int | None = None
-    index: int = 0  # among the slots of its role: its cgroup leaf is <role>-<index>
-    pid: int | None = None
-    started: float = 0.0
-    failures: int = 0
-    not_before: float = 0.0
-    retiring: list[int] = field(default_factory=list)  # old copies stopping after a HUP
-
-
-@dataclass(eq=False)
-class Copy:
-    """One forked child's cgroup leaf and running board (None without cgroups)."""
-
-    leaf: Leaf | None = None
-    board: RunningBoard | None = None
 
 
 class ForkSupervisor:
@@ -105,42 +79,12 @@ class ForkSupervisor:
         self.intents = Intents(extra={signal.SIGHUP: Intent.RESTART})
         self.hostname = socket.gethostname()
         self.row_id: int | None = None
-        self.slots = self._plan()
+        self.slots = plan(settings, roles)
+        self._limited = bool(configured_limits(settings))  # limits a child must not run without
         self.cgroups: CgroupTree | None = None
         self._copies: dict[int, Copy] = {}
         self._stopping = False
         self._next_heartbeat = 0.0
-
-    def _plan(self) -> list[Slot]:
-        s = self.settings
-        slots: list[Slot] = []
-        for i, w in enumerate(s.workers if "worker" in self._roles else ()):
-            child = replace(
-                s,
-                worker_queues=w.queues,
-                worker_threads=w.threads,
-                worker_polling_interval=w.polling_interval,
-                workers=(w,),
-            )
-            slots += [
-                Slot("worker", f"worker[{i}].{n}", child, threads=w.threads, index=len(slots) + n)
-                for n in range(w.processes)
-            ]
-        first_dispatcher = len(slots)
-        for i, d in enumerate(s.dispatchers if "dispatcher" in self._roles else ()):
-            child = replace(
-                s,
-                dispatcher_polling_interval=d.polling_interval,
-                dispatcher_batch_size=d.batch_size,
-                dispatchers=(d,),
-            )
-            slots += [
-                Slot("dispatcher", f"dispatcher[{i}].{n}", child, index=len(slots) - first_dispatcher + n)
-                for n in range(d.processes)
-            ]
-        if "scheduler" in self._roles:
-            slots.append(Slot("scheduler", "scheduler", s))
-        return slots
 
     # -- the main loop ----------------------------------------------------------------------
     def run(self) -> int:
@@ -191,6 +135,7 @@ class ForkSupervisor:
                 raise ConfigError(f"{limits[0] if limits else 'QUEBEC_CGROUP=on'} cannot be applied: {err}") from None
             log.debug("cgroup.unused: %s", err)
             return
+        require_swap_accounting(s, tree.workers)
         self.cgroups = tree
         log.info("cgroup.tree root=%s limits=%s", tree.root, ",".join(limits) or "none")
 
@@ -198,15 +143,15 @@ class ForkSupervisor:
         """A fresh leaf (and, for a worker, a running board) for the child about to fork; None: not now."""
         if self.cgroups is None:
             return Copy()
-        memory_max: Size | None = None
+        limits = NONE
         if slot.role == "worker" and slot.settings.workers:
-            memory_max = slot.settings.workers[0].memory_max
+            limits = LeafLimits.of(slot.settings.workers[0])
         elif slot.role == "dispatcher" and slot.settings.dispatchers:
-            memory_max = slot.settings.dispatchers[0].memory_max
+            limits = LeafLimits.of(slot.settings.dispatchers[0])
         try:
-            leaf = self.cgroups.new_leaf(slot.role, slot.index, memory_max)
+            leaf = self.cgroups.new_leaf(slot.role, slot.index, limits)
         except CgroupUnusable as err:
-            if configured_limits(self.settings):
+            if self._limited:
                 log.error("cgroup.leaf_failed child=%s: %s; trying again shortly", slot.label, err)
                 slot.not_before = time.monotonic() + 1.0
                 return None
@@ -221,41 +166,22 @@ class ForkSupervisor:
             return
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            self._become_child(slot, copy)
+            become_child(
+                slot, copy, intents=self.intents, db=self.db, limits_configured=self._limited, run=self._runs(slot)
+            )
         self._copies[pid] = copy
         slot.pid, slot.started = pid, time.monotonic()
         where = f" cgroup={copy.leaf.path}" if copy.leaf else ""
         log.info("supervisor.forked child=%s pid=%d%s", slot.label, pid, where)
 
-    def _become_child(self, slot: Slot, copy: Copy) -> None:
-        code = 1
-        try:
-            if copy.leaf is not None:
-                self._enter(slot, copy.leaf)  # before anything runs: what it allocates is charged there
-            install(copy.board)
-            parent = os.getppid()
-            _die_with_parent()
-            if os.getppid() != parent:  # it died before the kernel could be told
-                os._exit(0)
-            self.intents.restore()  # the child's runtime installs its own handlers
-            signal.signal(signal.SIGHUP, signal.SIG_DFL)
-            self.db.dispose(close=False)  # the parent's pooled connections are not ours
-            _watch_parent(parent)
-            assert self.row_id is not None
-            code = self._child_runtime(slot.settings, slot.role, slot.threads, self.row_id)
-        except BaseException:  # noqa: BLE001 - a child reports and exits; it never returns into the parent's loop
-            log.exception("supervisor.child_failed child=%s", slot.label)
-        finally:
-            logging.shutdown()
-            os._exit(code)
+    def _runs(self, slot: Slot) -> Callable[[], int]:
+        """What a forked child of `slot` runs: its runtime, under the supervisor's row."""
 
-    def _enter(self, slot: Slot, leaf: Leaf) -> None:
-        try:
-            CgroupTree.enter(leaf)
-        except OSError as err:
-            if configured_limits(self.settings):
-                raise  # a limit that does not hold: this child must not run (the supervisor reforks it)
-            log.warning("cgroup.enter_failed child=%s path=%s: %s; it runs without a leaf", slot.label, leaf.path, err)
+        def run() -> int:
+            assert self.row_id is not None
+            return self._child_runtime(slot.settings, slot.role, slot.threads, self.row_id)
+
+        return run
 
     def _reap(self) -> None:
         while True:
@@ -432,26 +358,3 @@ _EPOCH = datetime(1970, 1, 1)  # "stale before": only the dead ids named are pru
 def _kill(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies (a no-op elsewhere)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _watch_parent(parent: int) -> None:
-    """Stop this child (SIGTERM to itself) if its parent goes away: the portable twin of prctl."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                log.warning("supervisor.gone parent=%d: stopping this child", parent)
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-
-    threading.Thread(target=watch, name="quebec-parent-watch", daemon=True).start()

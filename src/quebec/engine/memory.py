@@ -1,4 +1,5 @@
-"""MemoryWatch: recycle a worker whose memory keeps growing (QUEBEC_WORKER_MAX_RSS_MB).
+"""MemoryWatch: recycle a worker whose memory keeps growing (QUEBEC_WORKER_MAX_RSS_MB, or
+queue.yml's `workers[].memory_recycle_at` for that entry's processes).
 
 Every `every` seconds it reads the process's resident memory; after `confirmations`
 samples in a row over the limit (one spike is not a leak) it calls `on_over` once and
@@ -17,10 +18,31 @@ from collections.abc import Callable
 
 import psutil
 
+from quebec.config import Settings
+from quebec.config.sizes import UNLIMITED
 from quebec.engine.runnable import Runnable
 
 log = logging.getLogger("quebec.worker")
 RECYCLE_EXIT = 75  # EX_TEMPFAIL: "try again", as the seed's systemd unit expects
+_MB = 1024 * 1024
+
+
+def recycle_limit_mb(settings: Settings) -> float:
+    """The memory, in MB, past which this process recycles; 0: never.
+
+    Each worker entry's memory_recycle_at, else QUEBEC_WORKER_MAX_RSS_MB ("max": that entry
+    never). A fork supervisor's worker child has one entry; a process running several
+    recycles at the lowest of theirs.
+    """
+    default = settings.worker_max_rss_mb or None
+    limits = []
+    for entry in settings.workers:
+        at = entry.memory_recycle_at
+        if at is None:
+            limits += [] if default is None else [float(default)]
+        elif at != UNLIMITED:
+            limits.append(at / _MB)
+    return min(limits, default=0.0)
 
 
 def resident_mb() -> float:
@@ -40,7 +62,7 @@ class MemoryWatch(Runnable):
     def __init__(
         self,
         *,
-        limit_mb: int,
+        limit_mb: float,
         every: float,
         confirmations: int,
         on_over: Callable[[float], None],
@@ -58,12 +80,12 @@ class MemoryWatch(Runnable):
         mb = self._sample()
         if mb <= self.limit_mb:
             if self._over:
-                log.info("worker.memory_ok rss_mb=%.0f limit_mb=%d: back under the limit", mb, self.limit_mb)
+                log.info("worker.memory_ok rss_mb=%.0f limit_mb=%.0f: back under the limit", mb, self.limit_mb)
             self._over = 0
             return self.every
         self._over += 1
         log.warning(
-            "worker.memory_over rss_mb=%.0f limit_mb=%d sample=%d/%d",
+            "worker.memory_over rss_mb=%.0f limit_mb=%.0f sample=%d/%d",
             mb,
             self.limit_mb,
             self._over,

@@ -10,7 +10,8 @@ It stops when a claim finds nothing and nothing is running (jobs that ran may ha
 others due, so it claims once more after a short claim: a retry without a wait, a job a
 concurrency limit held back), or at a bound: `max_jobs` claimed, `max_seconds` passed,
 TERM/INT/USR1. A bound only stops claiming: running jobs finish (each within its class's
-timeout), unclaimed jobs stay ready, and no claim is left behind. After TERM/INT, jobs
+timeout), unclaimed jobs stay ready, and no claim is left behind. TERM/INT also stops
+Continuable jobs at their next checkpoint (enqueued again with their progress). After TERM/INT, jobs
 still running when `shutdown_timeout` runs out (or at a second TERM/INT) are handed back
 as the worker hands them back: ready again, or failed for at_most_once classes.
 
@@ -138,7 +139,7 @@ class OneShot:
 
     def run(self) -> DrainReport:
         started = time.monotonic()
-        for sentence in unsupported_options(self._settings, spawn=None, control_plane=None, environ=os.environ):
+        for sentence in unsupported_options(self._settings, spawn=None, environ=os.environ):
             log.warning(sentence)
         installed = self._handle_signals and self._intents.install()
         try:
@@ -150,6 +151,7 @@ class OneShot:
             finally:
                 self._lane.close()
         finally:
+            self._drain.stopping.clear()  # qc.drain_one() after a stopped drain_due() runs jobs whole
             if installed:
                 self._intents.close()
         report = self._report
@@ -208,6 +210,8 @@ class OneShot:
         if intent in (Intent.STOP, Intent.QUIET):
             log.info("drain.stopping: no longer claiming; running jobs finish")
             self._signalled = intent is Intent.STOP
+            if self._signalled:
+                self._drain.stopping.set()  # Continuable jobs stop at their next checkpoint, to resume
             return True
         return False
 

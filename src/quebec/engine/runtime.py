@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from quebec.config import Settings
 from quebec.config.rules import COMPONENTS
 from quebec.engine.assembly import Components, Wiring, assemble
-from quebec.engine.memory import RECYCLE_EXIT
+from quebec.engine.memory import RECYCLE_EXIT, recycle_limit_mb
 from quebec.engine.metrics import JobMetrics
 from quebec.engine.process_table import ProcessTable
 from quebec.engine.shutdown import shut_down
@@ -47,7 +47,6 @@ class ProcessRuntime:
         *,
         spawn: Iterable[str] | None,
         threads: int | None = None,
-        control_plane: str | None = None,
         metrics: JobMetrics | None = None,
         supervisor_id: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -61,7 +60,6 @@ class ProcessRuntime:
         self._spawn_given = None if spawn is None else tuple(spawn)
         self.spawn = frozenset(self._spawn_given if self._spawn_given is not None else COMPONENTS)
         self.threads = threads
-        self.control_plane = control_plane
         self.metrics = metrics
         self._monotonic = monotonic
         self.intents = Intents()
@@ -77,9 +75,7 @@ class ProcessRuntime:
 
     # -- start ----------------------------------------------------------------------------
     def start(self) -> None:
-        for sentence in unsupported_options(
-            self.settings, spawn=self._spawn_given, control_plane=self.control_plane, environ=os.environ
-        ):
+        for sentence in unsupported_options(self.settings, spawn=self._spawn_given, environ=os.environ):
             log.warning(sentence)
         wiring = Wiring(
             spawn=self.spawn,
@@ -269,9 +265,9 @@ class ProcessRuntime:
             return
         grace = self.settings.worker_memory_graceful_timeout
         log.warning(
-            "worker.memory_recycle limit_mb=%d: over it %d times in a row; going quiet, letting running jobs "
+            "worker.memory_recycle limit_mb=%.0f: over it %d times in a row; going quiet, letting running jobs "
             "finish (up to %.0fs), then exiting %d",
-            self.settings.worker_max_rss_mb,
+            recycle_limit_mb(self.settings),
             self.settings.worker_memory_recycle_confirmations,
             grace,
             RECYCLE_EXIT,

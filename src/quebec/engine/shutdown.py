@@ -1,7 +1,8 @@
 """The graceful shutdown of one process's components, in the order that loses no job.
 
 Workers stop claiming and hand back the jobs they claimed but have not started; running
-jobs get `timeout` seconds; jobs still running then are handed back to ready (they run
+Continuable jobs are told to stop at their next checkpoint (they are enqueued again with
+their progress); running jobs get `timeout` seconds; jobs still running then are handed back to ready (they run
 again; at_most_once ones fail); completers write what is left; the other loops stop.
 A second TERM/INT during the grace period cuts it short; QUIT leaves at once.
 """
@@ -22,6 +23,7 @@ log = logging.getLogger("quebec.supervisor")
 def shut_down(
     parts: Components, *, timeout: float, intents: Intents, hooks: Hooks, monotonic: Callable[[], float]
 ) -> None:
+    parts.stopping.set()
     for worker in parts.workers:
         worker.go_quiet()
         worker.stop()

@@ -13,10 +13,13 @@ from dataclasses import fields
 from typing import Any
 
 from quebec.config import Settings
-from quebec.engine.cgroups import CgroupUnusable, configured_limits, usable_root
+from quebec.engine.cgroup_limits import configured_limits
+from quebec.engine.cgroups import CgroupUnusable, usable_root
+from quebec.engine.memory import recycle_limit_mb
 from quebec.errors import ConfigError
 
-# The memory-recycle companions do nothing without QUEBEC_WORKER_MAX_RSS_MB (engine/memory.py).
+# The memory-recycle companions do nothing without QUEBEC_WORKER_MAX_RSS_MB or a
+# workers[].memory_recycle_at (engine/memory.py).
 _MEMORY_COMPANIONS = (
     "worker_memory_check_interval",
     "worker_memory_recycle_confirmations",
@@ -68,18 +71,18 @@ def unsupported_options(
     settings: Settings,
     *,
     spawn: Collection[str] | None,
-    control_plane: str | None,
     environ: Mapping[str, str],
 ) -> list[str]:
     """One sentence per option that is set (to a non-default value) but has no effect yet."""
     found: list[str] = []
     defaults = {f.name: f.default for f in fields(Settings)}
-    for name in _MEMORY_COMPANIONS if not settings.worker_max_rss_mb else ():
+    for name in _MEMORY_COMPANIONS if not recycle_limit_mb(settings) else ():
         value = getattr(settings, name)
         if value != defaults[name]:
             found.append(
                 f"{name}={value!r} (QUEBEC_{name.upper()}) has no effect: workers are recycled on memory "
-                f"use only with QUEBEC_WORKER_MAX_RSS_MB set; set it, or unset this"
+                f"use only with QUEBEC_WORKER_MAX_RSS_MB or a queue.yml workers[].memory_recycle_at set; set one, "
+                f"or unset this"
             )
     for name, why in _UNREAD.items():
         value = getattr(settings, name)
@@ -92,11 +95,6 @@ def unsupported_options(
         found.extend(
             f"{limit} has no effect here: cgroup limits apply to the fork supervisor's children (QUEBEC_SUPERVISOR=1)"
             for limit in configured_limits(settings)
-        )
-    if control_plane:
-        found.append(
-            f"control_plane={control_plane!r} has no effect yet: the dashboard is not built, so nothing "
-            f"listens on that address; leave it unset"
         )
     return found
 

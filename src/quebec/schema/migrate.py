@@ -8,7 +8,8 @@ to `_UPGRADES`; each runs in its own transaction and records itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, insert, inspect, select
 from sqlalchemy import func as sa_func
@@ -45,24 +46,44 @@ def current_version(conn: Connection, tables: Tables) -> int:
     return int(version or 1)
 
 
-def create_tables(engine: Engine, tables: Tables) -> bool:
-    """Create every table and index that is missing, then upgrade. Idempotent."""
-    with engine.begin() as conn:
+def create_tables(engine: Engine, tables: Tables, begin_write: Callable[[Connection], None]) -> bool:
+    """Create every table and index that is missing, then upgrade. Idempotent.
+
+    `begin_write(conn)` opens each transaction holding the write lock from its start
+    (Dialect.begin_write; SQLite: BEGIN IMMEDIATE). Two processes creating the tables of a
+    new SQLite file at once then take turns: the second waits (busy_timeout) and finds them
+    made. A deferred transaction reads first (create_all's checkfirst), and SQLite refuses
+    that transaction's upgrade to a writer at once, with "database is locked", without
+    waiting for the other process, whenever the other holds the write lock.
+    """
+    with _writing(engine, begin_write) as conn:
         tables.metadata.create_all(conn, checkfirst=True)
         recorded = conn.execute(select(sa_func.max(tables.schema_migrations.c.version))).scalar()
         if recorded is None:
             conn.execute(insert(tables.schema_migrations).values(version=1, applied_at=utcnow()))
-    upgrade(engine, tables)
+    upgrade(engine, tables, begin_write)
     return True
 
 
-def upgrade(engine: Engine, tables: Tables) -> int:
-    """Apply every version above the database's; returns the version reached."""
+def upgrade(engine: Engine, tables: Tables, begin_write: Callable[[Connection], None]) -> int:
+    """Apply every version above the database's; returns the version reached. Each step
+    reads the version again under the write lock, so a step another process applied
+    meanwhile is skipped, not recorded twice."""
     with engine.connect() as conn:
         version = current_version(conn, tables)
     for target in sorted(v for v in _UPGRADES if v > version):
-        with engine.begin() as conn:
-            _UPGRADES[target](conn, tables)
-            conn.execute(insert(tables.schema_migrations).values(version=target, applied_at=utcnow()))
+        with _writing(engine, begin_write) as conn:
+            if current_version(conn, tables) < target:
+                _UPGRADES[target](conn, tables)
+                conn.execute(insert(tables.schema_migrations).values(version=target, applied_at=utcnow()))
         version = target
     return version
+
+
+@contextmanager
+def _writing(engine: Engine, begin_write: Callable[[Connection], None]) -> Iterator[Connection]:
+    """A connection in a write transaction begun by `begin_write`, committed if the block returns."""
+    with engine.connect() as conn:
+        begin_write(conn)
+        yield conn
+        conn.commit()

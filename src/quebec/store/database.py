@@ -156,20 +156,27 @@ class Database:
         )
 
     def create_tables(self) -> bool:
-        # Two processes may create the same tables at once; the loser's CREATE fails
-        # with "already exists", and a second pass then finds everything in place.
-        try:
+        # Two processes may create the same tables at once. On SQLite the second waits for
+        # the first's write lock (migrate.create_tables begins with it); on PostgreSQL and
+        # MySQL the loser's CREATE can fail with "already exists", and a second pass then
+        # finds everything in place. A transient error (a lock held past busy_timeout, a
+        # deadlock) is retried like transact() does, for retry_for seconds.
+        deadline = time.monotonic() + self.retry_for
+        retried = False
+        while True:
             try:
-                created = _create_tables(self.engine, self.tables)
-            except SQLAlchemyError:
+                created = _create_tables(self.engine, self.tables, self.dialect.begin_write)
+                with self.engine.connect() as conn:  # the new table's column type may set a limit
+                    self.dialect.read_limits(conn, self.tables.jobs)
+                self.keeps_results = True
+                return created
+            except SQLAlchemyError as exc:
+                transient = self.dialect.is_transient(exc) and time.monotonic() < deadline
+                if not transient and retried:
+                    raise self._gave_up(self.create_tables, exc) from None
+                retried = retried or not transient
+                log.debug("create_tables.retry error=%s", exc)
                 time.sleep(0.2)
-                created = _create_tables(self.engine, self.tables)
-            with self.engine.connect() as conn:  # the new table's column type may set a limit
-                self.dialect.read_limits(conn, self.tables.jobs)
-            self.keeps_results = True
-        except SQLAlchemyError as exc:
-            raise self._gave_up(self.create_tables, exc) from None
-        return created
 
     def _has_results_table(self, conn: Connection) -> bool | None:
         has = bool(inspect(conn).has_table(self.tables.job_results.name))
@@ -233,7 +240,7 @@ class Database:
                 with self.engine.connect() as conn:
                     if autocommit:
                         # One statement is its own transaction: no BEGIN and COMMIT round trips.
-                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                        conn = self.dialect.alone(conn)
                         committing = True
                     elif write:
                         self.dialect.begin_write(conn)
@@ -241,10 +248,13 @@ class Database:
                         self.dialect.begin_read(conn)
                     tx = self._tx(conn)
                     result = fn(tx, *args, **kwargs)
-                    if not autocommit:
+                    if not autocommit or conn.in_transaction():
+                        # (Run alone, a call that still began a transaction, as MySQL's
+                        # enqueue does when it cannot send its self-committing packet,
+                        # commits it here; in autocommit mode that costs nothing.)
                         committing = True
                         conn.commit()
-                        self.dialect.after_commit(conn)
+                    self.dialect.after_commit(conn)
                     for done in tx.after_commit:
                         done()
                     return result

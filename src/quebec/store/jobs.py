@@ -42,7 +42,7 @@ BULK = 64
 
 def _one_statement(dialect: Dialect, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     jobs = args[0] if args else kwargs["jobs"]
-    if not dialect.supports_modifying_cte or (dialect.supports_copy and len(jobs) >= BULK):
+    if len(jobs) > dialect.jobs_per_enqueue_statement or (dialect.supports_copy and len(jobs) >= BULK):
         return False
     return not _keyed(jobs if isinstance(jobs, NewJobs) else NewJobs.of(jobs))
 
@@ -94,12 +94,13 @@ def enqueue_many(tx: Tx, jobs: NewJobs | Sequence[NewJob]) -> EnqueuedJobs:
         _add_executions(tx, batch, ids, later, db_at, db_now, d.copy_rows)
         return EnqueuedJobs(ids, batch.active_job_ids, _states(later))
     rows = list(zip(*columns, strict=True))
-    if d.supports_modifying_cte and not keyed:
+    done = None
+    if n <= d.jobs_per_enqueue_statement and not keyed:
         channel = tx.channel if d.supports_listen else None
         done = d.enqueue_in_one_statement(
             tx.conn, t.jobs, t.ready_executions, t.scheduled_executions, _JOB_COLUMNS, rows, now=db_now, channel=channel
         )
-        assert done is not None  # supports_modifying_cte promises it
+    if done is not None:
         ids, later = [job_id for job_id, _ in done], [wait for _, wait in done]
     else:
         ids = d.insert_returning_ids(tx.conn, t.jobs, _JOB_COLUMNS, rows, key="active_job_id")

@@ -67,13 +67,21 @@ def _take(tx: Tx, pattern: str | None, limit: int, process_id: int, skip: Collec
         return _claimed(tx, list(tx.conn.scalars(take, params)), process_id)
     if not (tx.dialect.supports_skip_locked and tx.dialect.use_skip_locked):
         return _claim_in_steps(tx, list(tx.conn.scalars(sql.pick[match], params)), process_id)
-    picked: list[Any] = list(tx.conn.execute(sql.pick_rows[match], params))
+    picked: list[Any] = list(tx.conn.execute(sql.pick_jobs[match], params))
     if not picked:
         return []
-    # The pick locked these rows (FOR UPDATE SKIP LOCKED): they are ours to delete, by
-    # primary key, without looking at rows other claims hold.
-    tx.dialect.delete_by_id(tx.conn, tx.tables.ready_executions, [r.id for r in picked])
-    return _claimed(tx, [r.job_id for r in picked], process_id)
+    # The pick locked these rows and their jobs (FOR UPDATE SKIP LOCKED): they are ours to
+    # delete, by primary key, without looking at rows other claims hold.
+    now = tx.dialect.to_db(tx.now)
+    tx.dialect.delete_by_id_and_insert(
+        tx.conn,
+        tx.tables.ready_executions,
+        [r.ready_id for r in picked],
+        tx.tables.claimed_executions,
+        ("job_id", "process_id", "created_at"),
+        [(r.id, process_id, now) for r in picked],
+    )
+    return [claimed_job(r) for r in picked]
 
 
 def _pick(tx: Tx, pattern: str | None, limit: int, skip: Collection[str]) -> Select[tuple[int]]:

@@ -8,6 +8,20 @@ from sqlalchemy import Row
 
 from quebec.types import ClaimedJob
 
+# The jobs columns a claim reads back: a claim selects these and no more (PyMySQL parses
+# every column's description again for each result, a third of a claim's Python time).
+CLAIMED_JOB_COLUMNS = (
+    "id",
+    "queue_name",
+    "class_name",
+    "arguments",
+    "priority",
+    "active_job_id",
+    "scheduled_at",
+    "concurrency_key",
+    "created_at",
+)
+
 
 def claimed_job(row: Row[Any]) -> ClaimedJob:
     return ClaimedJob(

@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from quebec.dialects import Dialect
 from quebec.schema import Tables
 from quebec.schema.tables import UTCDateTime
+from quebec.store.rows import CLAIMED_JOB_COLUMNS
 
 # The escape character of a queue-prefix LIKE pattern (like_prefix()).
 _ESCAPE = "/"
@@ -80,11 +81,13 @@ class Statements:
     def __init__(self, tables: Tables, dialect: Dialect) -> None:
         self._dialect = dialect
         ready, claims, jobs = tables.ready_executions, tables.claimed_executions, tables.jobs
+        claimed = [jobs.c[name] for name in CLAIMED_JOB_COLUMNS]
         self.pick: dict[QueueMatch, Select[tuple[int]]] = {}
-        # The same pick with each row's own id, for a claim made a statement a step: the
-        # delete that follows finds the rows by primary key. By job_id, InnoDB scanned the
-        # table and waited for rows another claim had locked.
-        self.pick_rows: dict[QueueMatch, Select[tuple[int, int]]] = {}
+        # The pick for a claim made a statement a step (MySQL): each ready row's own id, so
+        # the delete that follows finds the rows by primary key (by job_id, InnoDB scanned
+        # the table and waited for rows another claim had locked), joined to its job, so
+        # the claim needs no second read for the jobs.
+        self.pick_jobs: dict[QueueMatch, Select[Any]] = {}
         self.claim_in_one: dict[QueueMatch, Select[Any]] = {}
         # One writer at a time (SQLite): nobody can take a row between the pick and the
         # delete, so the delete picks its own rows.
@@ -97,7 +100,11 @@ class Statements:
             if match is not QueueMatch.EXACT:  # one queue: its (queue, priority, job) index is in order
                 ordered = dialect.in_index_order(ordered, ready, _index_on(ready, "priority", "job_id"))
             self.pick[match] = dialect.lock_skip_locked(ordered)
-            self.pick_rows[match] = dialect.lock_skip_locked(ordered.add_columns(ready.c.id))
+            self.pick_jobs[match] = dialect.lock_skip_locked(
+                ordered.with_only_columns(ready.c.id.label("ready_id"), *claimed).join_from(
+                    ready, jobs, jobs.c.id == ready.c.job_id
+                )
+            )
             if dialect.supports_modifying_cte:
                 self.claim_in_one[match] = self._claim_cte(tables, self.pick[match])
             if dialect.single_writer:
@@ -110,7 +117,7 @@ class Statements:
         self.ready_of_jobs: ColumnElement[bool] = dialect.ids_in(ready.c.job_id)
         self.insert_claims = insert(claims)
         self.jobs_by_id: Select[Any] = (
-            select(jobs).where(dialect.ids_in(jobs.c.id)).order_by(jobs.c.priority, jobs.c.id)
+            select(*claimed).where(dialect.ids_in(jobs.c.id)).order_by(jobs.c.priority, jobs.c.id)
         )
         self.claims_of_process: ColumnElement[bool] = dialect.ids_in(claims.c.job_id) & (
             claims.c.process_id == bindparam("process_id")
@@ -146,7 +153,12 @@ class Statements:
             .returning(claims.c.job_id)
             .cte("inserted")
         )
-        return select(jobs).join(inserted, inserted.c.job_id == jobs.c.id).order_by(jobs.c.priority, jobs.c.id)
+        claimed = [jobs.c[name] for name in CLAIMED_JOB_COLUMNS]
+        return (
+            select(*claimed)
+            .join_from(jobs, inserted, inserted.c.job_id == jobs.c.id)
+            .order_by(jobs.c.priority, jobs.c.id)
+        )
 
     def ids(self, ids: Sequence[int], **more: Any) -> dict[str, Any]:
         """The parameters of a statement built on Dialect.ids_in: the id list, and `more`."""

@@ -448,3 +448,21 @@ def test_a_function_job_can_be_a_callback(make_qc: Any) -> None:
         pass
     _drain(qc)
     assert seen == [0, 7]
+
+
+class Stepped(quebec.BaseClass, quebec.Continuable):
+    def perform(self) -> None:
+        self.step("first", lambda: RAN.append(("member", ("first", self.batch_id, None))))
+        self.step("second", lambda: RAN.append(("member", ("second", self.batch_id, None))), isolated=True)
+
+
+def test_a_continuable_job_resumed_in_a_new_execution_counts_once(make_qc: Any) -> None:
+    qc = _qc(make_qc)
+    qc.register_job(Stepped)
+    with qc.batch(on_finish=Callback.build("finish")) as batch:
+        Stepped.perform_later(qc)
+    assert _drain(qc) == 3  # the job, its resumption (a new row in the batch), the callback
+    assert [r[1][:2] for r in RAN if r[0] == "member"] == [("first", batch.id), ("second", batch.id)]
+    batch.reload()
+    assert (batch.status, batch.total_jobs, batch.completed_jobs) == ("completed", 1, 1)
+    assert _callbacks(qc) == ["finish"]

@@ -159,3 +159,16 @@ def test_a_member_retried_out_of_a_finished_batch_does_not_rejoin_it(db: Databas
     assert count_rows(db, "batch_executions") == 0
     row = db.read(batches.find, batch_id=batch_id)
     assert row is not None and (row.total_jobs, row.failed_jobs) == (1, 1)
+
+
+def test_a_member_failed_by_pruning_ends_for_its_batch_in_that_transaction(db: Database) -> None:
+    from quebec.store import processes
+
+    batch_id, (job,) = _batch(db, 1, on_finish=_descriptor("finish"))
+    pid = register(db)
+    claimed_ids(db, pid)
+    pruned = db.transact(processes.prune_dead, stale_before=db.clock.now(), dead_ids=[pid], at_most_once=["ExampleJob"])
+    assert pruned.failed == (job,)
+    row = db.read(batches.find, batch_id=batch_id)
+    assert row is not None and row.failed_at is not None and row.failed_jobs == 1
+    assert _callback_roles(db) == ["finish"]

@@ -82,6 +82,14 @@ def settle(tx: Tx, members: Mapping[int, int]) -> int:
     return finish_ready(tx, batch_ids)
 
 
+def settle_ended(tx: Tx, job_ids: Sequence[int]) -> int:
+    """Jobs that ended outside the completer (failed by pruning): settle the batch members
+    among them (one read of batch_executions; nothing more when none is a member)."""
+    be = tx.tables.batch_executions
+    found = tx.conn.execute(select(be.c.job_id, be.c.batch_id).where(be.c.job_id.in_(list(job_ids))))
+    return settle(tx, {int(job_id): int(batch_id) for job_id, batch_id in found})
+
+
 def hand_over(tx: Tx, moves: Mapping[int, int], members: Mapping[int, int]) -> None:
     """Retries: each new attempt (moves: old → new job) joins its old job's batch in its place."""
     if not moves:

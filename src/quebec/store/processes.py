@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 
+from quebec.store import batch_completion
 from quebec.store.blocked import free_queue_slots_of, free_slots_of
 from quebec.store.database import Tx
 from quebec.store.error_record import error_json
@@ -121,6 +122,7 @@ def prune_dead(
             ],
         )
         announce_done(tx)
+        batch_completion.settle_ended(tx, to_fail)  # batch members among them end for their batch now
     if victims:
         tx.conn.execute(delete(procs).where(procs.c.id.in_(victims)))
     return Pruned(process_ids=tuple(victims), released=tuple(to_release), failed=tuple(to_fail))

@@ -11,6 +11,7 @@ from quebec.config.rules import duration
 from quebec.config.settings import BATCH
 from quebec.errors import ConfigError
 from quebec.store import batch_completion, batches
+from quebec.store.held import held_for
 
 if TYPE_CHECKING:
     from quebec.config import Settings
@@ -60,7 +61,7 @@ class BatchMethods:
         """Load a batch by id, or None."""
         if isinstance(batch_id, bool) or not isinstance(batch_id, int):
             raise TypeError(f"find_batch takes a batch id (an int), got {batch_id!r}")
-        return _loaded(self, self.db.read(batches.find, batch_id=batch_id))
+        return _loaded(self, _read(self.db, batch_id=batch_id))
 
     def find_batch_by_active_job_batch_id(self, active_job_batch_id: str) -> Batch | None:
         """Load a batch by its provider-agnostic UUID, or None."""
@@ -68,7 +69,7 @@ class BatchMethods:
             raise TypeError(
                 f"find_batch_by_active_job_batch_id takes the batch's UUID as a string, got {active_job_batch_id!r}"
             )
-        return _loaded(self, self.db.read(batches.find, active_job_batch_id=active_job_batch_id))
+        return _loaded(self, _read(self.db, active_job_batch_id=active_job_batch_id))
 
     def clear_finished_batches(
         self, batch_size: int | None = None, finished_before: float | datetime | None = None
@@ -108,6 +109,13 @@ class BatchMethods:
         size: int = BATCH(batch_size, "sweep_stalled_batches(batch_size=…)")
         before = self.db.clock.now() - timedelta(seconds=seconds)
         return self.db.transact(batch_completion.sweep, stalled_before=before, batch_size=size)
+
+
+def _read(db: Database, **where: Any) -> batches.BatchRow | None:
+    """batches.find in the transaction a batch block of this context holds on `db` (it sees
+    the block's own batches), else in a read transaction of its own."""
+    open_ = held_for(db)
+    return open_.run(batches.find, **where) if open_ is not None else db.read(batches.find, **where)
 
 
 def _loaded(qc: Any, row: batches.BatchRow | None) -> Batch | None:

@@ -119,7 +119,7 @@ class Batch:
 
     def reload(self) -> Batch:
         """Re-read the row and live counters from the database."""
-        found = self._run(batches.find, batch_id=self._row().id)
+        found = self._run(batches.find, batch_id=self._row().id, read=True)
         if found is None:
             raise LookupError(f"batch {self.id} no longer exists (cleared by clear_finished_batches, or rolled back)")
         self._record, self._pending, self._live_failed = found, found.pending_jobs, found.live_failed_jobs
@@ -129,15 +129,18 @@ class Batch:
         if self._record is None:
             assert self._creation is not None
             batch_id = self._run(batches.create, self._creation)
-            self._record = self._run(batches.find, batch_id=batch_id)
+            self._record = self._run(batches.find, batch_id=batch_id, read=True)
             assert self._record is not None
         return self._record
 
-    def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """`fn(tx, ...)` in the transaction a block of this Quebec holds, else in its own."""
+    def _run(self, fn: Callable[..., T], /, *args: Any, read: bool = False, **kwargs: Any) -> T:
+        """`fn(tx, ...)` in the transaction a block of this Quebec holds, else in its own
+        (a read one when `read`: on SQLite it does not take the write lock)."""
         db: Database = self._qc.db
         open_ = held.held_for(db)
-        return open_.run(fn, *args, **kwargs) if open_ is not None else db.transact(fn, *args, **kwargs)
+        if open_ is not None:
+            return open_.run(fn, *args, **kwargs)
+        return db.read(fn, *args, **kwargs) if read else db.transact(fn, *args, **kwargs)
 
     # -- the row -----------------------------------------------------------------------------
     @property

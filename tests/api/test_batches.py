@@ -369,6 +369,7 @@ def test_jobs_become_visible_when_the_outermost_block_is_left(make_qc: Any) -> N
         with outer.enqueue():
             Member.perform_later(qc)
         assert _rows(qc, "jobs") == []  # nothing committed yet: no other connection sees these jobs
+        assert qc.find_batch(inner.id).total_jobs == 1  # the block's own transaction does
     assert (outer.status, outer.total_jobs, inner.status, inner.total_jobs) == ("enqueued", 2, "enqueued", 1)
     _drain(qc)
     assert outer.reload().status == "completed" and inner.reload().status == "completed"

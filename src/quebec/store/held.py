@@ -65,6 +65,8 @@ class HeldTransaction:
     def rollback(self) -> None:
         """Roll back; a connection already lost has nothing left to roll back (logged, not
         raised: the error that ended the block is the one to see)."""
+        if self._conn.closed:  # a commit that failed closed it: nothing is left to roll back
+            return
         try:
             self._conn.rollback()
         except SQLAlchemyError as exc:

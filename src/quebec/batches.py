@@ -206,7 +206,7 @@ class Batch:
     @property
     def progress_percentage(self) -> float:
         total = self.total_jobs
-        return 0.0 if total == 0 else (self.completed_jobs + self.failed_jobs) * 100.0 / total
+        return 0.0 if total == 0 else round((self.completed_jobs + self.failed_jobs) * 100.0 / total, 2)  # as the wheel
 
     @property
     def enqueued(self) -> bool:

@@ -50,3 +50,22 @@ def test_mysql_rolls_back_on_return_only_what_is_still_open(tmp_path: Path, monk
     finally:
         db.dispose()
         drop_prefix(url, prefix)
+
+
+def test_postgres_one_statement_enqueue_hands_its_connection_back_out_of_autocommit(tmp_path: Path) -> None:
+    url, prefix = backend_url("postgresql", tmp_path), f"t_{secrets.token_hex(4)}"
+    db = open_db(url, prefix)
+    try:
+        for _ in range(3):  # one pooled connection, used alone each time
+            db.transact(jobs.enqueue_many, [new_job(db)])
+        with db.engine.connect() as conn:
+            assert conn.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+        # ...so a transaction on it is still one: its writes go or stay together.
+        with pytest.raises(RuntimeError), db.engine.connect() as conn:
+            conn.begin()
+            jobs.enqueue_many(db.join(conn), [new_job(db)])
+            raise RuntimeError("rolled back")
+        assert len(db.read(lambda tx: tx.conn.execute(select(db.tables.jobs.c.id)).all())) == 3
+    finally:
+        db.dispose()
+        drop_prefix(url, prefix)

@@ -8,6 +8,7 @@ which database it is talking to: it asks a capability flag or calls a hook.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, func, select
@@ -166,10 +167,11 @@ class Dialect:
     # How many jobs enqueue_in_one_statement takes at most (0: it is not offered).
     jobs_per_enqueue_statement = 0
 
-    def alone(self, conn: Connection) -> Connection:
-        """`conn` set up for a call that is one statement and its own transaction
-        (store.database.one_statement_when): autocommit, no BEGIN and COMMIT round trips."""
-        return conn.execution_options(isolation_level="AUTOCOMMIT")
+    @contextmanager
+    def alone(self, conn: Connection) -> Iterator[Connection]:
+        """`conn` set up, for the block, for a call that is one statement and its own
+        transaction (store.database.one_statement_when): autocommit, no BEGIN and COMMIT."""
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def enqueue_in_one_statement(
         self,

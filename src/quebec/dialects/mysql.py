@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, Table, delete, event, func, insert, literal_column, select, text
@@ -81,10 +82,11 @@ class MySQLDialect(Dialect):
     # A one-job enqueue is one packet that commits itself (enqueue_in_one_statement).
     jobs_per_enqueue_statement = 1
 
-    def alone(self, conn: Connection) -> Connection:
+    @contextmanager
+    def alone(self, conn: Connection) -> Iterator[Connection]:
         # Not autocommit, which PyMySQL switches with a round trip each way: a statement
         # run alone here is a packet that ends in its own COMMIT.
-        return conn
+        yield conn
 
     def enqueue_in_one_statement(
         self,

@@ -6,6 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -228,6 +229,10 @@ class Database:
             ended=self.ended,
         )
 
+    def _mode(self, conn: Connection, alone: bool) -> AbstractContextManager[Connection]:
+        # One statement is its own transaction: no BEGIN and COMMIT round trips.
+        return self.dialect.alone(conn) if alone else nullcontext(conn)
+
     def _run(self, fn: Callable[..., T], write: bool, *args: Any, **kwargs: Any) -> T:
         deadline = time.monotonic() + self.retry_for
         attempt = 0
@@ -237,10 +242,8 @@ class Database:
             attempt += 1
             committing = False
             try:
-                with self.engine.connect() as conn:
+                with self.engine.connect() as pooled, self._mode(pooled, autocommit) as conn:
                     if autocommit:
-                        # One statement is its own transaction: no BEGIN and COMMIT round trips.
-                        conn = self.dialect.alone(conn)
                         committing = True
                     elif write:
                         self.dialect.begin_write(conn)

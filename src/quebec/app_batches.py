@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from quebec import ops
 from quebec.batches import Batch, new_batch
-from quebec.clock import to_naive_utc
-from quebec.config.rules import duration
-from quebec.config.settings import BATCH
-from quebec.errors import ConfigError
-from quebec.store import batch_completion, batches
+from quebec.store import batches
 from quebec.store.held import held_for
 
 if TYPE_CHECKING:
     from quebec.config import Settings
     from quebec.store import Database
-
-_STALLED = duration(positive=True)
 
 
 class BatchMethods:
@@ -78,25 +73,9 @@ class BatchMethods:
         timestamp or a datetime; default: now minus clear_finished_jobs_after), `batch_size` rows
         per transaction (default: cleanup_batch_size). Failed batches are kept, like failed
         jobs. Returns how many were deleted."""
-        given = self.settings.cleanup_batch_size if batch_size is None else batch_size
-        size: int = BATCH(given, "clear_finished_batches(batch_size=…)")
-        if finished_before is None:
-            before = self.db.clock.now() - timedelta(seconds=self.settings.clear_finished_jobs_after)
-        elif isinstance(finished_before, datetime):
-            before = to_naive_utc(finished_before)
-        elif isinstance(finished_before, int | float) and not isinstance(finished_before, bool):
-            before = datetime.fromtimestamp(finished_before, UTC).replace(tzinfo=None)
-        else:
-            raise ConfigError(
-                f"clear_finished_batches(finished_before=…) must be a POSIX timestamp (seconds) or a datetime, "
-                f"got {finished_before!r}; pass e.g. time.time() - 86400"
-            )
-        total = 0
-        while True:
-            n = self.db.transact(batches.clear_finished, finished_before=before, batch_size=size)
-            total += n
-            if n < size:
-                return total
+        return ops.clear_finished_batches(
+            self.db, self.settings, batch_size=batch_size, finished_before=finished_before
+        )
 
     def sweep_stalled_batches(self, stalled_for: float = 300.0, batch_size: int = 500) -> dict[str, int]:
         """Repair stalled batches (Solid Queue's Batch.sweep_stalled): drop tracking rows of jobs
@@ -105,10 +84,7 @@ class BatchMethods:
 
         Returns {"stale_executions": n, "finished_batches": n, "started_batches": n}.
         """
-        seconds = _STALLED(stalled_for, "sweep_stalled_batches(stalled_for=…)")
-        size: int = BATCH(batch_size, "sweep_stalled_batches(batch_size=…)")
-        before = self.db.clock.now() - timedelta(seconds=seconds)
-        return self.db.transact(batch_completion.sweep, stalled_before=before, batch_size=size)
+        return ops.sweep_stalled_batches(self.db, stalled_for=stalled_for, batch_size=batch_size)
 
 
 def _read(db: Database, **where: Any) -> batches.BatchRow | None:

@@ -8,11 +8,28 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from quebec.clock import to_naive_utc
+from quebec.config.rules import duration
 from quebec.config.settings import BATCH
 from quebec.encryption import Cipher, sealed_token
 from quebec.errors import ConfigError
 from quebec.identifiers import queue_name
-from quebec.store import Database, blocked, cleanup, failed, jobs, listings, pauses, queries, rekey, scheduled, stats
+from quebec.store import (
+    Database,
+    batch_completion,
+    batch_listings,
+    batches,
+    blocked,
+    cleanup,
+    failed,
+    jobs,
+    listings,
+    pauses,
+    queries,
+    rekey,
+    scheduled,
+    stats,
+)
+from quebec.store.batch_listings import BatchDetail, BatchPage
 from quebec.store.listings import ListFilter
 from quebec.store.queries import JobRow
 from quebec.store.stats import ProcessSnapshot, QueueSnapshot
@@ -275,3 +292,49 @@ def queue_stats(db: Database, *, with_finished: bool = True) -> QueueSnapshot:
 def process_list(db: Database) -> ProcessSnapshot:
     """Registered processes with their heartbeat and the claims each holds."""
     return db.read(stats.process_list)
+
+
+# -- batches (docs/batches.md) ---------------------------------------------------------------
+_STALLED = duration(positive=True)
+
+
+def list_batches(db: Database, *, status: str | None = None, before: int | None = None, limit: int = 50) -> BatchPage:
+    """Batches newest first (of one status: pending, enqueued, completed or failed)."""
+    return db.read(batch_listings.list_batches, status=status, before=before, limit=limit)
+
+
+def batch_detail(db: Database, batch_id: int, *, before: int | None = None, limit: int = 50) -> BatchDetail | None:
+    """One batch with its callbacks and a page of its member jobs, or None."""
+    return db.read(batch_listings.batch_detail, batch_id=batch_id, before=before, limit=limit)
+
+
+def sweep_stalled_batches(db: Database, *, stalled_for: float = 300.0, batch_size: int = 500) -> dict[str, int]:
+    """Repair stalled batches (store.batch_completion.sweep); returns what it did, by kind."""
+    seconds = _STALLED(stalled_for, "sweep_stalled_batches(stalled_for=…)")
+    size: int = BATCH(batch_size, "sweep_stalled_batches(batch_size=…)")
+    before = db.clock.now() - timedelta(seconds=seconds)
+    return db.transact(batch_completion.sweep, stalled_before=before, batch_size=size)
+
+
+def clear_finished_batches(
+    db: Database, settings: Settings, *, batch_size: int | None = None, finished_before: object = None
+) -> int:
+    """Delete succeeded batches finished before `finished_before` (POSIX seconds or a datetime;
+    default clear_finished_jobs_after ago), `batch_size` per transaction; returns how many."""
+    given = settings.cleanup_batch_size if batch_size is None else batch_size
+    size: int = BATCH(given, "clear_finished_batches(batch_size=…)")
+    try:
+        before = instant(finished_before, "clear_finished_batches(finished_before=…)")
+    except TypeError:
+        raise ConfigError(
+            f"clear_finished_batches(finished_before=…) must be a POSIX timestamp (seconds) or a datetime, "
+            f"got {finished_before!r}; pass e.g. time.time() - 86400"
+        ) from None
+    if before is None:
+        before = db.clock.now() - timedelta(seconds=settings.clear_finished_jobs_after)
+    total = 0
+    while True:
+        n = db.transact(batches.clear_finished, finished_before=before, batch_size=size)
+        total += n
+        if n < size:
+            return total

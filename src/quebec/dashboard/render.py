@@ -30,6 +30,7 @@ NOTICES = {
     "ran": "Enqueued {n} run(s) of the recurring task.",
     "task_paused": "Paused {n} recurring task(s).",
     "task_resumed": "Resumed {n} recurring task(s).",
+    "swept": "Swept stalled batches: {n} repair(s) made.",
 }
 
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)

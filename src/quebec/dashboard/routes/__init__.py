@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from quebec.dashboard.routes import jobs, overview, processes, queues, recurring
+from quebec.dashboard.routes import batches, jobs, overview, processes, queues, recurring
 
 
 def all_routes() -> list[BaseRoute]:
-    return [*overview.routes, *queues.routes, *jobs.routes, *recurring.routes, *processes.routes]
+    return [*overview.routes, *queues.routes, *jobs.routes, *batches.routes, *recurring.routes, *processes.routes]

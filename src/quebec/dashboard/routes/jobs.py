@@ -8,7 +8,7 @@ from starlette.routing import Route
 from quebec.dashboard.core import BadRequest, Context, Form, action, done, query_int, view
 from quebec.dashboard.render import Page, render
 from quebec.dashboard.routes.overview import STATES
-from quebec.store import job_detail, listings, overview
+from quebec.store import batch_listings, job_detail, listings, overview
 from quebec.store.listings import ListFilter
 
 PAGE_SIZE = 50
@@ -72,7 +72,8 @@ def job(page: Page, ctx: Context) -> Response:
     detail = ctx.quebec.db.read(job_detail.job_detail, job_id=int(raw))
     if detail is None:
         raise BadRequest(f"there is no job {raw} (it may have been cleared or cancelled)", 404)
-    return render(page, "job.html", d=detail, now=ctx.quebec.db.clock.now())
+    batch = ctx.quebec.db.read(batch_listings.batch_of_job, job_id=int(raw))
+    return render(page, "job.html", d=detail, batch=batch, now=ctx.quebec.db.clock.now())
 
 
 # -- actions -------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import click
 
-from quebec.cli import dashboard, failed, jobs, keys, processes, queues, recurring, stats, worker
+from quebec.cli import batches, dashboard, failed, jobs, keys, processes, queues, recurring, stats, worker
 from quebec.cli.common import CommandError
 from quebec.errors import QuebecError
 
@@ -69,6 +69,7 @@ COMMANDS: list[click.Command] = [
     failed.failed,
     keys.keys,
     recurring.recurring,
+    batches.batches,
     dashboard.dashboard,
 ]
 

@@ -32,6 +32,7 @@ PAGES = {
     "recurring": "/recurring",
     "processes": "/processes",
     "keys": "/keys",
+    "batches": "/batches",
 }
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
@@ -152,3 +153,19 @@ def _ready(qc: Any) -> list[Any]:
     from quebec.store import listings
 
     return qc.db.read(listings.list_state, state=JobState.READY).jobs
+
+
+def test_a_batch_page_and_the_sweep_button(world: World, served: str, browser_page: Any) -> None:
+    page, qc = browser_page, world.qc
+    with qc.batch(description="nightly <import>", on_finish=world.classes["Fine"].build(9), source="s3") as batch:
+        member = world.classes["Fine"].perform_later(qc, 5).id
+    page.goto(served + "/batches")
+    page.locator(f"#batch-{batch.id}").get_by_role("link", name=f"#{batch.id}").click()
+    page.get_by_text("nightly <import>").first.wait_for()
+    assert '"source": "s3"' in page.inner_text("main")
+    page.locator(f"#job-{member}").get_by_role("link").click()
+    page.get_by_role("link", name=f"#{batch.id}").wait_for()
+    page.goto(served + "/batches")
+    page.get_by_role("button", name="Sweep stalled batches").click()
+    page.get_by_text("Swept stalled batches: 0 repair(s) made.").wait_for()
+    assert page.problems == []

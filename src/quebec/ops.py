@@ -303,9 +303,12 @@ def list_batches(db: Database, *, status: str | None = None, before: int | None 
     return db.read(batch_listings.list_batches, status=status, before=before, limit=limit)
 
 
-def batch_detail(db: Database, batch_id: int, *, before: int | None = None, limit: int = 50) -> BatchDetail | None:
-    """One batch with its callbacks and a page of its member jobs, or None."""
-    return db.read(batch_listings.batch_detail, batch_id=batch_id, before=before, limit=limit)
+def batch_detail(
+    db: Database, batch_id: int, *, before: int | None = None, limit: int = 50, jobs_status: str | None = None
+) -> BatchDetail | None:
+    """One batch with its callbacks and a page of its member jobs (pending, completed or
+    failed ones only when `jobs_status` says), or None."""
+    return db.read(batch_listings.batch_detail, batch_id=batch_id, before=before, limit=limit, jobs_status=jobs_status)
 
 
 def sweep_stalled_batches(db: Database, *, stalled_for: float = 300.0, batch_size: int = 500) -> dict[str, int]:

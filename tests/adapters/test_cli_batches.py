@@ -80,6 +80,10 @@ def test_list_and_show_batches(make_qc: Any, env: dict[str, str], capsys: pytest
     shown = json.loads(in_process(capsys, "batches", "show", str(failing.id), "--json").stdout)
     assert shown["status"] == "failed" and sorted(j["id"] for j in shown["jobs"]) == sorted(members)
     assert {j["id"]: j["status"] for j in shown["jobs"]}[members[1]] == "failed"
+    only_failed = json.loads(
+        in_process(capsys, "batches", "show", str(failing.id), "--jobs", "failed", "--json").stdout
+    )
+    assert [j["id"] for j in only_failed["jobs"]] == [members[1]]
     [callback] = shown["callbacks"]
     assert callback["role"] == "on_finish" and callback["class_name"].endswith("Done")
     assert qc.get_job(callback["job_id"]).class_name == callback["class_name"]

@@ -110,6 +110,12 @@ def test_batch_page_shows_metadata_callbacks_and_members(world: World, client: A
         callback_id = int(re.search(r'href="/job/(\d+)"', found.group(0)).group(1))  # type: ignore[union-attr]
         job_page = client.get(f"/job/{callback_id}").text
         assert "Callback of batch" in job_page and f'href="/batch/{batch.id}"' in job_page
+    assert f'href="/batch/{batch.id}?jobs=failed"' in text and f'href="/batch/{batch.id}?jobs=pending"' not in text
+    failed_only = client.get(f"/batch/{batch.id}", params={"jobs": "failed"}).text
+    assert f'id="job-{ids[1]}"' in failed_only and f'id="job-{ids[0]}"' not in failed_only
+    completed = client.get(f"/batch/{batch.id}", params={"jobs": "completed"}).text
+    assert f'id="job-{ids[0]}"' in completed and f'id="job-{ids[1]}"' not in completed
+    assert client.get(f"/batch/{batch.id}", params={"jobs": "lost"}).status_code == 400
     member_page = client.get(f"/job/{ids[1]}").text
     assert f'href="/batch/{batch.id}"' in member_page and "Callback of batch" not in member_page
     assert 'href="/batch/' not in client.get(f"/job/{world.ready}").text

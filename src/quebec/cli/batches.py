@@ -12,7 +12,7 @@ from quebec import ops
 from quebec.batches import Batch
 from quebec.cli.common import MAX_JOB_ID, CommandError, Since, database, json_option
 from quebec.cli.output import Column, age, emit_json, iso, seconds_between, table
-from quebec.store.batch_listings import STATUSES, BatchDetail
+from quebec.store.batch_listings import MEMBER_FILTERS, STATUSES, BatchDetail
 from quebec.store.batches import BatchRow
 
 MAX_LIMIT = 10_000
@@ -83,11 +83,12 @@ def list_batches(status: str | None, limit: int, as_json: bool) -> int:
 
 @batches.command("show")
 @click.argument("batch_id", metavar="ID", type=click.IntRange(1, MAX_JOB_ID))
+@click.option("--jobs", "jobs_status", type=click.Choice(MEMBER_FILTERS), help="Only its jobs that are this.")
 @json_option
-def show(batch_id: int, as_json: bool) -> int:
+def show(batch_id: int, jobs_status: str | None, as_json: bool) -> int:
     """One batch: its status, counters, times, metadata, callbacks and (the newest 200) jobs."""
     with database() as (_, db):
-        detail = ops.batch_detail(db, batch_id, limit=SHOW_JOBS)
+        detail = ops.batch_detail(db, batch_id, limit=SHOW_JOBS, jobs_status=jobs_status)
         now = db.clock.now()
     if detail is None:
         raise CommandError(f"batch {batch_id} does not exist (cleared by clear_finished_batches, or never created)")

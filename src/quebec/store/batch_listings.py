@@ -26,6 +26,8 @@ from quebec.types import JobState
 PAGE_MAX = 200
 STATUSES = ("pending", "enqueued", "completed", "failed")
 CALLBACK_ROLES = ("on_success", "on_failure", "on_finish")
+# Member jobs by how they stand: not ended yet, ended (finished, discarded, retried), failed.
+MEMBER_FILTERS = ("pending", "completed", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +132,14 @@ def _live_counts(tx: Tx, batch_ids: Sequence[int]) -> tuple[dict[int, int], dict
     return {int(b): int(n) for b, n in pending}, {int(b): int(n) for b, n in failed}
 
 
-def batch_detail(tx: Tx, *, batch_id: int, before: int | None = None, limit: int = 50) -> BatchDetail | None:
-    """The batch, its callbacks, and its member jobs with id < before, newest first."""
+def batch_detail(
+    tx: Tx, *, batch_id: int, before: int | None = None, limit: int = 50, jobs_status: str | None = None
+) -> BatchDetail | None:
+    """The batch, its callbacks, and its member jobs with id < before, newest first; only
+    those pending, completed or failed (MEMBER_FILTERS) when `jobs_status` is given."""
     _page_limit(limit, "jobs")
+    if jobs_status is not None and jobs_status not in MEMBER_FILTERS:
+        raise ValueError(f"member job status {jobs_status!r} is not one of {', '.join(MEMBER_FILTERS)}")
     batch = find(tx, batch_id=batch_id)
     if batch is None:
         return None
@@ -143,6 +150,13 @@ def batch_detail(tx: Tx, *, batch_id: int, before: int | None = None, limit: int
     if tx.keeps_results:
         ended = tx.tables.job_results
         stmt = stmt.add_columns(ended.c.status.label("ending")).outerjoin(ended, ended.c.job_id == jobs.c.id)
+    failed = tx.tables.failed_executions.c.id
+    if jobs_status == "failed":
+        stmt = stmt.where(failed.is_not(None))
+    elif jobs_status == "completed":
+        stmt = stmt.where(failed.is_(None), jobs.c.finished_at.is_not(None))
+    elif jobs_status == "pending":
+        stmt = stmt.where(failed.is_(None), jobs.c.finished_at.is_(None))
     if before is not None:
         stmt = stmt.where(jobs.c.id < before)
     rows = list(tx.conn.execute(stmt.order_by(jobs.c.id.desc()).limit(limit + 1)))

@@ -10,7 +10,7 @@ from quebec import ops
 from quebec.batches import Batch
 from quebec.dashboard.core import BadRequest, Context, Form, action, done, query_int, view
 from quebec.dashboard.render import Page, render
-from quebec.store.batch_listings import STATUSES
+from quebec.store.batch_listings import MEMBER_FILTERS, STATUSES
 
 PAGE_SIZE = 50
 MAX_ID = 2**63 - 1
@@ -38,8 +38,11 @@ def batch(page: Page, ctx: Context) -> Response:
     raw = page.request.path_params["batch_id"]
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_ID:
         raise BadRequest(f"batch id {raw!r} is not a batch id (a whole number from 1)", 404)
+    jobs_status = page.request.query_params.get("jobs", "").strip() or None
+    if jobs_status is not None and jobs_status not in MEMBER_FILTERS:
+        raise BadRequest(f"jobs={jobs_status!r} is not a filter of a batch's jobs; use {', '.join(MEMBER_FILTERS)}")
     before = query_int(page, "before", None, 1, MAX_ID)
-    detail = ops.batch_detail(ctx.quebec.db, int(raw), before=before, limit=PAGE_SIZE)
+    detail = ops.batch_detail(ctx.quebec.db, int(raw), before=before, limit=PAGE_SIZE, jobs_status=jobs_status)
     if detail is None:
         raise BadRequest(f"there is no batch {raw} (it may have been cleared by clear_finished_batches)", 404)
     b = detail.batch
@@ -48,6 +51,7 @@ def batch(page: Page, ctx: Context) -> Response:
         "batch.html",
         b=Batch(ctx.quebec, b, b.pending_jobs, b.live_failed_jobs),
         d=detail,
+        jobs_status=jobs_status,
         before=before,
         now=ctx.quebec.db.clock.now(),
     )

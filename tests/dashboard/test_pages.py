@@ -23,6 +23,7 @@ PAGES = [
     "/recurring",
     "/processes",
     "/keys",
+    "/batches",
 ]
 
 

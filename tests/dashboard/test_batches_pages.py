@@ -167,3 +167,23 @@ def test_sweep_refused_without_a_valid_token_or_for_a_viewer(world: World, clien
         refused = act(viewer, "/batches/sweep", {}, token=token)
         assert refused.status_code == 403 and "read-only" in refused.text
     assert qc.find_batch(batch_id).status == "pending"
+
+
+def test_an_open_batch_shows_its_live_counts_as_quebec_batch_does(world: World, client: Any) -> None:
+    qc = world.qc
+    qc.register_job(Step)
+    _drain(qc)  # the world's ready jobs first: then only the batch's are ready
+    with qc.batch(description="half way") as batch:
+        for how in ("ok", "fail", "ok"):
+            Step.perform_later(qc, how)
+    for _ in range(2):
+        qc.drain_batch(1)[0].perform()
+    batch.reload()
+    assert (batch.status, batch.completed_jobs, batch.failed_jobs, batch.pending_jobs) == ("enqueued", 1, 1, 1)
+    [listed] = qc.db.read(list_batches, status="enqueued").batches
+    assert (listed.pending_jobs, listed.live_failed_jobs) == (1, 1)
+    row = client.get("/batches").text.split(f'id="batch-{batch.id}"')[1].split("</tr>")[0]
+    cells = [c for c in re.findall(r'<td class="num">(\d+)</td>', row)]
+    assert cells == ["1", "1", "3"] and f"{batch.progress_percentage}%" in row and "66.67%" in row
+    page = client.get(f"/batch/{batch.id}").text
+    assert "1 pending</a>" in page and f'href="/batch/{batch.id}?jobs=pending"' in page

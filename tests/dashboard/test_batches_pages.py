@@ -47,7 +47,7 @@ def _finished_batch(qc: Any) -> tuple[Any, list[int]]:
         description=XSS_DESC,
         on_success=Report.build("success"),
         on_failure=Report.build("failure"),
-        on_finish=Report.build("finish"),
+        on_finish=Report.build(XSS_ARG),
         metadata={"note": XSS_ARG},
     ) as batch:
         ids = [Step.perform_later(qc, "ok").id, Step.perform_later(qc, "fail").id]

@@ -88,11 +88,8 @@ def render_table(
                 row.append(ratio(ours, value_of(cells.get("floor", {}).get(metric.key), field), higher))
             lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    lines.append(
-        "Ratios > 1 mean ours is better (ours/other for jobs/s, other/ours for ms); best peer = the best of "
-        + ", ".join(labels[i] for i in peer_cols)
-        + "."
-    )
+    peers = f"; best peer = the best of {', '.join(labels[i] for i in peer_cols)}" if peer_cols else ""
+    lines.append(f"Ratios > 1 mean ours is better (ours/other for jobs/s, other/ours for ms){peers}.")
     if "floor" in shown:
         notes = "; ".join(f"{m.label}: {FLOOR_NOTES[m.key]}" for m in metrics if m.key in FLOOR_NOTES)
         lines.append(f"Floor rows: {notes}.")

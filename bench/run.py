@@ -23,12 +23,10 @@ import platform
 import secrets
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,66 +37,8 @@ sys.path.insert(0, HERE)
 import peers  # noqa: E402
 from common import RESULT_MARK  # noqa: E402
 from dbutil import drop_schema, drop_tables  # noqa: E402
-
-DEFAULT_URLS = {
-    "sqlite": "sqlite:///{tmpdir}/bench.db?mode=rwc",  # {tmpdir} is absolute -> 4-slash absolute form
-    "postgres": "postgresql://postgres@127.0.0.1:5432/test",
-    "mysql": "mysql://root@127.0.0.1:3306/test",
-}
-
-
-BACKENDS = list(DEFAULT_URLS)
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str  # result key in the JSON file
-    label: str  # row label in the table
-    scenario: str  # workload --scenario
-    field: str  # field of the workload result shown in the table
-    unit: str
-    higher_is_better: bool
-    threads: int = 0
-    jobs_arg: str = "jobs"  # which CLI count applies: jobs | drain_jobs | one_by_one | latency_jobs
-
-
-METRICS: list[Metric] = [
-    Metric("enqueue_one", "enqueue one-by-one", "enqueue_one", "jobs_per_s", "jobs/s", True, 0, "one_by_one"),
-    Metric("enqueue_bulk", "bulk enqueue", "enqueue_bulk", "jobs_per_s", "jobs/s", True),
-    Metric("drain_1", "drain, 1 thread", "drain", "jobs_per_s", "jobs/s", True, 1, "drain_jobs"),
-    Metric("drain_8", "drain, 8 threads", "drain", "jobs_per_s", "jobs/s", True, 8, "drain_jobs"),
-    Metric("latency", "pickup, same process", "latency", "p50_ms", "ms", False, 0, "latency_jobs"),
-    Metric("latency_xproc", "pickup, other process", "latency_xproc", "p50_ms", "ms", False, 0, "latency_jobs"),
-]
-# Latency scenarios yield two rows (p50 and p99); see rows_for().
-FLOOR_NOTES = {
-    "enqueue_one": "autocommit INSERT per job",
-    "enqueue_bulk": "executemany in one transaction",
-    "drain_1": "claim+delete 1 per transaction, 1 thread",
-    "drain_8": "claim+delete 100 per transaction (SKIP LOCKED where supported), 8 threads",
-}
-
-
-@dataclass(frozen=True)
-class Impl:
-    key: str
-    label: str
-    backends: tuple[str, ...] = tuple(BACKENDS)
-    metrics: tuple[str, ...] = tuple(m.key for m in METRICS)
-    slow_drain: bool = False  # drains --slow-drain-jobs instead of --drain-jobs
-    peer: bool = True  # counted in "best peer"
-
-
-IMPLS: dict[str, Impl] = {
-    i.key: i
-    for i in (
-        Impl("ours", "ours", peer=False),
-        Impl("rust", "the wheel", slow_drain=True),
-        Impl("pgqueuer", "PgQueuer", backends=("postgres",)),
-        Impl("procrastinate", "Procrastinate", backends=("postgres",), slow_drain=True),
-        Impl("floor", "raw SQL floor", metrics=tuple(FLOOR_NOTES), peer=False),
-    )
-}
+from matrix import BACKENDS, DEFAULT_URLS, IMPLS, METRICS, Metric  # noqa: E402
+from report import fmt_value, render_table, rows_for, summarise  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -270,96 +210,6 @@ def run_scenario(impl: str, backend: str, metric: Metric, args: argparse.Namespa
     if args.verbose and stderr.strip():
         print("\n".join(stderr.strip().splitlines()[-15:]), file=sys.stderr)
     return result
-
-
-def rows_for(metric: Metric) -> list[tuple[str, str, str, bool]]:
-    """(row label, result field, unit, higher_is_better) rows shown for a metric."""
-    if metric.unit == "ms":
-        return [
-            (f"{metric.label} p50", "p50_ms", "ms", False),
-            (f"{metric.label} p99", "p99_ms", "ms", False),
-        ]
-    return [(metric.label, metric.field, metric.unit, metric.higher_is_better)]
-
-
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median of each numeric field over the runs that succeeded (the first error if none did)."""
-    good = [r for r in runs if "error" not in r]
-    if not good:
-        return {"error": runs[0]["error"], "runs": len(runs)}
-    out: dict[str, Any] = {"runs": len(good), "failed_runs": len(runs) - len(good)}
-    for field in ("jobs_per_s", "p50_ms", "p99_ms", "max_ms", "jobs"):
-        values = [r[field] for r in good if isinstance(r.get(field), int | float)]
-        if values:
-            out[field] = statistics.median(values)
-    return out
-
-
-def fmt_value(result: dict[str, Any] | None, field: str) -> str:
-    if result is None:
-        return "–"
-    if "error" in result:
-        msg = str(result["error"]).replace("|", "/").replace("\n", " ")
-        return msg if len(msg) <= 40 else msg[:37] + "..."
-    value = result.get(field)
-    if not isinstance(value, int | float):
-        return "?"
-    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
-
-
-def value_of(result: dict[str, Any] | None, field: str) -> float | None:
-    if not result or "error" in result:
-        return None
-    v = result.get(field)
-    return float(v) if isinstance(v, int | float) and v > 0 else None
-
-
-def ratio(ours: float | None, other: float | None, higher: bool) -> str:
-    """> 1 means ours is better: ours/other for throughput, other/ours for latency."""
-    if ours is None or other is None:
-        return "–"
-    return f"{(ours / other if higher else other / ours):.2f}"
-
-
-def render_table(
-    backend: str,
-    cells: dict[str, dict[str, dict[str, Any]]],
-    impls: list[str],
-    metrics: list[Metric],
-    labels: dict[str, str],
-) -> str:
-    shown = [i for i in impls if backend in IMPLS[i].backends]
-    peer_cols = [i for i in shown if IMPLS[i].peer]
-    header = ["metric", "unit", *(labels[i] for i in shown)]
-    if "ours" in shown and peer_cols:
-        header.append("ours vs best peer")
-    if "ours" in shown and "floor" in shown:
-        header.append("ours vs floor")
-    lines = [f"### {backend}", "", "| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
-    for metric in metrics:
-        for label, field, unit, higher in rows_for(metric):
-            row = [label, unit]
-            for impl in shown:
-                cell = cells.get(impl, {}).get(metric.key)
-                row.append("—" if cell is None and metric.key not in IMPLS[impl].metrics else fmt_value(cell, field))
-            ours = value_of(cells.get("ours", {}).get(metric.key), field)
-            if "ours" in shown and peer_cols:
-                vals = [v for i in peer_cols if (v := value_of(cells.get(i, {}).get(metric.key), field)) is not None]
-                best = (max(vals) if higher else min(vals)) if vals else None
-                row.append(ratio(ours, best, higher))
-            if "ours" in shown and "floor" in shown:
-                row.append(ratio(ours, value_of(cells.get("floor", {}).get(metric.key), field), higher))
-            lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
-    lines.append(
-        "Ratios > 1 mean ours is better (ours/other for jobs/s, other/ours for ms); best peer = the best of "
-        + ", ".join(labels[i] for i in peer_cols)
-        + "."
-    )
-    if "floor" in shown:
-        notes = "; ".join(f"{m.label}: {FLOOR_NOTES[m.key]}" for m in metrics if m.key in FLOOR_NOTES)
-        lines.append(f"Floor rows: {notes}.")
-    return "\n".join(lines)
 
 
 def version_labels(impls: list[str], args: argparse.Namespace) -> dict[str, str]:

@@ -12,6 +12,10 @@ ABOVE_STORE = (
     "engine",
     "cli",
     "app.py",
+    "app_enqueue.py",
+    "app_draining.py",
+    "app_waiting.py",
+    "app_hooks.py",
     "job.py",
     "ops.py",
     "registry.py",
@@ -61,7 +65,17 @@ def test_nothing_above_the_store_imports_sqlalchemy_dialects_or_schema() -> None
 
 
 def test_lower_layers_never_import_the_runtime_or_the_public_api() -> None:
-    lower = _modules("store", "dialects", "schema", "config", "types.py", "errors.py", "arguments.py", "retry.py")
+    lower = _modules(
+        "store",
+        "dialects",
+        "schema",
+        "config",
+        "types.py",
+        "errors.py",
+        "arguments.py",
+        "argument_rules.py",
+        "retry.py",
+    )
     offenders = {
         str(p.relative_to(SRC)): sorted(
             n for n in _imports(p) if n.startswith(("quebec.engine", "quebec.app", "quebec.cli"))

@@ -1,55 +1,61 @@
-"""Quebec: settings, Database, registry and hooks, wired together. It delegates; it does not decide."""
+"""Quebec: settings, Database, registry and hooks, wired together. It delegates; it does not decide.
+
+Its methods live in mixins by purpose (app_enqueue, app_draining, app_waiting, app_hooks,
+app_batches, app_recurring, app_control_plane, operations, metrics_control); this module keeps
+construction, registration and the runtime's life cycle.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from quebec import enqueue_callbacks, enqueuing, waiting
 from quebec.app_batches import BatchMethods
 from quebec.app_control_plane import ControlPlaneMethods
+from quebec.app_draining import DrainMethods
+from quebec.app_enqueue import EnqueueMethods
+from quebec.app_hooks import HookMethods
 from quebec.app_recurring import RecurringMethods
-from quebec.batches import batch_route
+from quebec.app_waiting import WaitMethods
 from quebec.config import Settings, load_settings, run_options
-from quebec.engine.drain import Drain
-from quebec.engine.executor import Executor
 from quebec.engine.forking import ForkSupervisor
-from quebec.engine.metrics import JobMetrics, MeteredExecutor
-from quebec.engine.oneshot import DrainReport, OneShot
-from quebec.engine.rate_limiter import RateLimiter
 from quebec.engine.runtime import ProcessRuntime
 from quebec.engine.unsupported import fork_mode, refuse_unappliable
-from quebec.engine.waiter import Waiter
-from quebec.errors import ConfigError, DatabaseUnavailable, EnqueueError
-from quebec.events import JobEvent, JobEventKind, Subscriber
-from quebec.execution import Execution
+from quebec.errors import ConfigError, DatabaseUnavailable
 from quebec.flow_rules import RegistryFlowRules
 from quebec.function_jobs import FunctionJob, job_class_for
 from quebec.hooks import Hooks
-from quebec.job import ActiveJob, BaseClass, JobDescriptor, active_jobs
+from quebec.job import BaseClass
 from quebec.metrics_control import JobMetricsControl
 from quebec.operations import Operations
 from quebec.registry import Registry
 from quebec.sealing import Sealing
-from quebec.store import Database, health, jobs
+from quebec.store import Database, health
 
 log = logging.getLogger("quebec")
 J = TypeVar("J", bound=type[BaseClass])
-F = TypeVar("F", bound=Callable[..., Any])
-_LAZY = threading.Lock()  # guards the lazy creation of an instance's JobMetrics
 
 
-class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethods, BatchMethods):
+# The mixins moved out of this class come first, so each of their methods wins over any
+# namesake further down the bases, as it did when it was defined here.
+class Quebec(
+    EnqueueMethods,
+    DrainMethods,
+    WaitMethods,
+    HookMethods,
+    Operations,
+    JobMetricsControl,
+    RecurringMethods,
+    ControlPlaneMethods,
+    BatchMethods,
+):
     """One per process. `Quebec(url, **options)`; options as in spec/configuration.md."""
 
-    # Runtime state that exists before any start(); class defaults, set per instance when used.
+    # Runtime state that exists before any start(); a class default, set per instance when used.
     _quiet_requested = False
-    _metrics: JobMetrics | None = None
-    _drain: Drain | None = None
-    _waiter: Waiter | None = None
 
     def __init__(self, database_url: str | None = None, /, **options: Any) -> None:
         if "database_url" in options and database_url is not None:
@@ -101,122 +107,6 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
         for cls in found:
             cls._quebec = self
         return found
-
-    # -- enqueue --------------------------------------------------------------------------
-    def enqueue_jobs(self, batch: Sequence[ActiveJob], *, callbacks: bool = False) -> list[ActiveJob]:
-        """Insert jobs in one transaction; returns them with ids, in input order.
-
-        callbacks=True (perform_later's one job): its class's enqueue callbacks run around the insert.
-        """
-        if not batch:
-            return []
-        rows, plans = enqueuing.plan(
-            batch, self.db.clock.now(), self.settings.force_override_queue, self.sealing.sealer
-        )
-
-        route = batch_route(self.db, batch)  # None outside `with qc.batch()` / `batch.enqueue()`
-
-        def insert() -> list[ActiveJob]:
-            enqueued = self.db.transact(jobs.enqueue_many, rows) if route is None else route(rows)
-            enqueuing.settle(batch, plans, enqueued, rows.arguments)
-            for job in batch:
-                job.quebec = self  # job.wait() asks this instance
-            if self.db.events:
-                self.db.events.emit(
-                    JobEvent(JobEventKind.ENQUEUED, job.id, job.class_name, job.queue_name)
-                    for job in batch
-                    if job.id is not None
-                )
-            if self._runtime is not None:
-                self._runtime.wake_workers(set(rows.queue_names))
-            return list(batch)
-
-        if callbacks:
-            return [enqueue_callbacks.run(batch[0], rows, insert)]
-        return insert()
-
-    def perform_all_later(self, batch: Iterable[JobDescriptor]) -> list[ActiveJob]:
-        """Bulk enqueue: `qc.perform_all_later([Job.build(1), Job.build(2), ...])`. No enqueue callbacks run."""
-        return self.enqueue_jobs(active_jobs(batch))
-
-    def perform_later(self, klass: type[BaseClass], *args: Any, **kwargs: Any) -> ActiveJob:
-        """`klass.perform_later(*args, **kwargs)` on this instance, whichever Quebec the class is registered with."""
-        if not (isinstance(klass, type) and issubclass(klass, BaseClass)):
-            raise EnqueueError(f"qc.perform_later takes a job class (a quebec.BaseClass subclass) first, got {klass!r}")
-        return klass.perform_later(self, *args, **kwargs)
-
-    # -- testing: drain and perform in this thread ------------------------------------------
-    def drain_one(self) -> Execution:
-        """Claim one ready job as a worker would (due scheduled jobs are dispatched first) and
-        return its Execution; `.perform()` runs it. Nothing ready → RuntimeError."""
-        executions = self.drain_batch(1)
-        if not executions:
-            raise RuntimeError(
-                f"No ready job to claim: no job is ready in queues {list(self.settings.worker_queues)} "
-                f"(scheduled jobs not due yet, paused queues and claimed jobs are not drained)"
-            )
-        return executions[0]
-
-    def drain_batch(self, batch_size: int) -> list[Execution]:
-        """Claim up to `batch_size` ready jobs in one transaction, as a worker claims; [] when none."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"drain_batch(batch_size={batch_size!r}) needs a whole number of at least 1")
-        drain = self._drainer()
-        return [Execution(drain, job) for job in drain.claim(batch_size)]
-
-    def drain_due(
-        self, *, threads: int | None = None, max_jobs: int | None = None, max_seconds: float | None = None
-    ) -> DrainReport:
-        """Perform every job due now on `threads` worker threads (default: the settings'), then
-        return what became of them (`python -m quebec <package> --once`); see engine/oneshot.py."""
-        threads = run_options(None, threads)[1] or self.settings.worker_threads
-        drain = OneShot(
-            self.db,
-            self.settings,
-            self.registry,
-            self._drainer(),
-            threads=threads,
-            max_jobs=max_jobs,
-            max_seconds=max_seconds,
-        )
-        return drain.run()
-
-    def _drainer(self) -> Drain:
-        with _LAZY:
-            if self._drain is None:
-                executor = Executor(self.registry, self.db.clock, self.sealing, self.db.events)
-                metrics = self._metrics
-                if metrics is not None:
-                    executor = MeteredExecutor(executor, metrics, lambda: 1)
-                limiter = RateLimiter(self.db, self.registry, self.sealing.cipher)
-                self._drain = Drain(self.db, self.settings, executor, limiter.hold_back)
-            return self._drain
-
-    # -- results and waiting ----------------------------------------------------------------
-    def wait_for_jobs(self, jobs: Iterable[ActiveJob | int], timeout: float | None = None) -> list[Any]:
-        """Block until every job is done; their results, in order.
-
-        Raises the first (in order) job's JobFailed / JobDiscarded / JobCancelled once all are
-        done, UnknownJob for an id these tables do not have, and WaitTimeout when `timeout`
-        seconds pass first. A retried job is followed to its last attempt.
-        """
-        ids = [_job_id(job) for job in jobs]
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
-            raise ValueError(f"wait timeout={timeout!r} must be seconds ≥ 0, or None to wait as long as it takes")
-        progress, pending = self._waiting().wait(ids, timeout)
-        if pending:
-            raise waiting.timed_out(progress, pending, timeout)
-        return [waiting.result_of(progress[job_id], self.sealing.cipher) for job_id in ids]
-
-    def wait_for_job(self, job: ActiveJob | int, timeout: float | None = None) -> Any:
-        """One job's result (wait_for_jobs of one)."""
-        return self.wait_for_jobs([job], timeout)[0]
-
-    def _waiting(self) -> Waiter:
-        with _LAZY:
-            if self._waiter is None:
-                self._waiter = Waiter(self.db, use_listen=self.settings.use_listen_notify)
-            return self._waiter
 
     # -- schema ---------------------------------------------------------------------------
     def create_tables(self) -> bool:
@@ -377,44 +267,3 @@ class Quebec(Operations, JobMetricsControl, RecurringMethods, ControlPlaneMethod
             log.error("database.ping_failed: %s", exc)
             return False
         return True
-
-    # -- hooks ----------------------------------------------------------------------------
-    def subscribe(self, fn: Subscriber, *kinds: JobEventKind | str) -> Callable[[], None]:
-        """Call `fn(quebec.JobEvent)` on job events of `kinds` in this process (every kind when
-        none is given): enqueued, started, finished, failed, retried, discarded. Returns the
-        function that unsubscribes. A subscriber that raises is logged, never breaks the job."""
-        return self.db.events.subscribe(fn, kinds)
-
-    def on_start(self, fn: F) -> F:
-        return self.hooks.add("start", fn)
-
-    def on_stop(self, fn: F) -> F:
-        return self.hooks.add("stop", fn)
-
-    def on_worker_start(self, fn: F) -> F:
-        return self.hooks.add("worker_start", fn)
-
-    def on_worker_stop(self, fn: F) -> F:
-        return self.hooks.add("worker_stop", fn)
-
-    def on_shutdown(self, fn: F) -> F:
-        return self.hooks.add("shutdown", fn)
-
-    def invoke_start_handlers(self) -> None:
-        self.hooks.run("start")
-
-    def invoke_stop_handlers(self) -> None:
-        self.hooks.run("stop")
-
-
-def _job_id(job: ActiveJob | int) -> int:
-    if isinstance(job, ActiveJob):
-        if job.id is None:
-            raise ValueError(
-                f"{job.class_name} was not enqueued (its id is None: built, not enqueued, or AbortEnqueue), "
-                f"so there is nothing to wait for"
-            )
-        return job.id
-    if isinstance(job, bool) or not isinstance(job, int):
-        raise ValueError(f"wait for a job returned by perform_later, or a job id (int), not {job!r}")
-    return job

@@ -24,7 +24,7 @@ from quebec.clock import Clock
 from quebec.continuable import Continuable
 from quebec.encryption import ENCRYPTED_TAG
 from quebec.engine.callbacks import run_perform
-from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, Retried
+from quebec.engine.outcomes import Discarded, Failed, Finished, Outcome, run_again
 from quebec.engine.resumption import attach, resumed
 from quebec.errors import UnknownJobClass
 from quebec.events import JobEvent, JobEventKind, JobEvents
@@ -34,7 +34,7 @@ from quebec.logger import job_context, job_logger
 from quebec.outcome import decide, error_info
 from quebec.registry import Registry
 from quebec.sealing import Sealing
-from quebec.types import ClaimedJob, ErrorInfo, NewJob
+from quebec.types import ClaimedJob, ErrorInfo
 
 log = logging.getLogger("quebec.worker")
 _LOGGED_MESSAGE = 500  # characters of a failure message in the log line (the row keeps more)
@@ -163,16 +163,7 @@ class Executor:
                 )
                 what = error.exception_class
                 log.info("job.retry job_id=%s class=%s in=%.1fs error=%s", job.id, job.class_name, delay, what)
-                next_run = NewJob(
-                    queue_name=job.queue_name,
-                    class_name=job.class_name,
-                    arguments=arguments,
-                    priority=job.priority,
-                    active_job_id=job.active_job_id or "",
-                    scheduled_at=self._clock.now() + timedelta(seconds=delay),
-                    concurrency_key=job.concurrency_key,
-                )
-                return Retried(job.id, next_run, job.class_name)
+                return run_again(job, arguments, self._clock.now() + timedelta(seconds=delay))
             case outcome.Discarded(handler=handler, reason=reason, error=error):
                 if handler is not None:
                     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from quebec.types import ErrorInfo, NewJob
+from quebec.types import ClaimedJob, ErrorInfo, NewJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,21 @@ class Retried:
     next_run: NewJob
     class_name: str = ""
     batch_id: int | None = None  # the job's batch (its envelope's), set by BatchMemberExecutor
+
+
+def run_again(job: ClaimedJob, arguments: str, at: datetime) -> Retried:
+    """`job` finished, and enqueued again with `arguments` (its envelope, counters moved on)
+    due `at`: a retry after an error, or a Continuable job resumed."""
+    next_run = NewJob(
+        queue_name=job.queue_name,
+        class_name=job.class_name,
+        arguments=arguments,
+        priority=job.priority,
+        active_job_id=job.active_job_id or "",
+        scheduled_at=at,
+        concurrency_key=job.concurrency_key,
+    )
+    return Retried(job.id, next_run, job.class_name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from quebec.arguments import Envelope, with_counters
 from quebec.clock import Clock
 from quebec.continuable import Continuation, InvalidStepError, JobInterrupted
-from quebec.engine.outcomes import Retried
+from quebec.engine.outcomes import Retried, run_again
 from quebec.job import BaseClass
-from quebec.types import ClaimedJob, NewJob
+from quebec.types import ClaimedJob
 
 log = logging.getLogger("quebec.worker")
 _LOGGED_MESSAGE = 500  # characters of the error's message in the log line
@@ -70,16 +70,7 @@ def resumed(
         continuation=continuation.state(),
         resumptions=continuation.resumptions + 1,
     )
-    next_run = NewJob(
-        queue_name=job.queue_name,
-        class_name=job.class_name,
-        arguments=arguments,
-        priority=job.priority,
-        active_job_id=job.active_job_id or "",
-        scheduled_at=clock.now(),
-        concurrency_key=job.concurrency_key,
-    )
-    return Retried(job.id, next_run, job.class_name)
+    return run_again(job, arguments, clock.now())
 
 
 def _resumes_error(cls: type[BaseClass], continuation: Continuation, exc: BaseException) -> bool:

@@ -172,3 +172,41 @@ def test_a_member_failed_by_pruning_ends_for_its_batch_in_that_transaction(db: D
     row = db.read(batches.find, batch_id=batch_id)
     assert row is not None and row.failed_at is not None and row.failed_jobs == 1
     assert _callback_roles(db) == ["finish"]
+
+
+def test_an_enqueue_into_a_batch_a_flush_is_finishing_waits_for_it_instead_of_deadlocking(db: Database) -> None:
+    batch_id, (job,) = _batch(db, 1)
+    be = db.tables.batch_executions
+    # A flush ending the batch's last job: it locks the batch row, drops the job's row...
+    flush = db.engine.connect()
+    db.dialect.begin_write(flush)
+    tx = db.join(flush)
+    tx.conn.execute(select(db.tables.batches.c.id).where(db.tables.batches.c.id == batch_id).with_for_update())
+    tx.conn.execute(be.delete().where(be.c.job_id == job))
+    outcome: list[object] = []
+
+    def enqueue() -> None:  # ...while a job of the batch enqueues into it, in a transaction of its own
+        conn = db.engine.connect()
+        try:
+            db.dialect.begin_write(conn)
+            batches.enqueue_into(db.join(conn), batch_id, NewJobs.of([new_job(db)]))
+            conn.commit()
+            outcome.append("joined")
+        except Exception as exc:  # noqa: BLE001 - what it raised is the assertion
+            outcome.append(exc)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=enqueue)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not _waiting_for_a_lock(db) and db.dialect.name != "sqlite":
+        time.sleep(0.01)
+    # ...then finishes it. On MariaDB the enqueue's UPDATE … WHERE id = ? AND finished_at IS
+    # NULL took the finished_at index entry before the row, and this UPDATE deadlocked with it.
+    assert batch_completion.finish_ready(tx, [batch_id]) == 1
+    flush.commit()
+    flush.close()
+    thread.join(30)
+    assert not thread.is_alive() and len(outcome) == 1
+    assert isinstance(outcome[0], BatchAlreadyFinished), outcome

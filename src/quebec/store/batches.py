@@ -90,25 +90,23 @@ def with_batch_id(envelope: str, batch_id: int) -> str:
 def enqueue_into(tx: Tx, batch_id: int, rows: NewJobs) -> EnqueuedJobs:
     """∅ → ready/scheduled/blocked, as enqueue_many, for jobs that join batch `batch_id`.
 
-    The batch row is updated first (its total raised), which locks it: a flush finishing the
-    batch's last job waits for this transaction, or finished it already and this one raises
-    BatchAlreadyFinished, writing nothing.
+    The batch row is locked first, by primary key, and its total raised: a flush finishing
+    the batch's last job waits for this transaction, or finished it already and this one
+    raises BatchAlreadyFinished, writing nothing. (Locked by `id` alone: an UPDATE that also
+    said `finished_at IS NULL` was run by MariaDB along the finished_at index, locking that
+    index's entry before the row, the reverse of a finishing flush, which locks the row
+    first and then moves the entry; the two deadlocked.)
     """
     t = tx.tables.batches
     n = len(rows.arguments)
-    raised = tx.conn.execute(
-        update(t)
-        .where(t.c.id == batch_id, t.c.finished_at.is_(None))
-        .values(total_jobs=t.c.total_jobs + n, updated_at=tx.now)
-    )
-    if raised.rowcount != 1:
-        known = tx.conn.scalar(select(t.c.id).where(t.c.id == batch_id))
-        if known is None:
-            raise BatchAlreadyFinished(
-                f"batch {batch_id} does not exist (cleared, or never created); enqueue outside it, or in a new "
-                f"qc.batch()"
-            )
+    found = tx.conn.execute(select(t.c.finished_at).where(t.c.id == batch_id).with_for_update()).first()
+    if found is None:
+        raise BatchAlreadyFinished(
+            f"batch {batch_id} does not exist (cleared, or never created); enqueue outside it, or in a new qc.batch()"
+        )
+    if found.finished_at is not None:
         raise BatchAlreadyFinished(f"Can't add jobs to batch {batch_id}: it has already finished")
+    tx.conn.execute(update(t).where(t.c.id == batch_id).values(total_jobs=t.c.total_jobs + n, updated_at=tx.now))
     rows.arguments[:] = [with_batch_id(a, batch_id) for a in rows.arguments]
     enqueued = enqueue_many(tx, rows)
     # A duplicate of a unique job is answered with the job it duplicates: that one does not

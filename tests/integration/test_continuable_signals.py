@@ -41,9 +41,10 @@ class Walk(quebec.BaseClass, quebec.Continuable):
                 step.advance(from_=i)
                 if i == 2 and not self.resumptions:
                     open(os.path.join(marks, "reached"), "w").close()
-            if self.resumptions:
-                with open(os.path.join(marks, "resumed"), "w") as f:
+            if self.resumptions:  # written whole, then renamed: the test may look at any moment
+                with open(os.path.join(marks, "resumed.tmp"), "w") as f:
                     json.dump({"cursor": first, "resumed": step.resumed, "pid": os.getpid()}, f)
+                os.replace(os.path.join(marks, "resumed.tmp"), os.path.join(marks, "resumed"))
 """
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.dialects.base import Dialect
-from quebec.dialects.mysql_packets import CLIENT_FLAGS, enqueue_packet, run_packet
+from quebec.dialects.mysql_packets import EnqueuePacket, client_flags, run_packet
 from quebec.errors import ConfigError
 
 _CHUNK = 1000
@@ -52,7 +52,7 @@ class MySQLDialect(Dialect):
         self._returning = False
         self._consecutive_ids = False
         self.packet_bytes: int | None = None
-        self._packets: dict[tuple[str, tuple[str, ...], bool], str] = {}
+        self._packets: dict[tuple[str, tuple[str, ...], bool], EnqueuePacket] = {}
 
     def engine_options(self) -> dict[str, Any]:
         opts = super().engine_options()
@@ -64,7 +64,7 @@ class MySQLDialect(Dialect):
         # hook rolls back every connection but one that our COMMIT was the last thing on.
         opts["pool_reset_on_return"] = None
         # Several statements in one round trip (mysql_packets.py): a one-job enqueue is one.
-        opts["connect_args"] = {"client_flag": CLIENT_FLAGS}
+        opts["connect_args"] = {"client_flag": client_flags()}
         return opts
 
     def on_engine(self, engine: Engine) -> None:
@@ -105,14 +105,12 @@ class MySQLDialect(Dialect):
         if len(rows) != 1 or conn.in_transaction():
             return None
         (row,) = rows
-        later = row[list(columns).index("scheduled_at")] > now
+        later = row[columns.index("scheduled_at")] > now
         key = (jobs.name, tuple(columns), later)
-        sql = self._packets.get(key)
-        if sql is None:
-            sql = self._packets[key] = enqueue_packet(conn, jobs, scheduled if later else ready, columns, later)
-        values = dict(zip(columns, row, strict=True))
-        execution = [values["queue_name"], values["priority"], *([values["scheduled_at"]] if later else []), now]
-        return [(run_packet(conn, sql, [*row, *execution]), later)]
+        packet = self._packets.get(key)
+        if packet is None:
+            packet = self._packets[key] = EnqueuePacket(conn, jobs, scheduled if later else ready, columns, later)
+        return [(packet.run(conn, row, now), later)]
 
     def check_server(self, conn: Connection) -> None:
         version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())
@@ -153,12 +151,14 @@ class MySQLDialect(Dialect):
         # rows) InnoDB scans the whole table, and waits for every row another claim has
         # locked (lock wait timeouts, and deadlocks with two workers). Joined to the list
         # as a JSON_TABLE, each row is one primary-key lookup (eq_ref).
-        conn.exec_driver_sql(self._delete_by_id_sql(conn, table), (json.dumps([int(i) for i in ids]),))
+        sql, ids_value = self._delete_by_id(conn, table, ids)
+        conn.exec_driver_sql(sql, (ids_value,))
 
-    def _delete_by_id_sql(self, conn: Connection, table: Table) -> str:
+    def _delete_by_id(self, conn: Connection, table: Table, ids: Sequence[int]) -> tuple[str, str]:
+        """delete_by_id's statement and its one parameter, the id list as JSON."""
         name = conn.dialect.identifier_preparer.quote(table.name)
-        ids = "JSON_TABLE(%s, '$[*]' COLUMNS (id BIGINT PATH '$'))"
-        return f"DELETE t FROM {name} t JOIN {ids} AS ids ON t.id = ids.id"
+        joined = "JSON_TABLE(%s, '$[*]' COLUMNS (id BIGINT PATH '$'))"
+        return f"DELETE t FROM {name} t JOIN {joined} AS ids ON t.id = ids.id", json.dumps([int(i) for i in ids])
 
     def delete_by_id_and_insert(
         self,
@@ -173,8 +173,9 @@ class MySQLDialect(Dialect):
         if not rows:
             self.delete_by_id(conn, table, ids)
             return
-        sql = f"{self._delete_by_id_sql(conn, table)}; {self.insert_sql(conn, into, columns, len(rows))}"
-        run_packet(conn, sql, [json.dumps([int(i) for i in ids]), *(v for row in rows for v in row)])
+        delete_sql, ids_value = self._delete_by_id(conn, table, ids)
+        sql = f"{delete_sql}; {self.insert_sql(conn, into, columns, len(rows))}"
+        run_packet(conn, sql, [ids_value, *(v for row in rows for v in row)])
 
     def in_index_order(self, stmt: Select[Any], table: Table, index: str) -> Select[Any]:
         # InnoDB chose the covering (queue_name, priority, job_id) index and a filesort for a

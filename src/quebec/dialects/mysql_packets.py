@@ -18,11 +18,14 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DBAPIError
 
-# PyMySQL's CLIENT flags: FOUND_ROWS is what SQLAlchemy sets itself (rowcount counts the
-# rows matched, not only those changed); connect_args replace its value, so it is kept.
-FOUND_ROWS = 2
-MULTI_STATEMENTS = 1 << 16
-CLIENT_FLAGS = FOUND_ROWS | MULTI_STATEMENTS
+
+def client_flags() -> int:
+    """The connections' CLIENT flags: MULTI_STATEMENTS, and FOUND_ROWS, which SQLAlchemy
+    sets itself (rowcount counts the rows matched, not only those changed) but connect_args
+    replace."""
+    from pymysql.constants import CLIENT
+
+    return int(CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS)
 
 
 @contextmanager
@@ -56,16 +59,26 @@ def run_packet(conn: Connection, sql: str, params: Sequence[Any]) -> int:
         return inserted
 
 
-def enqueue_packet(conn: Connection, jobs: Table, execution: Table, columns: Sequence[str], scheduled: bool) -> str:
+class EnqueuePacket:
     """INSERT one job, INSERT its ready or scheduled row (its id from LAST_INSERT_ID()),
-    COMMIT: the whole one-job enqueue, atomic, in one packet. Parameters: the job's
-    `columns`, then the execution row's queue_name, priority, [scheduled_at,] created_at."""
-    quote = conn.dialect.identifier_preparer.quote
-    execution_columns = ["job_id", "queue_name", "priority", *(["scheduled_at"] if scheduled else []), "created_at"]
-    return (
-        f"INSERT INTO {quote(jobs.name)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))}); "
-        f"INSERT INTO {quote(execution.name)} ({', '.join(quote(c) for c in execution_columns)}) "
-        f"VALUES (LAST_INSERT_ID(), {', '.join(['%s'] * (len(execution_columns) - 1))}); "
-        "COMMIT"
-    )
+    COMMIT: the whole one-job enqueue, atomic, in one packet; built once per table and
+    column list, so an enqueue only picks its execution row's values from the job's row."""
+
+    def __init__(
+        self, conn: Connection, jobs: Table, execution: Table, columns: Sequence[str], scheduled: bool
+    ) -> None:
+        quote = conn.dialect.identifier_preparer.quote
+        copied = ["queue_name", "priority", *(["scheduled_at"] if scheduled else [])]
+        self._copied = [list(columns).index(c) for c in copied]  # taken from the job's row
+        execution_columns = ["job_id", *copied, "created_at"]
+        self.sql = (
+            f"INSERT INTO {quote(jobs.name)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}); "
+            f"INSERT INTO {quote(execution.name)} ({', '.join(quote(c) for c in execution_columns)}) "
+            f"VALUES (LAST_INSERT_ID(), {', '.join(['%s'] * (len(execution_columns) - 1))}); "
+            "COMMIT"
+        )
+
+    def run(self, conn: Connection, row: Sequence[Any], now: Any) -> int:
+        """Send it for the job `row` (its columns in order); the new job's id."""
+        return run_packet(conn, self.sql, [*row, *(row[i] for i in self._copied), now])

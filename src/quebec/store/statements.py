@@ -13,7 +13,20 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import BigInteger, Delete, Integer, Select, Table, Update, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Delete,
+    Integer,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from quebec.dialects import Dialect
@@ -67,6 +80,11 @@ def queue_condition(column: ColumnElement[Any], pattern: str) -> ColumnElement[b
     return matching(column, match, params["queue"])
 
 
+def _claimed_columns(tables: Tables) -> list[Column[Any]]:
+    """The jobs columns a claim reads back (store.rows.claimed_job)."""
+    return [tables.jobs.c[name] for name in CLAIMED_JOB_COLUMNS]
+
+
 def _index_on(table: Table, *columns: str) -> str:
     """The name of `table`'s index on exactly `columns`."""
     for index in table.indexes:
@@ -81,7 +99,7 @@ class Statements:
     def __init__(self, tables: Tables, dialect: Dialect) -> None:
         self._dialect = dialect
         ready, claims, jobs = tables.ready_executions, tables.claimed_executions, tables.jobs
-        claimed = [jobs.c[name] for name in CLAIMED_JOB_COLUMNS]
+        claimed = _claimed_columns(tables)
         self.pick: dict[QueueMatch, Select[tuple[int]]] = {}
         # The pick for a claim made a statement a step (MySQL): each ready row's own id, so
         # the delete that follows finds the rows by primary key (by job_id, InnoDB scanned
@@ -153,9 +171,8 @@ class Statements:
             .returning(claims.c.job_id)
             .cte("inserted")
         )
-        claimed = [jobs.c[name] for name in CLAIMED_JOB_COLUMNS]
         return (
-            select(*claimed)
+            select(*_claimed_columns(tables))
             .join_from(jobs, inserted, inserted.c.job_id == jobs.c.id)
             .order_by(jobs.c.priority, jobs.c.id)
         )

@@ -145,12 +145,28 @@ def instant(value: object, what: str) -> datetime | None:
         raise ValueError(f"{what}={value!r} is out of range; give seconds since the epoch or a datetime") from None
 
 
+def _cutoff(db: Database, settings: Settings, finished_before: datetime | None) -> datetime:
+    """What a clear deletes finished before: `finished_before`, or clear_finished_jobs_after ago."""
+    if finished_before is not None:
+        return finished_before
+    return db.clock.now() - timedelta(seconds=settings.clear_finished_jobs_after)
+
+
+def _in_chunks(delete_chunk: Callable[[], int], size: int) -> int:
+    """Run `delete_chunk` (one transaction deleting at most `size` rows) until it deletes
+    fewer; how many it deleted in all."""
+    total = 0
+    while True:
+        n = delete_chunk()
+        total += n
+        if n < size:
+            return total
+
+
 def count_clearable_jobs(db: Database, settings: Settings, *, finished_before: object = None) -> int:
     """How many finished jobs clear_finished_jobs would delete now (same default cut-off)."""
     before = instant(finished_before, "finished_before")
-    if before is None:
-        before = db.clock.now() - timedelta(seconds=settings.clear_finished_jobs_after)
-    return db.read(cleanup.count_finished, finished_before=before)
+    return db.read(cleanup.count_finished, finished_before=_cutoff(db, settings, before))
 
 
 def clear_finished_jobs(
@@ -165,17 +181,8 @@ def clear_finished_jobs(
             f"clear_finished_jobs(finished_before=…) must be a datetime (or None for "
             f"clear_finished_jobs_after ago), got {finished_before!r}"
         )
-    before = (
-        to_naive_utc(finished_before)
-        if finished_before is not None
-        else db.clock.now() - timedelta(seconds=settings.clear_finished_jobs_after)
-    )
-    total = 0
-    while True:
-        n = db.transact(cleanup.clear_finished, finished_before=before, limit=size)
-        total += n
-        if n < size:
-            return total
+    before = _cutoff(db, settings, None if finished_before is None else to_naive_utc(finished_before))
+    return _in_chunks(lambda: db.transact(cleanup.clear_finished, finished_before=before, limit=size), size)
 
 
 def failed_filter(
@@ -333,11 +340,5 @@ def clear_finished_batches(
             f"clear_finished_batches(finished_before=…) must be a POSIX timestamp (seconds) or a datetime, "
             f"got {finished_before!r}; pass e.g. time.time() - 86400"
         ) from None
-    if before is None:
-        before = db.clock.now() - timedelta(seconds=settings.clear_finished_jobs_after)
-    total = 0
-    while True:
-        n = db.transact(batches.clear_finished, finished_before=before, batch_size=size)
-        total += n
-        if n < size:
-            return total
+    cutoff = _cutoff(db, settings, before)
+    return _in_chunks(lambda: db.transact(batches.clear_finished, finished_before=cutoff, batch_size=size), size)

@@ -108,6 +108,17 @@ def qc(make_qc: Callable[..., Any]) -> Any:
     return make_qc()
 
 
+def drain_all(qc: Any, limit: int = 50) -> int:
+    """Perform ready (and due) jobs in this thread, one at a time, until none is left; how
+    many ran. Fails past `limit`, so a job that keeps enqueuing more cannot loop forever."""
+    for count in range(limit):
+        executions = qc.drain_batch(1)
+        if not executions:
+            return count
+        executions[0].perform()
+    raise AssertionError(f"still jobs to run after {limit} executions")
+
+
 def eventually(check: Callable[[], Any], within: float = 10.0, every: float = 0.02) -> Any:
     """Wait for `check()` to return something truthy; fail with its last value after `within` s."""
     deadline = time.monotonic() + within

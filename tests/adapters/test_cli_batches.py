@@ -12,6 +12,7 @@ from cli_support import assert_one_sentence, in_process, run_cli
 from sqlalchemy import update
 
 import quebec
+from conftest import drain_all
 from quebec.store import batches
 
 
@@ -24,14 +25,6 @@ class Part(quebec.BaseClass):
 class Done(quebec.BaseClass):
     def perform(self) -> None:
         pass
-
-
-def _drain(qc: Any) -> None:
-    for _ in range(50):
-        executions = qc.drain_batch(1)
-        if not executions:
-            return
-        executions[0].perform()
 
 
 @pytest.fixture
@@ -48,7 +41,7 @@ def test_list_and_show_batches(make_qc: Any, env: dict[str, str], capsys: pytest
     qc.register_job(Done)
     with qc.batch(description="failing import", on_finish=Done, owner="ada") as failing:
         members = [Part.perform_later(qc).id, Part.perform_later(qc, True).id]
-    _drain(qc)
+    drain_all(qc)
     with qc.batch(description="open") as running:
         Part.perform_later(qc)
 
@@ -104,7 +97,7 @@ def test_sweep_and_clear(make_qc: Any, env: dict[str, str], engine: Any, capsys:
         conn.execute(update(t).where(t.c.id == stalled).values(created_at=qc.db.clock.now() - timedelta(minutes=10)))
     with qc.batch() as failing:
         Part.perform_later(qc, True)
-    _drain(qc)
+    drain_all(qc)
 
     swept = json.loads(in_process(capsys, "batches", "sweep", "--json").stdout)
     assert swept == {"stale_executions": 0, "finished_batches": 1, "started_batches": 1}

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 import quebec
+from conftest import drain_all
 from quebec.store import batch_completion
 
 RAN: list[tuple[str, Any]] = []
@@ -53,18 +54,6 @@ def _qc(make_qc: Any) -> Any:
     qc.register_job(Member)
     qc.register_job(Callback)
     return qc
-
-
-def _drain(qc: Any, limit: int = 50) -> int:
-    """Perform every ready job (including retries due now and callbacks) in this thread."""
-    ran = 0
-    for _ in range(limit):
-        executions = qc.drain_batch(1)
-        if not executions:
-            break
-        executions[0].perform()
-        ran += 1
-    return ran
 
 
 def _callbacks(qc: Any) -> list[str]:
@@ -108,7 +97,7 @@ def test_the_last_job_finishes_the_batch_and_enqueues_its_callbacks_once(make_qc
     ) as batch:
         Member.perform_later(qc)
         Member.perform_later(qc, "discard")
-    _drain(qc)
+    drain_all(qc)
     batch.reload()
     assert (batch.status, batch.finished, batch.succeeded, batch.failed) == ("completed", True, True, False)
     assert (batch.completed_jobs, batch.failed_jobs, batch.pending_jobs, batch.progress_percentage) == (2, 0, 0, 100.0)
@@ -134,7 +123,7 @@ def test_a_failed_job_fails_the_batch_and_a_retried_one_counts_once(make_qc: Any
         Member.perform_later(qc, "fail")
         Member.perform_later(qc, "retry")
         Member.perform_later(qc)
-    _drain(qc)
+    drain_all(qc)
     batch.reload()
     assert batch.status == "failed" and batch.failed and not batch.succeeded
     assert (batch.total_jobs, batch.completed_jobs, batch.failed_jobs) == (3, 1, 2)
@@ -165,7 +154,7 @@ def test_an_empty_batch_finishes_when_the_block_is_left(make_qc: Any) -> None:
     with qc.batch(on_finish=Callback.build("finish"), on_success=Callback.build("success")) as batch:
         assert batch.status == "pending"
     assert (batch.status, batch.total_jobs, batch.progress_percentage) == ("completed", 0, 0.0)
-    _drain(qc)
+    drain_all(qc)
     assert _callbacks(qc) == ["success", "finish"]
 
 
@@ -173,7 +162,7 @@ def test_enqueue_after_finished_raises_and_writes_nothing(make_qc: Any) -> None:
     qc = _qc(make_qc)
     with qc.batch() as batch:
         Member.perform_later(qc)
-    _drain(qc)
+    drain_all(qc)
     jobs_before = len(_rows(qc, "jobs"))
     with pytest.raises(quebec.BatchAlreadyFinished, match="already finished"), batch.enqueue():
         pass
@@ -193,7 +182,7 @@ def test_a_job_adds_jobs_to_its_own_batch(make_qc: Any) -> None:
     qc = _qc(make_qc)
     with qc.batch(on_finish=Callback.build("finish")) as batch:
         Member.perform_later(qc, "more")
-    _drain(qc)
+    drain_all(qc)
     batch.reload()
     assert (batch.total_jobs, batch.completed_jobs, batch.status) == (2, 2, "completed")
     assert _callbacks(qc) == ["finish"]
@@ -251,7 +240,7 @@ def test_sweep_finishes_batches_whose_jobs_ended_elsewhere_and_starts_stalled_on
     assert qc.sweep_stalled_batches(stalled_for=0.001)["started_batches"] == 1
     assert stalled.reload().status == "completed"
     assert qc.sweep_stalled_batches() == {"stale_executions": 0, "finished_batches": 0, "started_batches": 0}
-    _drain(qc)
+    drain_all(qc)
     assert _callbacks(qc) == ["finish"]
 
 
@@ -262,7 +251,7 @@ def test_clear_finished_batches_deletes_succeeded_ones_in_batches(make_qc: Any) 
             pass
     with qc.batch() as failed:
         Member.perform_later(qc, "fail")
-    _drain(qc)
+    drain_all(qc)
     assert failed.reload().failed
     assert qc.clear_finished_batches() == 0  # finished just now: younger than clear_finished_jobs_after
     assert qc.clear_finished_batches(batch_size=2, finished_before=time.time() + 60) == 5
@@ -371,7 +360,7 @@ def test_jobs_become_visible_when_the_outermost_block_is_left(make_qc: Any) -> N
         assert _rows(qc, "jobs") == []  # nothing committed yet: no other connection sees these jobs
         assert qc.find_batch(inner.id).total_jobs == 1  # the block's own transaction does
     assert (outer.status, outer.total_jobs, inner.status, inner.total_jobs) == ("enqueued", 2, "enqueued", 1)
-    _drain(qc)
+    drain_all(qc)
     assert outer.reload().status == "completed" and inner.reload().status == "completed"
     assert _callbacks(qc) == ["finish"]
 
@@ -392,7 +381,7 @@ def test_a_duplicate_of_a_unique_job_does_not_join_the_batch(make_qc: Any) -> No
         Unique.perform_later(qc, 2)
     assert (batch.total_jobs, batch.pending_jobs) == (1, 1)
     assert [j.batch_id for j in _rows(qc, "jobs")] == [None, batch.id]
-    _drain(qc)
+    drain_all(qc)
     assert batch.reload().status == "completed" and batch.completed_jobs == 1
 
 
@@ -402,7 +391,7 @@ def test_batches_finish_when_finished_jobs_are_not_kept(make_qc: Any) -> None:
         Member.perform_later(qc)
         Member.perform_later(qc, "retry")
         Member.perform_later(qc, "fail")
-    _drain(qc)
+    drain_all(qc)
     batch.reload()
     assert (batch.status, batch.total_jobs, batch.completed_jobs, batch.failed_jobs) == ("failed", 3, 1, 2)
     assert _callbacks(qc) == ["finish"]
@@ -447,7 +436,7 @@ def test_a_function_job_can_be_a_callback(make_qc: Any) -> None:
 
     with qc.batch(on_finish=report.build(7), on_success=report):
         pass
-    _drain(qc)
+    drain_all(qc)
     assert seen == [0, 7]
 
 
@@ -462,7 +451,7 @@ def test_a_continuable_job_resumed_in_a_new_execution_counts_once(make_qc: Any) 
     qc.register_job(Stepped)
     with qc.batch(on_finish=Callback.build("finish")) as batch:
         Stepped.perform_later(qc)
-    assert _drain(qc) == 3  # the job, its resumption (a new row in the batch), the callback
+    assert drain_all(qc) == 3  # the job, its resumption (a new row in the batch), the callback
     assert [r[1][:2] for r in RAN if r[0] == "member"] == [("first", batch.id), ("second", batch.id)]
     batch.reload()
     assert (batch.status, batch.total_jobs, batch.completed_jobs) == ("completed", 1, 1)

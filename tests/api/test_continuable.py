@@ -19,6 +19,7 @@ import pytest
 from api_support import state
 from sqlalchemy import select
 
+import conftest
 import quebec
 from conftest import eventually
 from quebec.arguments import decode_envelope
@@ -37,14 +38,8 @@ def runs_of(qc: Any, active_job_id: str | None) -> list[tuple[int, dict[str, Any
     return [(row.id, json.loads(row.arguments), state(qc, row.id)) for row in qc.db.read(read)]
 
 
-def drain_all(qc: Any, limit: int = 20) -> int:
-    """Perform ready (and due) jobs until none is left; how many ran."""
-    for count in range(limit):
-        executions = qc.drain_batch(1)
-        if not executions:
-            return count
-        executions[0].perform()
-    raise AssertionError(f"still jobs to run after {limit} executions")
+def drain_all(qc: Any) -> int:
+    return conftest.drain_all(qc, limit=20)
 
 
 def test_an_isolated_step_runs_in_an_execution_of_its_own_and_completed_steps_are_skipped(qc: Any) -> None:

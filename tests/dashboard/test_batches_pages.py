@@ -12,6 +12,7 @@ from dashboard_support import XSS_ARG, World, act, client_fixture, client_for, w
 from sqlalchemy import update
 
 import quebec
+from conftest import drain_all
 from quebec.dashboard.routes import batches as batch_routes
 from quebec.dashboard.security import Role, Visitor
 from quebec.store import batches
@@ -31,14 +32,6 @@ class Report(quebec.BaseClass):
         pass
 
 
-def _drain(qc: Any) -> None:
-    for _ in range(50):
-        executions = qc.drain_batch(1)
-        if not executions:
-            return
-        executions[0].perform()
-
-
 def _finished_batch(qc: Any) -> tuple[Any, list[int]]:
     """A batch whose one member failed: on_failure and on_finish enqueued, then run."""
     qc.register_job(Step)
@@ -51,7 +44,7 @@ def _finished_batch(qc: Any) -> tuple[Any, list[int]]:
         metadata={"note": XSS_ARG},
     ) as batch:
         ids = [Step.perform_later(qc, "ok").id, Step.perform_later(qc, "fail").id]
-    _drain(qc)
+    drain_all(qc)
     return batch.reload(), ids
 
 
@@ -128,7 +121,7 @@ def test_a_cleared_batch_is_named_on_its_jobs_page(world: World, client: Any) ->
     qc.register_job(Step)
     with qc.batch() as b:
         job_id = Step.perform_later(qc, "ok").id
-    _drain(qc)
+    drain_all(qc)
     assert qc.clear_finished_batches(finished_before=qc.db.clock.now() + timedelta(seconds=5)) == 1
     assert qc.db.read(batch_of_job, job_id=job_id).exists is False
     assert f"#{b.id} (cleared)" in client.get(f"/job/{job_id}").text
@@ -172,7 +165,7 @@ def test_sweep_refused_without_a_valid_token_or_for_a_viewer(world: World, clien
 def test_an_open_batch_shows_its_live_counts_as_quebec_batch_does(world: World, client: Any) -> None:
     qc = world.qc
     qc.register_job(Step)
-    _drain(qc)  # the world's ready jobs first: then only the batch's are ready
+    drain_all(qc)  # the world's ready jobs first: then only the batch's are ready
     with qc.batch(description="half way") as batch:
         for how in ("ok", "fail", "ok"):
             Step.perform_later(qc, how)
